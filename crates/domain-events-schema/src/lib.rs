@@ -1,0 +1,130 @@
+//! The schema core of domain-events: load TOML event schemas, validate them (reporting every
+//! problem with file, line and column), and turn them into Rust code and JSON Schema.
+//!
+//! The proc macro, the command-line tool, the xtask and the tests all call this crate; nothing
+//! else parses or validates schema files.
+//!
+//! ```
+//! use domain_events_schema::{Catalog, Settings};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! std::fs::write(dir.path().join("image.toml"), r#"
+//!     category = "image"
+//!     correlation = "variationId"
+//!     [events.variation_started]
+//!     idempotency_key = "image_started:{variationId}"
+//!     [events.variation_started.fields]
+//!     variationId = { type = "string", min_length = 1 }
+//! "#).unwrap();
+//! let catalog = Catalog::load(dir.path(), &Settings::new()).unwrap();
+//! assert_eq!(catalog.events().next().unwrap().type_string, "image:variation_started");
+//! let tokens = catalog.generate(&Settings::new()); // Rust code, as `proc_macro2::TokenStream`
+//! assert!(!tokens.is_empty());
+//! ```
+#![deny(missing_docs)]
+
+pub mod codegen;
+pub mod diag;
+pub mod export;
+pub mod ident;
+pub mod json_schema;
+pub mod load;
+pub mod model;
+pub mod raw;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use model::Catalog;
+
+/// Options shared by code generation and export.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The path generated code uses to reach the runtime crate (default `::domain_events`).
+    pub crate_path: String,
+    /// How the schema folder is named in messages (default: the folder as given).
+    pub display_dir: Option<PathBuf>,
+    /// The URI every exported schema `$id` starts with.
+    pub schema_id_base: String,
+}
+
+/// The default `$id` prefix of exported schemas.
+pub const DEFAULT_SCHEMA_ID_BASE: &str = "https://schemas.domain-events.dev/";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            crate_path: "::domain_events".into(),
+            display_dir: None,
+            schema_id_base: DEFAULT_SCHEMA_ID_BASE.into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Generated code reaches the runtime through `path` (like `#[serde(crate = "...")]`).
+    pub fn with_crate_path(mut self, path: impl Into<String>) -> Self {
+        self.crate_path = path.into();
+        self
+    }
+
+    /// Names the schema folder `dir` in messages, e.g. the path relative to the manifest.
+    pub fn with_display_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.display_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the `$id` prefix of exported schemas (it should end with `/`).
+    pub fn with_schema_id_base(mut self, base: impl Into<String>) -> Self {
+        self.schema_id_base = base.into();
+        self
+    }
+}
+
+impl Catalog {
+    /// Loads and validates every `*.toml` file in `dir`. All problems of all files are returned at
+    /// once; nothing is generated from a folder with problems.
+    pub fn load(dir: &Path, settings: &Settings) -> Result<Catalog, Diagnostics> {
+        let mut diags = Diagnostics::new();
+        let display = settings
+            .display_dir
+            .clone()
+            .unwrap_or_else(|| dir.to_path_buf());
+        let files = load::load_dir(dir, &display, &mut diags);
+        let catalog = validate::validate(&files, &mut diags);
+        diags.finish()?;
+        // `validate` returns `None` only after reporting a problem, which `finish` turned into `Err`.
+        catalog.ok_or_else(Diagnostics::new)
+    }
+
+    /// Validates schema files given as text (`(display name, contents)`), for tests and tools
+    /// that do not read from disk. Names must end in `<category>.toml`.
+    pub fn from_sources(sources: &[(&str, &str)]) -> Result<Catalog, Diagnostics> {
+        let mut diags = Diagnostics::new();
+        let files: Vec<_> = sources
+            .iter()
+            .map(|(name, text)| {
+                let source = diag::SourceFile::new(
+                    PathBuf::from(name),
+                    (*name).to_owned(),
+                    (*text).to_owned(),
+                );
+                load::parse_source(source, &mut diags)
+            })
+            .collect();
+        let catalog = validate::validate(&files, &mut diags);
+        diags.finish()?;
+        catalog.ok_or_else(Diagnostics::new)
+    }
+
+    /// The Rust code for this catalog (see [`codegen`]).
+    pub fn generate(&self, settings: &Settings) -> proc_macro2::TokenStream {
+        codegen::generate(self, settings)
+    }
+}

@@ -1,0 +1,274 @@
+//! The validated schema: what codegen and JSON Schema export read. Built only by
+//! [`crate::validate`], so everything here already holds the rules of the schema language.
+
+use std::path::PathBuf;
+
+/// A whole schema folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    /// The categories, sorted by name.
+    pub categories: Vec<Category>,
+    /// Named object and enum types, and the enums declared inline on fields, sorted by Rust name.
+    pub types: Vec<NamedType>,
+    /// Every file read, for rebuild tracking.
+    pub files: Vec<PathBuf>,
+}
+
+/// One schema file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Category {
+    /// The category name (`image`).
+    pub name: String,
+    /// Documentation.
+    pub description: Option<String>,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its events, in file order.
+    pub events: Vec<Event>,
+}
+
+/// One event type with all its declared versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The category.
+    pub category: String,
+    /// The event name (`variation_completed`).
+    pub name: String,
+    /// `<category>:<name>`.
+    pub type_string: String,
+    /// UpperCamelCase name (`ImageVariationCompleted`).
+    pub variant: String,
+    /// Documentation.
+    pub description: Option<String>,
+    /// Whether the whole event is deprecated.
+    pub deprecated: bool,
+    /// Every declared version, oldest first; the last is the one emitters produce.
+    pub versions: Vec<EventVersion>,
+}
+
+impl Event {
+    /// The newest version: what emitters produce.
+    pub fn latest(&self) -> &EventVersion {
+        // `validate` never builds an event without versions.
+        &self.versions[self.versions.len() - 1]
+    }
+
+    /// The Rust name of a version's payload struct.
+    pub fn payload_name(&self, version: &EventVersion) -> String {
+        format!("{}Payload", self.version_prefix(version))
+    }
+
+    /// The Rust name of a version's envelope alias.
+    pub fn envelope_name(&self, version: &EventVersion) -> String {
+        format!("{}Event", self.version_prefix(version))
+    }
+
+    /// `ImageVariationCompleted` for the latest version, `ImageVariationCompletedV1` for older ones.
+    pub fn version_prefix(&self, version: &EventVersion) -> String {
+        if version.latest {
+            self.variant.clone()
+        } else {
+            format!("{}V{}", self.variant, version.version)
+        }
+    }
+
+    /// The emitter method name (`emit_image_variation_completed`).
+    pub fn emitter_method(&self) -> String {
+        format!("emit_{}_{}", self.category, self.name)
+    }
+}
+
+/// One version of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventVersion {
+    /// The version number, from 1.
+    pub version: u32,
+    /// Whether this is the newest version.
+    pub latest: bool,
+    /// Documentation (the event's, unless the version has its own).
+    pub description: Option<String>,
+    /// The payload fields, in file order.
+    pub fields: Vec<Field>,
+    /// The idempotency-key template.
+    pub key: KeyTemplate,
+    /// The wire name of the correlation field.
+    pub correlation: String,
+}
+
+impl EventVersion {
+    /// The field with wire name `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// A parsed idempotency-key template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTemplate {
+    /// The template as written (`image_complete:{variationId}`).
+    pub source: String,
+    /// Literal text and field references, in order.
+    pub parts: Vec<KeyPart>,
+}
+
+/// A piece of a key template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPart {
+    /// Text copied as is.
+    Literal(String),
+    /// The value of a payload field (wire name).
+    Field(String),
+}
+
+/// A payload or object field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The wire name (`variationId`).
+    pub name: String,
+    /// The Rust name (`variation_id`), already escaped if it is a keyword.
+    pub rust_name: String,
+    /// The type.
+    pub ty: FieldType,
+    /// Whether the field may be absent.
+    pub optional: bool,
+    /// Documentation.
+    pub description: Option<String>,
+    /// Whether the field is deprecated.
+    pub deprecated: bool,
+    /// Whether the value must never be printed.
+    pub sensitive: bool,
+    /// Constraints on the value.
+    pub constraints: Constraints,
+}
+
+/// A field's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldType {
+    /// `string`.
+    String,
+    /// `int` (i64).
+    Int,
+    /// `uint` (u64).
+    UInt,
+    /// `float` (f64).
+    Float,
+    /// `bool`.
+    Bool,
+    /// `timestamp` (RFC 3339).
+    Timestamp,
+    /// `date` (YYYY-MM-DD).
+    Date,
+    /// `uuid`.
+    Uuid,
+    /// `url` (absolute URI).
+    Url,
+    /// `email`.
+    Email,
+    /// `list<T>`.
+    List(Box<FieldType>),
+    /// `map<T>` (string keys).
+    Map(Box<FieldType>),
+    /// A named type: an object or enum under `[types]`, or an inline enum (by its Rust name).
+    Named(String),
+}
+
+impl FieldType {
+    /// Whether values have one stable text form that can go into a key (strings, integers,
+    /// booleans, formats and enums; not floats, lists, maps or objects).
+    pub fn is_key_scalar(&self, catalog_types: &[NamedType]) -> bool {
+        match self {
+            FieldType::Float | FieldType::List(_) | FieldType::Map(_) => false,
+            FieldType::Named(name) => catalog_types
+                .iter()
+                .any(|t| &t.name == name && matches!(t.kind, NamedKind::Enum(_))),
+            _ => true,
+        }
+    }
+
+    /// The innermost element type (through lists and maps).
+    pub fn element(&self) -> &FieldType {
+        match self {
+            FieldType::List(inner) | FieldType::Map(inner) => inner.element(),
+            other => other,
+        }
+    }
+}
+
+/// Declared constraints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Constraints {
+    /// Inclusive lower bound.
+    pub min: Option<Number>,
+    /// Inclusive upper bound.
+    pub max: Option<Number>,
+    /// Least string length.
+    pub min_length: Option<u64>,
+    /// Greatest string length.
+    pub max_length: Option<u64>,
+    /// Regular expression.
+    pub pattern: Option<String>,
+    /// Least list length.
+    pub min_items: Option<u64>,
+    /// Greatest list length.
+    pub max_items: Option<u64>,
+}
+
+impl Constraints {
+    /// Whether no constraint is declared.
+    pub fn is_empty(&self) -> bool {
+        *self == Constraints::default()
+    }
+}
+
+/// A numeric bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+impl Number {
+    /// The value as a float, for comparisons.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Float(x) => x,
+        }
+    }
+}
+
+/// A named type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedType {
+    /// The Rust (and schema) name.
+    pub name: String,
+    /// The category whose file declares it.
+    pub category: String,
+    /// Documentation.
+    pub description: Option<String>,
+    /// Object or enum.
+    pub kind: NamedKind,
+}
+
+/// What a named type is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamedKind {
+    /// An object with fields.
+    Object(Vec<Field>),
+    /// A string enum with its values, in file order.
+    Enum(Vec<String>),
+}
+
+impl Catalog {
+    /// Every event of every category.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.categories.iter().flat_map(|c| c.events.iter())
+    }
+
+    /// The named type called `name`.
+    pub fn named(&self, name: &str) -> Option<&NamedType> {
+        self.types.iter().find(|t| t.name == name)
+    }
+}

@@ -1,0 +1,655 @@
+//! The [`Emitter`]: turns payloads into envelopes and publishes them through a [`Transport`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::envelope::{Envelope, is_valid_traceparent};
+use crate::payload::EventPayload;
+use crate::transport::{OutgoingEvent, PublishOutcome, Transport, TransportError};
+use crate::validation::ValidationError;
+
+/// How long an emission may take, transport included, unless [`EmitterBuilder::timeout`] says
+/// otherwise: 5 seconds.
+pub const DEFAULT_EMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an emission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    /// The payload breaks a constraint of its schema; nothing was sent.
+    #[error("invalid payload: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The envelope could not be serialized to JSON; nothing was sent.
+    #[error("cannot serialize the envelope: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The transport did not answer within the emitter's timeout. The events may or may not have
+    /// been published; emitting them again is safe, since their idempotency keys are unchanged.
+    #[error("the transport did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// The result of one successful emission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitted {
+    /// The `eventId` of the envelope that was built. When [`duplicate`](Self::duplicate) is true,
+    /// this envelope was not published.
+    pub event_id: Uuid,
+    /// The event's type string.
+    pub event_type: &'static str,
+    /// The event's idempotency key.
+    pub idempotency_key: String,
+    /// Whether the key was already claimed, so that the event was not published.
+    pub duplicate: bool,
+    /// For a duplicate, the `eventId` of the event holding the claim, when the transport knows it.
+    pub existing_event_id: Option<Uuid>,
+}
+
+impl Emitted {
+    /// Whether the event was published (it was not a duplicate).
+    pub fn published(&self) -> bool {
+        !self.duplicate
+    }
+}
+
+/// A snapshot of an emitter's counters, shared by all its clones.
+///
+/// Every count is per event: a batch of three counts three.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmitterStats {
+    /// Events the transport published.
+    pub emitted: u64,
+    /// Events not published because their key was already claimed.
+    pub duplicates: u64,
+    /// Events whose emission failed, through [`Emitter::emit`], [`Emitter::emit_batch`] and
+    /// [`Emitter::emit_or_log`] alike.
+    pub failed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    emitted: AtomicU64,
+    duplicates: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+struct Inner {
+    source: String,
+    transport: Arc<dyn Transport>,
+    timeout: Duration,
+    counters: Counters,
+}
+
+/// What an emitter stamps on every envelope besides the payload's own data.
+#[derive(Clone, Default)]
+struct Context {
+    causation_id: Option<Uuid>,
+    traceparent: Option<Arc<str>>,
+}
+
+impl Context {
+    fn apply<P>(&self, envelope: &mut Envelope<P>) {
+        if let Some(id) = self.causation_id {
+            envelope.causation_id = Some(id);
+        }
+        if let Some(tp) = &self.traceparent {
+            envelope.traceparent = Some(tp.to_string());
+        }
+    }
+}
+
+/// Publishes events of one service through a [`Transport`].
+///
+/// Cloning is cheap (an `Arc` inside); clones share the transport and the counters.
+/// [`with_causation`](Self::with_causation) and [`with_traceparent`](Self::with_traceparent) return
+/// clones that stamp those fields on what they emit.
+///
+/// ```
+/// # use domain_events::{Emitter, MemoryBus};
+/// # use std::time::Duration;
+/// let bus = MemoryBus::new();
+/// let emitter = Emitter::builder("image-generator", bus.clone())
+///     .timeout(Duration::from_secs(2))
+///     .build();
+/// assert_eq!(emitter.source(), "image-generator");
+/// ```
+#[derive(Clone)]
+pub struct Emitter {
+    inner: Arc<Inner>,
+    context: Context,
+}
+
+/// Configures an [`Emitter`]; made by [`Emitter::builder`].
+pub struct EmitterBuilder {
+    source: String,
+    transport: Arc<dyn Transport>,
+    timeout: Duration,
+}
+
+impl EmitterBuilder {
+    /// How long one emission (one transport call) may take before it fails with
+    /// [`EmitError::Timeout`]; default [`DEFAULT_EMIT_TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The emitter.
+    pub fn build(self) -> Emitter {
+        Emitter {
+            inner: Arc::new(Inner {
+                source: self.source,
+                transport: self.transport,
+                timeout: self.timeout,
+                counters: Counters::default(),
+            }),
+            context: Context::default(),
+        }
+    }
+}
+
+impl fmt::Debug for EmitterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmitterBuilder")
+            .field("source", &self.source)
+            .field("transport", &self.transport.name())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Emitter {
+    /// Starts configuring an emitter for service `source`, publishing through `transport`.
+    pub fn builder(source: impl Into<String>, transport: impl Transport) -> EmitterBuilder {
+        EmitterBuilder {
+            source: source.into(),
+            transport: Arc::new(transport),
+            timeout: DEFAULT_EMIT_TIMEOUT,
+        }
+    }
+
+    /// An emitter for service `source` with the default settings.
+    pub fn new(source: impl Into<String>, transport: impl Transport) -> Emitter {
+        Self::builder(source, transport).build()
+    }
+
+    /// The service name written into every envelope's `source`.
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// The name of the transport.
+    pub fn transport_name(&self) -> &'static str {
+        self.inner.transport.name()
+    }
+
+    /// The timeout of one emission.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The counters, shared by every clone of this emitter.
+    pub fn stats(&self) -> EmitterStats {
+        let c = &self.inner.counters;
+        EmitterStats {
+            emitted: c.emitted.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A clone that stamps `causationId` = `event_id` on what it emits: use it to emit events
+    /// caused by the event `event_id`.
+    pub fn with_causation(&self, event_id: Uuid) -> Emitter {
+        let mut emitter = self.clone();
+        emitter.context.causation_id = Some(event_id);
+        emitter
+    }
+
+    /// A clone that stamps the W3C `traceparent` on what it emits. A value that is not a valid
+    /// version-00 traceparent ([`is_valid_traceparent`]) is ignored: the clone stamps none, as
+    /// [`Envelope::with_traceparent`] does.
+    pub fn with_traceparent(&self, traceparent: &str) -> Emitter {
+        let mut emitter = self.clone();
+        emitter.context.traceparent = if is_valid_traceparent(traceparent) {
+            Some(Arc::from(traceparent))
+        } else {
+            tracing::debug!("ignoring an invalid traceparent");
+            None
+        };
+        emitter
+    }
+
+    /// Validates `payload`, wraps it in an envelope, serializes it once and publishes it, within
+    /// the emitter's timeout.
+    ///
+    /// A payload that breaks its schema fails with [`EmitError::Invalid`] and nothing is sent. An
+    /// event whose idempotency key is already claimed is not published and is reported with
+    /// [`Emitted::duplicate`] set; that is not an error.
+    pub async fn emit<P: EventPayload>(&self, payload: P) -> Result<Emitted, EmitError> {
+        let event = match self.prepare(payload) {
+            Ok(event) => event,
+            Err(e) => return Err(self.failed(1, e)),
+        };
+        let mut emitted = self.publish(vec![event]).await?;
+        // `publish` checks that there is one outcome per event, so this is never `None`.
+        emitted
+            .pop()
+            .ok_or_else(|| self.failed(1, TransportError::other("no outcome for the event").into()))
+    }
+
+    /// Fire-and-forget [`emit`](Self::emit): never fails. A failure is logged with
+    /// `tracing::warn!` (event type, idempotency key and error, never the payload), counted in
+    /// [`EmitterStats::failed`], and returns `None`.
+    pub async fn emit_or_log<P: EventPayload>(&self, payload: P) -> Option<Emitted> {
+        let key = payload.idempotency_key();
+        match self.emit(payload).await {
+            Ok(emitted) => Some(emitted),
+            Err(error) => {
+                tracing::warn!(
+                    event_type = P::TYPE,
+                    idempotency_key = %key,
+                    source = %self.inner.source,
+                    error = %error,
+                    "event not emitted"
+                );
+                None
+            }
+        }
+    }
+
+    /// Publishes every event of `batch` in one transport call, within the emitter's timeout.
+    /// Returns one [`Emitted`] per event, in the order they were pushed. An empty batch does not
+    /// call the transport.
+    pub async fn emit_batch(&self, batch: EmitBatch) -> Result<Vec<Emitted>, EmitError> {
+        if batch.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = batch.items.len();
+        let mut events = Vec::with_capacity(count);
+        for item in batch.items {
+            match item.finish(&self.inner.source, &self.context) {
+                Ok(event) => events.push(event),
+                Err(e) => return Err(self.failed(count, e.into())),
+            }
+        }
+        self.publish(events).await
+    }
+
+    /// Builds the envelope of `payload` and serializes it.
+    fn prepare<P: EventPayload>(&self, payload: P) -> Result<OutgoingEvent, EmitError> {
+        let envelope = Envelope::new(self.inner.source.as_str(), payload)?;
+        Ok(outgoing(envelope, &self.context)?)
+    }
+
+    /// Publishes `events` through the transport within the timeout, and counts the outcome.
+    async fn publish(&self, events: Vec<OutgoingEvent>) -> Result<Vec<Emitted>, EmitError> {
+        let timeout = self.inner.timeout;
+        let transport = &self.inner.transport;
+        let outcomes = match tokio::time::timeout(timeout, transport.publish(&events)).await {
+            Err(_elapsed) => return Err(self.failed(events.len(), EmitError::Timeout(timeout))),
+            Ok(Err(e)) => return Err(self.failed(events.len(), e.into())),
+            Ok(Ok(outcomes)) => outcomes,
+        };
+        if outcomes.len() != events.len() {
+            let message = format!(
+                "transport `{}` returned {} outcomes for {} events",
+                transport.name(),
+                outcomes.len(),
+                events.len()
+            );
+            return Err(self.failed(events.len(), TransportError::other(message).into()));
+        }
+        let mut emitted = Vec::with_capacity(events.len());
+        for (event, outcome) in events.into_iter().zip(outcomes) {
+            let existing_event_id = match outcome {
+                PublishOutcome::Published => {
+                    Counters::add(&self.inner.counters.emitted, 1);
+                    tracing::debug!(
+                        event_type = event.event_type,
+                        event_id = %event.event_id,
+                        idempotency_key = %event.idempotency_key,
+                        "event emitted"
+                    );
+                    None
+                }
+                PublishOutcome::Duplicate { existing_event_id } => {
+                    Counters::add(&self.inner.counters.duplicates, 1);
+                    tracing::debug!(
+                        event_type = event.event_type,
+                        idempotency_key = %event.idempotency_key,
+                        existing_event_id = ?existing_event_id,
+                        "duplicate event not published"
+                    );
+                    existing_event_id
+                }
+            };
+            emitted.push(Emitted {
+                event_id: event.event_id,
+                event_type: event.event_type,
+                idempotency_key: event.idempotency_key,
+                duplicate: outcome.is_duplicate(),
+                existing_event_id,
+            });
+        }
+        Ok(emitted)
+    }
+
+    /// Counts `n` failed events and hands `error` back.
+    fn failed(&self, n: usize, error: EmitError) -> EmitError {
+        Counters::add(&self.inner.counters.failed, n);
+        error
+    }
+}
+
+impl fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emitter")
+            .field("source", &self.inner.source)
+            .field("transport", &self.inner.transport.name())
+            .field("timeout", &self.inner.timeout)
+            .field("causation_id", &self.context.causation_id)
+            .field("traceparent", &self.context.traceparent)
+            .finish()
+    }
+}
+
+/// Stamps the context on `envelope` and serializes it: the one serialization of an event.
+fn outgoing<P: EventPayload>(
+    mut envelope: Envelope<P>,
+    context: &Context,
+) -> Result<OutgoingEvent, serde_json::Error> {
+    context.apply(&mut envelope);
+    let json = serde_json::to_string(&envelope)?;
+    Ok(OutgoingEvent {
+        event_type: P::TYPE,
+        category: P::CATEGORY,
+        event_id: envelope.event_id,
+        idempotency_key: envelope.idempotency_key,
+        json: Arc::from(json),
+    })
+}
+
+/// An envelope waiting in a batch for the emitter's source and context.
+trait Pending: Send {
+    fn event_type(&self) -> &'static str;
+    fn finish(self: Box<Self>, source: &str, context: &Context) -> Result<OutgoingEvent, serde_json::Error>;
+}
+
+impl<P: EventPayload> Pending for Envelope<P> {
+    fn event_type(&self) -> &'static str {
+        P::TYPE
+    }
+
+    fn finish(mut self: Box<Self>, source: &str, context: &Context) -> Result<OutgoingEvent, serde_json::Error> {
+        source.clone_into(&mut self.source);
+        outgoing(*self, context)
+    }
+}
+
+/// Events of any types, validated as they are pushed and published together by
+/// [`Emitter::emit_batch`] in one transport call.
+///
+/// Each payload is validated and given its `eventId` and `occurredAt` when pushed; it is serialized
+/// once, when the batch is emitted, with the emitter's source and context.
+///
+/// ```
+/// # use domain_events::EmitBatch;
+/// let batch = EmitBatch::new();
+/// assert!(batch.is_empty());
+/// // batch.push(payload)?; for each payload, then emitter.emit_batch(batch).await?
+/// ```
+#[derive(Default)]
+pub struct EmitBatch {
+    items: Vec<Box<dyn Pending>>,
+}
+
+impl EmitBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates `payload` and adds it to the batch, returning its `eventId`. An invalid payload is
+    /// not added.
+    pub fn push<P: EventPayload>(&mut self, payload: P) -> Result<Uuid, ValidationError> {
+        // The source is filled in by the emitter.
+        let envelope = Envelope::new(String::new(), payload)?;
+        let event_id = envelope.event_id;
+        self.items.push(Box::new(envelope));
+        Ok(event_id)
+    }
+
+    /// The number of events in the batch.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl fmt::Debug for EmitBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.items.iter().map(|item| item.event_type())).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::envelope::RawEnvelope;
+    use crate::test_support::{Signup, VariationCompleted};
+    use crate::transport::BoxFuture;
+
+    /// Records what it is asked to publish and answers with a scripted result.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<Vec<OutgoingEvent>>>,
+        answer: Mutex<Option<Result<Vec<PublishOutcome>, TransportError>>>,
+    }
+
+    impl Recorder {
+        fn answering(answer: Result<Vec<PublishOutcome>, TransportError>) -> Arc<Self> {
+            Arc::new(Recorder { calls: Mutex::default(), answer: Mutex::new(Some(answer)) })
+        }
+
+        fn calls(&self) -> Vec<Vec<OutgoingEvent>> {
+            self.calls.lock().expect("lock").clone()
+        }
+    }
+
+    impl Transport for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+
+        fn publish<'a>(
+            &'a self,
+            events: &'a [OutgoingEvent],
+        ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
+            self.calls.lock().expect("lock").push(events.to_vec());
+            let answer = self.answer.lock().expect("lock").take();
+            Box::pin(async move { answer.unwrap_or_else(|| Ok(vec![PublishOutcome::Published; events.len()])) })
+        }
+    }
+
+    /// Never answers.
+    struct Stuck;
+
+    impl Transport for Stuck {
+        fn name(&self) -> &'static str {
+            "stuck"
+        }
+
+        fn publish<'a>(&'a self, _: &'a [OutgoingEvent]) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[tokio::test]
+    async fn emit_serializes_the_envelope_once_with_source_and_context() {
+        let recorder = Arc::new(Recorder::default());
+        let emitter = Emitter::new("image-generator", recorder.clone());
+        let cause = Uuid::now_v7();
+        let emitted = emitter
+            .with_causation(cause)
+            .with_traceparent(TP)
+            .emit(VariationCompleted::new("var-123"))
+            .await
+            .expect("emitted");
+
+        assert_eq!(emitted.idempotency_key, "image_complete:var-123");
+        assert_eq!(emitted.event_type, "image:variation_completed");
+        assert!(emitted.published());
+        let calls = recorder.calls();
+        assert_eq!(calls.len(), 1);
+        let event = &calls[0][0];
+        assert_eq!((event.event_type, event.category), ("image:variation_completed", "image"));
+        assert_eq!(event.event_id, emitted.event_id);
+        let raw = RawEnvelope::from_slice(event.json.as_bytes()).expect("envelope JSON");
+        assert_eq!(raw.event_id, emitted.event_id);
+        assert_eq!(raw.source, "image-generator");
+        assert_eq!(raw.causation_id, Some(cause));
+        assert_eq!(raw.traceparent.as_deref(), Some(TP));
+        assert_eq!(raw.correlation_id, "var-123");
+        assert_eq!(raw.idempotency_key, "image_complete:var-123");
+        assert_eq!(emitter.stats(), EmitterStats { emitted: 1, duplicates: 0, failed: 0 });
+    }
+
+    #[tokio::test]
+    async fn context_clones_leave_the_original_untouched_and_bad_traceparents_are_ignored() {
+        let recorder = Arc::new(Recorder::default());
+        let emitter = Emitter::new("svc", recorder.clone());
+        emitter.with_traceparent("not-a-traceparent").emit(Signup::new("u1")).await.expect("emitted");
+        emitter.emit(Signup::new("u2")).await.expect("emitted");
+        for call in recorder.calls() {
+            let raw = RawEnvelope::from_slice(call[0].json.as_bytes()).expect("envelope JSON");
+            assert_eq!(raw.traceparent, None);
+            assert_eq!(raw.causation_id, None);
+        }
+        // Clones share counters.
+        assert_eq!(emitter.with_causation(Uuid::now_v7()).stats().emitted, 2);
+    }
+
+    #[tokio::test]
+    async fn invalid_payloads_are_not_sent() {
+        let recorder = Arc::new(Recorder::default());
+        let emitter = Emitter::new("svc", recorder.clone());
+        let err = emitter.emit(VariationCompleted::new("")).await.expect_err("invalid");
+        match err {
+            EmitError::Invalid(e) => assert_eq!(e.violations[0].path, "variationId"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        assert!(recorder.calls().is_empty());
+        assert_eq!(emitter.stats().failed, 1);
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_reported_not_failed() {
+        let existing = Uuid::now_v7();
+        let recorder = Recorder::answering(Ok(vec![PublishOutcome::Duplicate { existing_event_id: Some(existing) }]));
+        let emitter = Emitter::new("svc", recorder);
+        let emitted = emitter.emit(Signup::new("u1")).await.expect("not an error");
+        assert!(emitted.duplicate);
+        assert_eq!(emitted.existing_event_id, Some(existing));
+        assert_eq!(emitter.stats(), EmitterStats { emitted: 0, duplicates: 1, failed: 0 });
+    }
+
+    #[tokio::test]
+    async fn transport_errors_and_wrong_outcome_counts_fail_the_emission() {
+        let emitter = Emitter::new("svc", Recorder::answering(Err(TransportError::Rejected("no".into()))));
+        let err = emitter.emit(Signup::new("u1")).await.expect_err("rejected");
+        assert!(matches!(err, EmitError::Transport(TransportError::Rejected(_))), "{err:?}");
+
+        let emitter = Emitter::new("svc", Recorder::answering(Ok(vec![])));
+        let err = emitter.emit(Signup::new("u1")).await.expect_err("no outcome");
+        assert!(err.to_string().contains("0 outcomes for 1 events"), "{err}");
+        assert_eq!(emitter.stats().failed, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_transport_times_out() {
+        let emitter = Emitter::builder("svc", Stuck).timeout(Duration::from_millis(250)).build();
+        let started = tokio::time::Instant::now();
+        let err = emitter.emit(Signup::new("u1")).await.expect_err("timeout");
+        assert!(matches!(err, EmitError::Timeout(d) if d == Duration::from_millis(250)), "{err:?}");
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+        assert_eq!(emitter.stats().failed, 1);
+    }
+
+    #[tokio::test]
+    async fn emit_or_log_swallows_and_counts_failures() {
+        let recorder = Arc::new(Recorder::default());
+        let emitter = Emitter::new("svc", recorder.clone());
+        assert!(emitter.emit_or_log(Signup::new("")).await.is_none());
+        let ok = emitter.emit_or_log(Signup::new("u1")).await.expect("emitted");
+        assert!(ok.published());
+
+        let failing = Emitter::new("svc", Recorder::answering(Err(TransportError::unavailable("refused"))));
+        assert!(failing.emit_or_log(Signup::new("u1")).await.is_none());
+
+        assert_eq!(emitter.stats(), EmitterStats { emitted: 1, duplicates: 0, failed: 1 });
+        assert_eq!(failing.stats(), EmitterStats { emitted: 0, duplicates: 0, failed: 1 });
+        assert_eq!(recorder.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_transport_call_in_push_order() {
+        let recorder = Recorder::answering(Ok(vec![
+            PublishOutcome::Published,
+            PublishOutcome::Duplicate { existing_event_id: None },
+        ]));
+        let emitter = Emitter::new("svc", recorder.clone()).with_causation(Uuid::nil());
+        let mut batch = EmitBatch::new();
+        let first = batch.push(Signup::new("u1")).expect("valid");
+        let second = batch.push(VariationCompleted::new("v1")).expect("valid");
+        assert!(batch.push(VariationCompleted::new("")).is_err());
+        assert_eq!(batch.len(), 2);
+        assert_eq!(format!("{batch:?}"), r#"["funnel:signup", "image:variation_completed"]"#);
+
+        let emitted = emitter.emit_batch(batch).await.expect("emitted");
+        assert_eq!(emitted.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![first, second]);
+        assert_eq!(emitted.iter().map(|e| e.duplicate).collect::<Vec<_>>(), vec![false, true]);
+        let calls = recorder.calls();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].len(), 2);
+        for event in &calls[0] {
+            let raw = RawEnvelope::from_slice(event.json.as_bytes()).expect("envelope JSON");
+            assert_eq!(raw.source, "svc");
+            assert_eq!(raw.causation_id, Some(Uuid::nil()));
+            assert_eq!(raw.event_id, event.event_id);
+        }
+        assert_eq!(emitter.stats(), EmitterStats { emitted: 1, duplicates: 1, failed: 0 });
+
+        assert!(emitter.emit_batch(EmitBatch::new()).await.expect("empty").is_empty());
+        assert_eq!(recorder.calls().len(), 1, "an empty batch does not call the transport");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_counts_each_event() {
+        let emitter = Emitter::new("svc", Recorder::answering(Err(TransportError::unavailable("down"))));
+        let mut batch = EmitBatch::new();
+        batch.push(Signup::new("u1")).expect("valid");
+        batch.push(Signup::new("u2")).expect("valid");
+        assert!(matches!(emitter.emit_batch(batch).await, Err(EmitError::Transport(TransportError::Unavailable(_)))));
+        assert_eq!(emitter.stats().failed, 2);
+    }
+}

@@ -1,0 +1,297 @@
+//! Validated string types for the schema's format types (`timestamp`, `date`, `url`, `email`).
+//!
+//! Each keeps the exact text it was built from (nothing is re-formatted on the wire) and can only be
+//! built from text that has the format, so a payload holding one is valid by construction.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::str::FromStr;
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The text given for a format type did not have that format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {format}")]
+pub struct FormatError {
+    /// The name of the format (`RFC 3339 timestamp`, `date`, `absolute URL`, `email address`).
+    pub format: &'static str,
+    /// The rejected text, shortened to 64 characters.
+    pub value: String,
+}
+
+impl FormatError {
+    fn new(format: &'static str, value: &str) -> Self {
+        let value = match value.char_indices().nth(64) {
+            Some((end, _)) => format!("{}…", &value[..end]),
+            None => value.to_owned(),
+        };
+        Self { format, value }
+    }
+}
+
+macro_rules! string_format {
+    ($(#[$doc:meta])* $name:ident, $label:literal, $json_format:literal, $check:path) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `text` and wraps it.
+            pub fn parse(text: impl Into<String>) -> Result<Self, FormatError> {
+                let text = text.into();
+                if $check(&text) {
+                    Ok(Self(text))
+                } else {
+                    Err(FormatError::new($label, &text))
+                }
+            }
+
+            /// The text, exactly as given.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The text, exactly as given.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = FormatError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = FormatError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = FormatError;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                Self::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                Self::parse(text).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "format": $json_format })
+            }
+        }
+    };
+}
+
+string_format!(
+    /// An RFC 3339 date and time (`2026-11-26T17:04:05.123Z`), schema type `timestamp`.
+    Timestamp,
+    "RFC 3339 timestamp",
+    "date-time",
+    is_rfc3339
+);
+string_format!(
+    /// A calendar date (`2026-11-26`), schema type `date`.
+    Date,
+    "date (YYYY-MM-DD)",
+    "date",
+    is_date
+);
+string_format!(
+    /// An absolute URI (`https://cdn.example/a.png`), schema type `url`.
+    Url,
+    "absolute URL",
+    "uri",
+    is_absolute_uri
+);
+string_format!(
+    /// An email address (`someone@example.com`), schema type `email`.
+    Email,
+    "email address",
+    "email",
+    is_email
+);
+
+impl Timestamp {
+    /// The current time in UTC with millisecond precision, as the envelope's `occurredAt` uses it.
+    pub fn now() -> Self {
+        Self::from_datetime(OffsetDateTime::now_utc())
+    }
+
+    /// Formats `at` in UTC with millisecond precision (`2026-11-26T17:04:05.123Z`).
+    pub fn from_datetime(at: OffsetDateTime) -> Self {
+        let at = at.to_offset(UtcOffset::UTC);
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        match at.format(&format) {
+            Ok(text) => Self(text),
+            // Years outside 0..=9999 cannot be written with four digits; fall back to RFC 3339.
+            Err(_) => Self(at.format(&Rfc3339).unwrap_or_default()),
+        }
+    }
+
+    /// The instant this timestamp names.
+    pub fn to_datetime(&self) -> OffsetDateTime {
+        // Only text that parsed is ever stored, so this cannot fail; the epoch keeps it total.
+        OffsetDateTime::parse(&self.0, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    fn from(at: OffsetDateTime) -> Self {
+        Self::from_datetime(at)
+    }
+}
+
+fn is_rfc3339(text: &str) -> bool {
+    OffsetDateTime::parse(text, &Rfc3339).is_ok()
+}
+
+fn is_date(text: &str) -> bool {
+    text.len() == 10 && time::Date::parse(text, format_description!("[year]-[month]-[day]")).is_ok()
+}
+
+/// RFC 3986 `absolute-URI`: a scheme, a colon and a non-empty rest without spaces or controls.
+fn is_absolute_uri(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !rest
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
+}
+
+/// `local@domain` with a dotted domain, no spaces and exactly one `@`.
+fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    let clean = |s: &str| {
+        !s.is_empty()
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+    };
+    clean(local)
+        && clean(domain)
+        && local.len() <= 64
+        && domain.split('.').count() >= 2
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_keep_their_text_and_reject_garbage() {
+        let ts = Timestamp::parse("2026-11-26T17:04:05.123+01:00").unwrap();
+        assert_eq!(ts.as_str(), "2026-11-26T17:04:05.123+01:00");
+        assert!(Timestamp::parse("2026-11-26 17:04:05").is_err());
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn now_is_utc_with_milliseconds() {
+        let now = Timestamp::now();
+        let text = now.as_str();
+        assert_eq!(text.len(), "2026-11-26T17:04:05.123Z".len(), "{text}");
+        assert!(text.ends_with('Z'));
+        assert!(Timestamp::parse(text).is_ok());
+    }
+
+    #[test]
+    fn dates_urls_and_emails() {
+        assert!(Date::parse("2026-02-28").is_ok());
+        assert!(Date::parse("2026-02-30").is_err());
+        assert!(Date::parse("2026-2-3").is_err());
+        assert!(Url::parse("https://cdn.example/a.png").is_ok());
+        assert!(Url::parse("urn:isbn:0451450523").is_ok());
+        assert!(Url::parse("/relative/path").is_err());
+        assert!(Url::parse("https://with space").is_err());
+        assert!(Email::parse("ops@example.com").is_ok());
+        assert!(Email::parse("ops@localhost").is_err());
+        assert!(Email::parse("ops example.com").is_err());
+        assert!(Email::parse("a@b@example.com").is_err());
+    }
+
+    #[test]
+    fn serde_checks_the_format() {
+        let ok: Url = serde_json::from_str("\"https://x.example\"").unwrap();
+        assert_eq!(ok, "https://x.example");
+        let err = serde_json::from_str::<Url>("\"nope\"").unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid absolute URL"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Hand-written payloads and an event set, standing in for generated code in unit tests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{DecodeError, Envelope, RawEnvelope};
+use crate::payload::{EventInfo, EventPayload, EventSet};
+use crate::validation::{Path, Validate, Validator};
+
+/// `image:variation_completed` v1, key `image_complete:{variationId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariationCompleted {
+    pub variation_id: String,
+    pub families_completed: u64,
+}
+
+impl VariationCompleted {
+    pub fn new(id: &str) -> Self {
+        Self { variation_id: id.to_owned(), families_completed: 9 }
+    }
+}
+
+impl Validate for VariationCompleted {
+    fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
+        if self.variation_id.is_empty() {
+            v.report(&path.field("variationId"), "must be at least 1 character long");
+        }
+    }
+}
+
+impl EventPayload for VariationCompleted {
+    const TYPE: &'static str = "image:variation_completed";
+    const CATEGORY: &'static str = "image";
+    const NAME: &'static str = "variation_completed";
+    const VERSION: u32 = 1;
+    const KEY_TEMPLATE: &'static str = "image_complete:{variationId}";
+    const CORRELATION_FIELD: &'static str = "variationId";
+
+    fn idempotency_key(&self) -> String {
+        format!("image_complete:{}", self.variation_id)
+    }
+
+    fn correlation_id(&self) -> String {
+        self.variation_id.clone()
+    }
+}
+
+/// `image:variation_started` v1, key `image_started:{variationId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariationStarted {
+    pub variation_id: String,
+}
+
+impl VariationStarted {
+    pub fn new(id: &str) -> Self {
+        Self { variation_id: id.to_owned() }
+    }
+}
+
+impl Validate for VariationStarted {
+    fn validate_into(&self, _: &mut Validator, _: &Path<'_>) {}
+}
+
+impl EventPayload for VariationStarted {
+    const TYPE: &'static str = "image:variation_started";
+    const CATEGORY: &'static str = "image";
+    const NAME: &'static str = "variation_started";
+    const VERSION: u32 = 1;
+    const KEY_TEMPLATE: &'static str = "image_started:{variationId}";
+    const CORRELATION_FIELD: &'static str = "variationId";
+
+    fn idempotency_key(&self) -> String {
+        format!("image_started:{}", self.variation_id)
+    }
+
+    fn correlation_id(&self) -> String {
+        self.variation_id.clone()
+    }
+}
+
+/// `funnel:signup` v1, key `funnel_signup:{userId}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Signup {
+    pub user_id: String,
+}
+
+impl Signup {
+    pub fn new(id: &str) -> Self {
+        Self { user_id: id.to_owned() }
+    }
+}
+
+impl Validate for Signup {
+    fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
+        if self.user_id.is_empty() {
+            v.report(&path.field("userId"), "must be at least 1 character long");
+        }
+    }
+}
+
+impl EventPayload for Signup {
+    const TYPE: &'static str = "funnel:signup";
+    const CATEGORY: &'static str = "funnel";
+    const NAME: &'static str = "signup";
+    const VERSION: u32 = 1;
+    const KEY_TEMPLATE: &'static str = "funnel_signup:{userId}";
+    const CORRELATION_FIELD: &'static str = "userId";
+
+    fn idempotency_key(&self) -> String {
+        format!("funnel_signup:{}", self.user_id)
+    }
+
+    fn correlation_id(&self) -> String {
+        self.user_id.clone()
+    }
+}
+
+const fn info<P: EventPayload>() -> EventInfo {
+    EventInfo {
+        event_type: P::TYPE,
+        category: P::CATEGORY,
+        name: P::NAME,
+        version: P::VERSION,
+        latest: true,
+        key_template: P::KEY_TEMPLATE,
+        correlation_field: P::CORRELATION_FIELD,
+        deprecated: false,
+        description: "",
+    }
+}
+
+/// The `DomainEvent` enum generated code would write for the three payloads above.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestEvent {
+    VariationCompleted(Envelope<VariationCompleted>),
+    VariationStarted(Envelope<VariationStarted>),
+    Signup(Envelope<Signup>),
+}
+
+impl EventSet for TestEvent {
+    const EVENTS: &'static [EventInfo] =
+        &[info::<VariationCompleted>(), info::<VariationStarted>(), info::<Signup>()];
+
+    fn decode(raw: &RawEnvelope) -> Result<Self, DecodeError> {
+        match raw.event_type.as_str() {
+            VariationCompleted::TYPE => raw.decode().map(TestEvent::VariationCompleted),
+            VariationStarted::TYPE => raw.decode().map(TestEvent::VariationStarted),
+            Signup::TYPE => raw.decode().map(TestEvent::Signup),
+            other => Err(DecodeError::UnknownType(other.to_owned())),
+        }
+    }
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            TestEvent::VariationCompleted(_) => VariationCompleted::TYPE,
+            TestEvent::VariationStarted(_) => VariationStarted::TYPE,
+            TestEvent::Signup(_) => Signup::TYPE,
+        }
+    }
+}
+
+/// An envelope of `payload` as raw JSON would arrive from a transport.
+pub fn raw_of<P: EventPayload>(payload: P) -> RawEnvelope {
+    let envelope = Envelope::new("tests", payload).expect("valid test payload");
+    let json = serde_json::to_vec(&envelope).expect("serializable");
+    RawEnvelope::from_slice(&json).expect("an envelope")
+}
+
+/// A raw envelope with arbitrary type, version and payload JSON.
+pub fn raw_with(event_type: &str, version: u32, payload: &str) -> RawEnvelope {
+    let json = format!(
+        r#"{{"eventId":"0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33","type":"{event_type}","version":{version},
+            "occurredAt":"2026-11-26T17:04:05.123Z","source":"tests","correlationId":"c",
+            "idempotencyKey":"k:{event_type}","payload":{payload}}}"#
+    );
+    RawEnvelope::from_slice(json.as_bytes()).expect("an envelope")
+}
