@@ -162,10 +162,8 @@ impl Context<'_> {
                 format!("rename the file to `{name}.toml` or set `category = \"{stem}\"`"),
             );
         }
-        let default_version = match &raw.version {
-            Some(v) => self.version_number(file, v)?,
-            None => 1,
-        };
+        // A bad version is reported; checking goes on with version 1 to find the other problems.
+        let default_version = raw.version.as_ref().map_or(Some(1), |v| self.version_number(file, v)).unwrap_or(1);
 
         // Named types declared in this file.
         for (type_name, ty) in &raw.types.0 {

@@ -1,0 +1,51 @@
+//! Snapshots of what `tests/fixtures/good/shop.toml` generates: the Rust code (formatted) and the
+//! JSON Schema export. The workspace tests compile `tests/snapshots/shop.rs` and exercise it.
+//! Update with `EXPECTORATE=overwrite cargo test -p domain-events-schema`; review the diff.
+
+use std::path::Path;
+
+use domain_events_schema::{Catalog, Settings, export};
+
+fn fixture() -> Catalog {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good");
+    Catalog::load(&dir, &Settings::new().with_display_dir("good")).unwrap_or_else(|d| panic!("{d}"))
+}
+
+#[test]
+fn generated_code_snapshot() {
+    let tokens = fixture().generate(&Settings::new());
+    let file: syn::File = syn::parse2(tokens).expect("generated code parses as a Rust file");
+    let text = format!(
+        "// This file is @generated from tests/fixtures/good/shop.toml by the codegen snapshot test.\n\
+         // Do not edit: run `EXPECTORATE=overwrite cargo test -p domain-events-schema`.\n\n{}",
+        prettyplease::unparse(&file)
+    );
+    expectorate::assert_contents(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/shop.rs"), &text);
+}
+
+#[test]
+fn export_snapshot() {
+    let files = export::render(&fixture(), &Settings::new());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/shop-export");
+    for (rel, text) in &files {
+        expectorate::assert_contents(root.join(rel), text);
+    }
+    // Older versions sit beside the latest, with the version in the file name.
+    assert!(files.contains_key("shop/order_placed.payload.schema.json"));
+    assert!(files.contains_key("shop/order_placed.v1.payload.schema.json"));
+    assert_eq!(files.len(), 1 + 2 * 3);
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let a = fixture().generate(&Settings::new()).to_string();
+    let b = fixture().generate(&Settings::new()).to_string();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn crate_path_is_configurable() {
+    let code = fixture().generate(&Settings::new().with_crate_path("::my_events")).to_string();
+    assert!(code.contains(":: my_events :: __private"));
+    assert!(!code.contains("domain_events"));
+}
