@@ -90,6 +90,9 @@ pub(crate) fn docs(description: Option<&str>, fallback: &str) -> TokenStream {
 
 /// A struct with the runtime's traits: serde, `JsonSchema` (the exported schema), a redacting
 /// `Debug`, a `Deserialize` that checks constraints, `Validate` and `Check`.
+///
+/// Payloads check their constraints when read (`check_on_read`); named objects inside them do not,
+/// so that the payload reports every violation with its full path (`lines[0].quantity`).
 pub(crate) fn object(
     cx: &Cx<'_>,
     name: &syn::Ident,
@@ -97,6 +100,7 @@ pub(crate) fn object(
     fields: &[Field],
     deprecated: bool,
     schema: String,
+    check_on_read: bool,
 ) -> TokenStream {
     let rt = &cx.rt;
     let p = &cx.private;
@@ -141,6 +145,11 @@ pub(crate) fn object(
     });
     let checks = fields.iter().filter_map(|f| check_field(cx, f));
     let deprecated_attr = deprecated.then(|| quote!(#[deprecated]));
+    let read = if check_on_read {
+        quote!(#p::checked::<D, Self>(Self { #(#moves)* }))
+    } else {
+        quote!(::core::result::Result::Ok(Self { #(#moves)* }))
+    };
 
     quote! {
         #doc
@@ -169,7 +178,7 @@ pub(crate) fn object(
                         #(#raw_decls)*
                     }
                     let __raw = <__Raw as #p::serde::Deserialize>::deserialize(d)?;
-                    #p::checked::<D, Self>(Self { #(#moves)* })
+                    #read
                 }
             }
 
@@ -272,7 +281,7 @@ pub(crate) fn named_type(cx: &Cx<'_>, t: &NamedType) -> TokenStream {
                 t.description.as_deref(),
                 &format!("The `{}` object of the `{}` schema.", t.name, t.category),
             );
-            object(cx, &name, doc, fields, false, schema)
+            object(cx, &name, doc, fields, false, schema, false)
         }
         NamedKind::Enum(values) => {
             let doc = docs(

@@ -53,10 +53,7 @@ const _: () = {
             let __raw = <__Raw as ::domain_events::__private::serde::Deserialize>::deserialize(
                 d,
             )?;
-            ::domain_events::__private::checked::<
-                D,
-                Self,
-            >(Self {
+            ::core::result::Result::Ok(Self {
                 customer_id: __raw.customer_id,
                 email: __raw.email,
                 loyalty: __raw.loyalty,
@@ -163,10 +160,7 @@ const _: () = {
             let __raw = <__Raw as ::domain_events::__private::serde::Deserialize>::deserialize(
                 d,
             )?;
-            ::domain_events::__private::checked::<
-                D,
-                Self,
-            >(Self {
+            ::core::result::Result::Ok(Self {
                 sku: __raw.sku,
                 quantity: __raw.quantity,
                 unit_cents: __raw.unit_cents,
