@@ -133,7 +133,7 @@ fn expand_in(manifest_dir: &Path, args: IncludeArgs) -> syn::Result<TokenStream2
         let mut errors = diags
             .items()
             .iter()
-            .map(|d| syn::Error::new(args.path.span(), d.to_string()));
+            .map(|d| syn::Error::new(args.path.span(), d.located()));
         let mut first = errors
             .next()
             .unwrap_or_else(|| syn::Error::new(args.path.span(), "invalid schemas"));

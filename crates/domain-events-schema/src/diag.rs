@@ -23,6 +23,19 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+impl Diagnostic {
+    /// `file:line:col: message` and the help line, without the `error:` tag: for tools that add
+    /// their own (rustc, in the proc macro).
+    pub fn located(&self) -> String {
+        let mut text = format!("{}:{}:{}: {}", self.file, self.line, self.column, self.message);
+        if let Some(help) = &self.help {
+            text.push_str("\n  help: ");
+            text.push_str(help);
+        }
+        text
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -172,11 +185,11 @@ pub fn did_you_mean<'a>(
         .into_iter()
         .map(|c| {
             (
-                strsim::jaro_winkler(&wrong.to_lowercase(), &c.to_lowercase()),
+                strsim::normalized_damerau_levenshtein(&wrong.to_lowercase(), &c.to_lowercase()),
                 c,
             )
         })
-        .filter(|(score, _)| *score > 0.8)
+        .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -212,5 +225,6 @@ mod tests {
             Some("variationId")
         );
         assert_eq!(did_you_mean("zzz", ["variationId"]), None);
+        assert_eq!(did_you_mean("ulr", ["uuid", "url", "uint"]), Some("url"));
     }
 }

@@ -39,18 +39,13 @@ pub fn render(catalog: &Catalog, settings: &Settings) -> BTreeMap<String, String
                 "payloadSchema": payload_path,
                 "eventSchema": event_path,
             }));
-            files.insert(
-                payload_path,
-                pretty(&json_schema::payload_schema(
-                    catalog, settings, event, version,
-                )),
-            );
-            files.insert(
-                event_path,
-                pretty(&json_schema::event_schema(
-                    catalog, settings, event, version,
-                )),
-            );
+            let payload = pretty(&json_schema::payload_schema(catalog, settings, event, version));
+            let envelope = pretty(&json_schema::event_schema(catalog, settings, event, version));
+            // The latest version is also at its versioned path, which its `$id` names.
+            files.insert(json_schema::versioned_path(event, version, "payload"), payload.clone());
+            files.insert(json_schema::versioned_path(event, version, "event"), envelope.clone());
+            files.insert(payload_path, payload);
+            files.insert(event_path, envelope);
         }
     }
     files.insert("index.json".into(), pretty(&json!({ "events": index })));

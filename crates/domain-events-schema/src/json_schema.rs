@@ -27,27 +27,24 @@ fn file_path(event: &Event, version: &EventVersion, kind: &str) -> String {
     if version.latest {
         format!("{}/{}.{kind}.schema.json", event.category, event.name)
     } else {
-        format!(
-            "{}/{}.v{}.{kind}.schema.json",
-            event.category, event.name, version.version
-        )
+        versioned_path(event, version, kind)
     }
 }
 
-/// The `$id` of a version's payload schema: stable per version, whichever file holds it.
-pub fn payload_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
-    format!(
-        "{}{}/{}.v{}.payload.schema.json",
-        settings.schema_id_base, event.category, event.name, version.version
-    )
+/// `<category>/<name>.v<n>.<kind>.schema.json`: the file every version has, the latest too, so
+/// that a version's `$id` names a file that keeps existing when newer versions arrive.
+pub fn versioned_path(event: &Event, version: &EventVersion, kind: &str) -> String {
+    format!("{}/{}.v{}.{kind}.schema.json", event.category, event.name, version.version)
 }
 
-/// The `$id` of a version's envelope schema.
+/// The `$id` of a version's payload schema: the id base plus its versioned path.
+pub fn payload_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
+    format!("{}{}", settings.schema_id_base, versioned_path(event, version, "payload"))
+}
+
+/// The `$id` of a version's envelope schema: the id base plus its versioned path.
 pub fn event_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
-    format!(
-        "{}{}/{}.v{}.event.schema.json",
-        settings.schema_id_base, event.category, event.name, version.version
-    )
+    format!("{}{}", settings.schema_id_base, versioned_path(event, version, "event"))
 }
 
 /// The standalone payload schema of one event version.
@@ -236,8 +233,9 @@ fn type_schema(catalog: &Catalog, ty: &FieldType, c: &Constraints) -> Map<String
                 Value::Object(type_schema(catalog, inner, c)),
             );
         }
-        FieldType::Named(name) => match catalog.named(name) {
-            Some(named) => {
+        FieldType::Named(name) => {
+            // Validation guarantees every named type exists.
+            if let Some(named) = catalog.named(name) {
                 match &named.kind {
                     NamedKind::Enum(values) => {
                         s.insert("type".into(), "string".into());
@@ -252,9 +250,7 @@ fn type_schema(catalog: &Catalog, ty: &FieldType, c: &Constraints) -> Map<String
                     s.insert("description".into(), d.clone().into());
                 }
             }
-            // Validation guarantees every named type exists.
-            None => {}
-        },
+        }
     }
     s
 }

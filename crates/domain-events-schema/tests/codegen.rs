@@ -33,7 +33,8 @@ fn export_snapshot() {
     // Older versions sit beside the latest, with the version in the file name.
     assert!(files.contains_key("shop/order_placed.payload.schema.json"));
     assert!(files.contains_key("shop/order_placed.v1.payload.schema.json"));
-    assert_eq!(files.len(), 1 + 2 * 3);
+    // index + (payload, envelope) for 3 versions at their versioned paths + 2 latest aliases.
+    assert_eq!(files.len(), 1 + 2 * 3 + 2 * 2);
 }
 
 #[test]

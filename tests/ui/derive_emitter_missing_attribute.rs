@@ -1,0 +1,7 @@
+#[derive(domain_events::Emitter)]
+struct ImageEvents {
+    emitter: domain_events::Emitter,
+    name: String,
+}
+
+fn main() {}

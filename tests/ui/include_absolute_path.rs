@@ -1,0 +1,3 @@
+domain_events::include_events!("/etc/schemas");
+
+fn main() {}

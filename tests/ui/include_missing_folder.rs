@@ -1,0 +1,3 @@
+domain_events::include_events!("no/such/folder");
+
+fn main() {}

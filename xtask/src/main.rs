@@ -1,0 +1,117 @@
+//! Workspace tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
+//!
+//! - `cargo xtask schema export [--out DIR]` writes the JSON Schema export of `schemas/` into
+//!   `schemas/json` (or `DIR`);
+//! - `cargo xtask schema check [--out DIR]` fails when that folder is not exactly what the export
+//!   would write, or when the schemas have errors; CI runs it;
+//! - `cargo xtask test [-- ARGS]` runs the whole test suite.
+//!
+//! Paths are relative to the workspace root, wherever the task is started from.
+
+mod schema;
+mod test_suite;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// Workspace tasks of domain-events
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Xtask {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// The committed JSON Schema export of `schemas/`
+    #[command(subcommand)]
+    Schema(SchemaTask),
+    /// Run the whole test suite: `cargo test --workspace --all-targets`, then the doc tests
+    Test {
+        /// Passed to every test binary, e.g. a test name filter or `--nocapture`
+        #[arg(last = true)]
+        test_args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaTask {
+    /// Write the export of `schemas/` (index.json and per-event JSON Schemas)
+    Export {
+        /// Export folder, relative to the workspace root
+        #[arg(long, value_name = "DIR", default_value = schema::EXPORT_DIR)]
+        out: PathBuf,
+    },
+    /// Fail unless the export folder is exactly what `cargo xtask schema export` writes
+    Check {
+        /// Export folder, relative to the workspace root
+        #[arg(long, value_name = "DIR", default_value = schema::EXPORT_DIR)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let xtask = Xtask::parse();
+    if let Err(error) = std::env::set_current_dir(workspace_root()) {
+        eprintln!("error: cannot enter the workspace root: {error}");
+        return ExitCode::FAILURE;
+    }
+    match xtask.task {
+        Task::Schema(task) => match run_schema(task) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Task::Test { test_args } => {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            match test_suite::run(&test_suite::steps(&cargo, &test_args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(failed) => {
+                    eprintln!("error: {failed}");
+                    ExitCode::from(failed.exit_code())
+                }
+            }
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's folder.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn run_schema(task: SchemaTask) -> anyhow::Result<()> {
+    let schemas = Path::new(schema::SCHEMA_DIR);
+    let result = match &task {
+        SchemaTask::Export { out } => schema::export(schemas, out),
+        SchemaTask::Check { out } => schema::check(schemas, out),
+    };
+    let files = match result {
+        Ok(files) => files,
+        Err(schema::Error::Schema(diagnostics)) => {
+            // Every diagnostic first, each `file:line:col: error: ...`, then the summary.
+            eprintln!("{diagnostics}");
+            return Err(schema::Error::Schema(diagnostics)).context(match task {
+                SchemaTask::Export { .. } => "nothing was exported",
+                SchemaTask::Check { .. } => "the export was not checked",
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match task {
+        SchemaTask::Export { out } => println!("wrote {files} files to {}", out.display()),
+        SchemaTask::Check { out } => {
+            println!("ok: {} is up to date ({files} files)", out.display())
+        }
+    }
+    Ok(())
+}
