@@ -214,38 +214,40 @@ fn is_date(text: &str) -> bool {
     text.len() == 10 && time::Date::parse(text, format_description!("[year]-[month]-[day]")).is_ok()
 }
 
-/// RFC 3986 `absolute-URI`: a scheme, a colon and a non-empty rest without spaces or controls.
+/// An RFC 3986 URI with a scheme (what JSON Schema's `uri` format accepts), checked by the same
+/// parser the `jsonschema` validators use, so Rust and the exported schema agree.
 fn is_absolute_uri(text: &str) -> bool {
-    let Some((scheme, rest)) = text.split_once(':') else {
-        return false;
-    };
-    let mut chars = scheme.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        && !rest.is_empty()
-        && !rest
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'))
+    fluent_uri::Uri::parse(text).is_ok()
 }
 
-/// `local@domain` with a dotted domain, no spaces and exactly one `@`.
+/// An RFC 5321 address whose domain is a host name or an address literal, as JSON Schema's `email`
+/// format checks it.
 fn is_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else {
+    let Ok(address) = text.parse::<email_address::EmailAddress>() else {
         return false;
     };
-    let clean = |s: &str| {
-        !s.is_empty()
-            && !s
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '@')
-    };
-    clean(local)
-        && clean(domain)
-        && local.len() <= 64
-        && domain.split('.').count() >= 2
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+    let domain = address.domain();
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        return match literal.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => literal[5..].parse::<std::net::Ipv6Addr>().is_ok(),
+            _ => literal.parse::<std::net::Ipv4Addr>().is_ok(),
+        };
+    }
+    is_hostname(domain)
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+fn is_hostname(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[cfg(test)]
@@ -279,7 +281,12 @@ mod tests {
         assert!(Url::parse("/relative/path").is_err());
         assert!(Url::parse("https://with space").is_err());
         assert!(Email::parse("ops@example.com").is_ok());
-        assert!(Email::parse("ops@localhost").is_err());
+        assert!(Email::parse("ops@localhost").is_ok());
+        assert!(Email::parse("a..b@example.com").is_err());
+        assert!(Email::parse("ops@exa_mple.com").is_err());
+        assert!(Url::parse("http://[bad").is_err());
+        assert!(Url::parse("https://example.com/%zz").is_err());
+        assert!(Url::parse("https://example.com/a{b}").is_err());
         assert!(Email::parse("ops example.com").is_err());
         assert!(Email::parse("a@b@example.com").is_err());
     }
