@@ -22,3 +22,8 @@
 #![deny(missing_docs)]
 
 domain_events::include_events!("../../schemas");
+
+// The README's Rust snippets compile and run as doctests of this crate.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -9,20 +9,42 @@
 //! See the repository README for a walk-through and `docs/schema-language.md` for the TOML format.
 #![deny(missing_docs)]
 
+mod consumer;
+mod emitter;
 mod envelope;
 mod formats;
+mod handlers;
+mod idempotency;
 mod key;
+mod memory;
 mod payload;
+mod transport;
 mod validation;
+
+#[cfg(test)]
+mod test_support;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
+pub use consumer::{ConsumerHandle, ConsumerStats, MemoryConsumer, RetryPolicy, Shutdown};
+pub use emitter::{
+    DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,
+};
 pub use envelope::{DecodeError, Envelope, RawEnvelope, is_valid_traceparent};
 pub use formats::{Date, Email, FormatError, Timestamp, Url};
+pub use handlers::{DispatchError, Dispatched, HandlerError, Handlers};
+pub use idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard};
 pub use key::KeyPart;
+pub use memory::{
+    Backpressure, DEFAULT_CAPACITY, DEFAULT_CLAIM_TTL, Delivered, Filter, MemoryBus,
+    MemoryBusBuilder, Subscription, TypedSubscription,
+};
 pub use payload::{EventInfo, EventPayload, EventSet, UnknownValue};
+pub use transport::{
+    BoxError, BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError,
+};
 pub use uuid::Uuid;
 pub use validation::{Validate, ValidationError, Violation};
 

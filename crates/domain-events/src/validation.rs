@@ -267,7 +267,7 @@ impl Constraints {
 // `Constraints` holds only `Copy` data; spelled out because `Option<&Pattern>` is `Copy` too.
 impl Clone for Constraints {
     fn clone(&self) -> Self {
-        Constraints { ..*self }
+        *self
     }
 }
 impl Copy for Constraints {}

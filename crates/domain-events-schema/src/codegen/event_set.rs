@@ -151,7 +151,7 @@ pub(crate) fn event_set(cx: &Cx<'_>) -> TokenStream {
         };
 
         /// Every event version of this catalog, decoded and checked.
-        #[allow(deprecated)]
+        #[allow(deprecated, clippy::large_enum_variant)]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         pub enum DomainEvent {
             #(#[doc = #version_docs] #version_variants(#aliases),)*

@@ -35,7 +35,10 @@ pub(crate) fn payload(cx: &Cx<'_>, event: &Event, version: &EventVersion) -> Tok
         })
         .sum();
     let key_parts = version.key.parts.iter().map(|part| match part {
-        KeyPart::Literal(text) => quote!(__key.push_str(#text);),
+        KeyPart::Literal(text) => match text.chars().collect::<Vec<_>>().as_slice() {
+            [one] => quote!(__key.push(#one);),
+            _ => quote!(__key.push_str(#text);),
+        },
         KeyPart::Field(field) => {
             let field = version.field(field).map(|f| ident(&f.rust_name));
             quote!(#p::key_part(&self.#field, &mut __key);)

@@ -947,7 +947,7 @@ impl ::domain_events::EventPayload for ShopOrderPlacedPayload {
         let mut __key = ::std::string::String::with_capacity(46usize);
         __key.push_str("order_placed:");
         ::domain_events::__private::key_part(&self.order_id, &mut __key);
-        __key.push_str(":");
+        __key.push(':');
         ::domain_events::__private::key_part(&self.channel, &mut __key);
         __key
     }
@@ -1193,7 +1193,7 @@ const _: () = {
     }
 };
 /// Every event version of this catalog, decoded and checked.
-#[allow(deprecated)]
+#[allow(deprecated, clippy::large_enum_variant)]
 #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
 pub enum DomainEvent {
     /// `shop:order_placed` version 1.
