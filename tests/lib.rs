@@ -1,1 +1,6 @@
-//! Cross-crate tests live in `tests/`; this crate has no library code of its own.
+//! Cross-crate tests live in `tests/`. The library holds what they share: the Redis test harness
+//! ([`redis_server`]) and the handlers and payloads of the Redis worker processes
+//! ([`redis_worker`]).
+
+pub mod redis_server;
+pub mod redis_worker;

@@ -18,11 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use domain_events::{
-    ConsumerStats, EmitError, Emitted, Emitter, Envelope, HandlerError, Handlers, MemoryBus, Timestamp, Url,
+    ConsumerStats, EmitError, Emitted, Emitter, Envelope, HandlerError, Handlers, MemoryBus,
+    Timestamp, Url,
 };
 use domain_events_catalog::{
-    DomainEvent, ImageFamilyCompletedPayload, ImageVariationCompletedPayload, ImageVariationQueuedPayload,
-    ImageVariationStartedPayload,
+    DomainEvent, ImageFamilyCompletedPayload, ImageVariationCompletedPayload,
+    ImageVariationQueuedPayload, ImageVariationStartedPayload,
 };
 
 /// The events the image generator emits, as typed methods (`emit_image_variation_started`, ...).
@@ -40,40 +41,72 @@ struct ImageGeneratorEvents {
     emitter: Emitter,
 }
 
-const FAMILIES: [&str; 9] =
-    ["portrait", "landscape", "square", "banner", "thumbnail", "story", "poster", "avatar", "cover"];
+const FAMILIES: [&str; 9] = [
+    "portrait",
+    "landscape",
+    "square",
+    "banner",
+    "thumbnail",
+    "story",
+    "poster",
+    "avatar",
+    "cover",
+];
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter(env_filter()).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(env_filter())
+        .with_target(false)
+        .init();
 
     let bus = MemoryBus::new();
     let consumers = [
-        ("admin-panel", bus.consumer("admin-panel", admin_panel()).spawn()),
+        (
+            "admin-panel",
+            bus.consumer("admin-panel", admin_panel()).spawn(),
+        ),
         ("analytics", bus.consumer("analytics", analytics()).spawn()),
-        ("notifications", bus.consumer("notifications", notifications()).spawn()),
+        (
+            "notifications",
+            bus.consumer("notifications", notifications()).spawn(),
+        ),
     ];
 
     let events = ImageGeneratorEvents {
-        emitter: Emitter::builder("image-generator", bus.clone()).timeout(Duration::from_secs(2)).build(),
+        emitter: Emitter::builder("image-generator", bus.clone())
+            .timeout(Duration::from_secs(2))
+            .build(),
     };
     generate_variation(&events, "var-123", "Autumn").await?;
 
     // A retried job emits the completion again: same payload, same idempotency key.
-    let again = events.emit_image_variation_completed(completed("var-123", "Autumn")).await?;
+    let again = events
+        .emit_image_variation_completed(completed("var-123", "Autumn"))
+        .await?;
     println!(
         "image-generator: second `image:variation_completed` (key {}) was a duplicate: {} (first event {})",
         again.idempotency_key,
         again.duplicate,
-        again.existing_event_id.map(|id| id.to_string()).unwrap_or_default(),
+        again
+            .existing_event_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     );
 
     // Let the consumers drain, then stop them gracefully (in-flight handlers finish first).
     tokio::time::sleep(Duration::from_millis(200)).await;
     println!();
     for (name, handle) in consumers {
-        let ConsumerStats { received, handled, duplicates, .. } = handle.shutdown().await;
-        println!("{name:>14}: received {received}, handled {handled}, duplicates skipped {duplicates}");
+        let ConsumerStats {
+            received,
+            handled,
+            duplicates,
+            ..
+        } = handle.shutdown().await;
+        println!(
+            "{name:>14}: received {received}, handled {handled}, duplicates skipped {duplicates}"
+        );
     }
     let stats = events.emitter.stats();
     println!(
@@ -84,7 +117,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// What the generator does for one variation: queued, started, each family, completed.
-async fn generate_variation(events: &ImageGeneratorEvents, id: &str, name: &str) -> Result<(), EmitError> {
+async fn generate_variation(
+    events: &ImageGeneratorEvents,
+    id: &str,
+    name: &str,
+) -> Result<(), EmitError> {
     let queued = events
         .emit_image_variation_queued(ImageVariationQueuedPayload {
             variation_id: id.into(),
@@ -97,7 +134,9 @@ async fn generate_variation(events: &ImageGeneratorEvents, id: &str, name: &str)
     report(&queued);
 
     // Everything that follows was caused by the queued event.
-    let caused = ImageGeneratorEvents { emitter: events.emitter.with_causation(queued.event_id) };
+    let caused = ImageGeneratorEvents {
+        emitter: events.emitter.with_causation(queued.event_id),
+    };
     report(
         &caused
             .emit_image_variation_started(ImageVariationStartedPayload {
@@ -122,7 +161,11 @@ async fn generate_variation(events: &ImageGeneratorEvents, id: &str, name: &str)
                 .await?,
         );
     }
-    report(&caused.emit_image_variation_completed(completed(id, name)).await?);
+    report(
+        &caused
+            .emit_image_variation_completed(completed(id, name))
+            .await?,
+    );
     Ok(())
 }
 
@@ -142,24 +185,39 @@ fn family_url(id: &str, index: usize) -> Url {
 }
 
 fn report(emitted: &Emitted) {
-    println!("image-generator: emitted {} ({})", emitted.event_type, emitted.idempotency_key);
+    println!(
+        "image-generator: emitted {} ({})",
+        emitted.event_type, emitted.idempotency_key
+    );
 }
 
 /// The admin panel follows every image event to keep its status board current.
 fn admin_panel() -> Handlers {
-    Handlers::new().knowing::<DomainEvent>().on_category::<DomainEvent, _, _>("image", |event| async move {
-        let status = match &event {
-            DomainEvent::ImageVariationQueued(e) => format!("{} queued", e.payload.variation_id),
-            DomainEvent::ImageVariationStarted(e) => format!("{} generating", e.payload.variation_id),
-            DomainEvent::ImageFamilyCompleted(e) => {
-                format!("{} family {}/9 done", e.payload.variation_id, e.payload.family_index + 1)
-            }
-            DomainEvent::ImageVariationCompleted(e) => format!("{} complete", e.payload.variation_id),
-            other => format!("{} (not shown on the board)", other.kind()),
-        };
-        println!("   admin-panel: {status}");
-        Ok(())
-    })
+    Handlers::new()
+        .knowing::<DomainEvent>()
+        .on_category::<DomainEvent, _, _>("image", |event| async move {
+            let status = match &event {
+                DomainEvent::ImageVariationQueued(e) => {
+                    format!("{} queued", e.payload.variation_id)
+                }
+                DomainEvent::ImageVariationStarted(e) => {
+                    format!("{} generating", e.payload.variation_id)
+                }
+                DomainEvent::ImageFamilyCompleted(e) => {
+                    format!(
+                        "{} family {}/9 done",
+                        e.payload.variation_id,
+                        e.payload.family_index + 1
+                    )
+                }
+                DomainEvent::ImageVariationCompleted(e) => {
+                    format!("{} complete", e.payload.variation_id)
+                }
+                other => format!("{} (not shown on the board)", other.kind()),
+            };
+            println!("   admin-panel: {status}");
+            Ok(())
+        })
 }
 
 /// Analytics counts generation time per family and per variation.
@@ -192,16 +250,21 @@ fn analytics() -> Handlers {
 
 /// Notifications tell the user when their variation is ready.
 fn notifications() -> Handlers {
-    Handlers::new().knowing::<DomainEvent>().on(|event: Envelope<ImageVariationCompletedPayload>| async move {
-        println!(
-            " notifications: \"{}\" is ready: {} images (correlation {}, caused by {})",
-            event.payload.variation_name,
-            event.payload.public_urls.len(),
-            event.correlation_id,
-            event.causation_id.map(|id| id.to_string()).unwrap_or_else(|| "nothing".into()),
-        );
-        Ok(())
-    })
+    Handlers::new().knowing::<DomainEvent>().on(
+        |event: Envelope<ImageVariationCompletedPayload>| async move {
+            println!(
+                " notifications: \"{}\" is ready: {} images (correlation {}, caused by {})",
+                event.payload.variation_name,
+                event.payload.public_urls.len(),
+                event.correlation_id,
+                event
+                    .causation_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| "nothing".into()),
+            );
+            Ok(())
+        },
+    )
 }
 
 fn env_filter() -> tracing_subscriber::EnvFilter {

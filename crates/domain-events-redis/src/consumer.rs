@@ -1,0 +1,1177 @@
+//! [`RedisConsumer`]: runs [`Handlers`] on the streams of a consumer group.
+//!
+//! See [`RedisConsumer`] for what it does with each entry.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use domain_events::{
+    ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy, Shutdown,
+};
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::config::RedisConfig;
+use crate::entry::{Entry, parse_entries, parse_pending, parse_read};
+use crate::error::{Error, is_unavailable};
+use crate::keys::Keys;
+use crate::scripts::{ACK_DONE_SCRIPT, DEAD_LETTER_SCRIPT, ttl_ms};
+
+/// Handlers running at once unless configured otherwise: 16.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Deliveries of an entry before it is dead-lettered, unless configured otherwise: 5.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// How long an entry must have been pending before another consumer claims it, unless configured
+/// otherwise: 30 seconds. Must be longer than a handler's longest run, retries included.
+pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
+/// How long one read waits for new entries, unless configured otherwise: 2 seconds.
+pub const DEFAULT_BLOCK: Duration = Duration::from_secs(2);
+
+/// The longest wait between two attempts to reach Redis again.
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempts to settle (acknowledge or dead-letter) an entry once a shutdown was asked for.
+const SETTLE_ATTEMPTS_AFTER_STOP: u32 = 3;
+
+/// Where a new consumer group starts reading a stream it is created on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// From the first entry still in the stream (`0`).
+    #[default]
+    Beginning,
+    /// Only entries appended after the group was created (`$`).
+    NewOnly,
+}
+
+impl StartFrom {
+    fn id(self) -> &'static str {
+        match self {
+            StartFrom::Beginning => "0",
+            StartFrom::NewOnly => "$",
+        }
+    }
+}
+
+/// Configures a [`RedisConsumer`]; made by [`RedisConsumer::builder`].
+pub struct RedisConsumerBuilder {
+    config: RedisConfig,
+    group: String,
+    handlers: Handlers,
+    consumer_name: Option<String>,
+    concurrency: usize,
+    batch_size: Option<usize>,
+    block: Duration,
+    retry: RetryPolicy,
+    max_deliveries: u32,
+    claim_idle: Duration,
+    claim_interval: Option<Duration>,
+    start_from: StartFrom,
+}
+
+impl RedisConsumerBuilder {
+    /// The consumer's name within the group; default `<hostname>-<pid>-<random>`. A process that
+    /// restarts under the same name takes back its own pending entries at once.
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.consumer_name = Some(name.into());
+        self
+    }
+
+    /// How many handlers run at once; default [`DEFAULT_CONCURRENCY`], at least 1.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How many entries one read asks for at most; default the concurrency. A read never asks for
+    /// more entries than there are free handler slots.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size.max(1));
+        self
+    }
+
+    /// How long one read waits for new entries; default [`DEFAULT_BLOCK`], at least 1 ms.
+    pub fn block(mut self, block: Duration) -> Self {
+        self.block = block.max(Duration::from_millis(1));
+        self
+    }
+
+    /// In-process retries of a failing handler; default [`RetryPolicy::default`].
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Deliveries before a failing entry is dead-lettered; default [`DEFAULT_MAX_DELIVERIES`], at
+    /// least 1.
+    pub fn max_deliveries(mut self, max: u32) -> Self {
+        self.max_deliveries = max.max(1);
+        self
+    }
+
+    /// How long an entry must have been pending before it is claimed (from a dead consumer, or
+    /// for redelivery after its handler failed); default [`DEFAULT_CLAIM_IDLE`]. Keep it longer
+    /// than a handler's longest run including in-process retries, or a slow handler's entry may be
+    /// claimed and run by another consumer at the same time.
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle;
+        self
+    }
+
+    /// How often pending entries are looked for; default half the claim idle time (between 50 ms
+    /// and 10 s).
+    pub fn claim_interval(mut self, interval: Duration) -> Self {
+        self.claim_interval = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Where the group starts when this consumer creates it; default [`StartFrom::Beginning`].
+    /// An existing group keeps its position.
+    pub fn start_from(mut self, start: StartFrom) -> Self {
+        self.start_from = start;
+        self
+    }
+
+    /// Checks the settings and makes the consumer. Does not connect yet; must be called inside a
+    /// Tokio runtime.
+    pub fn build(self) -> Result<RedisConsumer, Error> {
+        if self.group.is_empty() {
+            return Err(Error::Config("the consumer group name is empty".into()));
+        }
+        let categories = self.handlers.categories();
+        if categories.is_empty() {
+            return Err(Error::Config(
+                "no handler is registered, so there is no stream to read".into(),
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "RedisConsumer must be built inside a Tokio runtime".into(),
+            ));
+        }
+        let consumer = self.consumer_name.unwrap_or_else(default_consumer_name);
+        if consumer.is_empty() {
+            return Err(Error::Config("the consumer name is empty".into()));
+        }
+        let keys = self.config.keys();
+        let streams = categories
+            .iter()
+            .map(|category| keys.stream(category))
+            .collect();
+        let commands = self.config.connection(None)?;
+        let reads = self
+            .config
+            .connection(Some(self.block + self.config.response_timeout_value()))?;
+        let claim_interval = self.claim_interval.unwrap_or_else(|| {
+            (self.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(10))
+        });
+        let inner = Inner {
+            keys,
+            group: self.group,
+            consumer,
+            handlers: self.handlers,
+            streams,
+            concurrency: self.concurrency,
+            batch_size: self.batch_size.unwrap_or(self.concurrency),
+            block: self.block,
+            retry: self.retry,
+            max_deliveries: self.max_deliveries,
+            claim_idle: self.claim_idle,
+            claim_interval,
+            start_from: self.start_from,
+            commands,
+            reads,
+            counters: Counters::default(),
+            in_flight: Mutex::default(),
+            config: self.config,
+        };
+        Ok(RedisConsumer {
+            inner: Arc::new(inner),
+            shutdown: Shutdown::new(),
+        })
+    }
+}
+
+impl fmt::Debug for RedisConsumerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConsumerBuilder")
+            .field("config", &self.config)
+            .field("group", &self.group)
+            .field("handlers", &self.handlers)
+            .field("concurrency", &self.concurrency)
+            .field("max_deliveries", &self.max_deliveries)
+            .field("claim_idle", &self.claim_idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A member of a Redis consumer group running [`Handlers`].
+///
+/// For every entry delivered to this consumer:
+///
+/// 1. an entry without an `event` field, or whose `event` is not an envelope, is dead-lettered at
+///    once (poison), with the reason;
+/// 2. if the group's done record for the event's idempotency key exists, the entry is acknowledged
+///    without running a handler (a redelivery or a duplicate);
+/// 3. an entry delivered more than `max_deliveries` times (by consumers that died meanwhile) is
+///    dead-lettered without running;
+/// 4. [`Handlers::dispatch`] runs the handlers; on success the done record and the acknowledgement
+///    are written in one step (a Lua script), so the only window for a second run is a crash
+///    between a handler's success and that step;
+/// 5. an event no handler takes is acknowledged; a poison event (unknown type or version, payload
+///    that fails its schema) is dead-lettered at once;
+/// 6. a failing handler is retried in-process with exponential backoff ([`RetryPolicy`]; a
+///    shutdown abandons the wait and leaves the entry pending); if it still fails, the entry stays pending and is delivered again once it has been idle for the
+///    claim time (to this consumer or another of the group); on its `max_deliveries`-th delivery
+///    it is dead-lettered with the reason `handler failed ...: <last error>`.
+///
+/// Entries left pending by a consumer that died are claimed by the others after the claim idle
+/// time; a consumer restarted under the same name first takes back its own pending entries.
+/// Handlers of one consumer run concurrently up to the configured concurrency. When Redis goes
+/// away the consumer logs (without secrets), waits with exponential backoff (up to 5 s) and goes on.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use domain_events::{HandlerError, Handlers};
+/// use domain_events_catalog::{DomainEvent, ImageVariationCompletedEvent};
+/// use domain_events_redis::{RedisConfig, RedisConsumer};
+///
+/// let handlers = Handlers::new()
+///     .on(|event: ImageVariationCompletedEvent| async move {
+///         println!("{} is done", event.payload.variation_id);
+///         Ok::<_, HandlerError>(())
+///     })
+///     .knowing::<DomainEvent>(); // unknown types are poison, not merely unhandled
+/// let config = RedisConfig::new("redis://127.0.0.1:6379")?;
+/// let consumer = RedisConsumer::builder(config, "notifications", handlers).concurrency(8).build()?;
+/// let handle = consumer.spawn();
+/// // ... later, on SIGTERM: stop reading, finish the handlers in flight, exit.
+/// let stats = handle.shutdown().await?;
+/// # Ok(()) }
+/// ```
+pub struct RedisConsumer {
+    inner: Arc<Inner>,
+    shutdown: Shutdown,
+}
+
+impl RedisConsumer {
+    /// A builder for a consumer of `group` running `handlers`; it reads the streams of the
+    /// categories the handlers need ([`Handlers::categories`]).
+    pub fn builder(
+        config: RedisConfig,
+        group: impl Into<String>,
+        handlers: Handlers,
+    ) -> RedisConsumerBuilder {
+        RedisConsumerBuilder {
+            config,
+            group: group.into(),
+            handlers,
+            consumer_name: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            batch_size: None,
+            block: DEFAULT_BLOCK,
+            retry: RetryPolicy::default(),
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            claim_idle: DEFAULT_CLAIM_IDLE,
+            claim_interval: None,
+            start_from: StartFrom::default(),
+        }
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.inner.group
+    }
+
+    /// This consumer's name within the group.
+    pub fn consumer_name(&self) -> &str {
+        &self.inner.consumer
+    }
+
+    /// The stream keys this consumer reads.
+    pub fn streams(&self) -> &[String] {
+        &self.inner.streams
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ConsumerStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// A handle that stops [`run`](Self::run) when triggered.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the [`Shutdown`] is triggered: then stops reading, lets the handlers in flight
+    /// finish and settle their entries, and returns the final counters.
+    ///
+    /// Fails only for a setup Redis refuses (e.g. a stream key that holds another type, a missing
+    /// ACL permission); an unreachable Redis is waited for.
+    ///
+    /// Counters: `received` entries taken, `handled` (done record written), `duplicates` (done
+    /// record already there), `unhandled` (no handler), `retries` (in-process retries), `poison`
+    /// (dead-lettered at once) and `failed` (dead-lettered after too many deliveries).
+    pub async fn run(self) -> Result<ConsumerStats, Error> {
+        let RedisConsumer { inner, shutdown } = self;
+        let result = inner.clone().run(&shutdown).await;
+        let stats = inner.counters.snapshot();
+        match result {
+            Ok(()) => {
+                tracing::debug!(group = %inner.group, consumer = %inner.consumer, ?stats, "consumer stopped");
+                Ok(stats)
+            }
+            Err(error) => {
+                tracing::error!(group = %inner.group, consumer = %inner.consumer, %error, "consumer failed");
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs the consumer on a new Tokio task.
+    pub fn spawn(self) -> RedisConsumerHandle {
+        let shutdown = self.shutdown.clone();
+        let inner = self.inner.clone();
+        let task = tokio::spawn(self.run());
+        RedisConsumerHandle {
+            shutdown,
+            inner,
+            task,
+        }
+    }
+}
+
+impl fmt::Debug for RedisConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConsumer")
+            .field("config", &self.inner.config)
+            .field("group", &self.inner.group)
+            .field("consumer", &self.inner.consumer)
+            .field("streams", &self.inner.streams)
+            .field("handlers", &self.inner.handlers)
+            .field("concurrency", &self.inner.concurrency)
+            .field("max_deliveries", &self.inner.max_deliveries)
+            .field("claim_idle", &self.inner.claim_idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`RedisConsumer`] running on its own task; made by [`RedisConsumer::spawn`]. Dropping the
+/// handle leaves the consumer running.
+pub struct RedisConsumerHandle {
+    shutdown: Shutdown,
+    inner: Arc<Inner>,
+    task: JoinHandle<Result<ConsumerStats, Error>>,
+}
+
+impl RedisConsumerHandle {
+    /// The counters so far.
+    pub fn stats(&self) -> ConsumerStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// This consumer's name within the group.
+    pub fn consumer_name(&self) -> &str {
+        &self.inner.consumer
+    }
+
+    /// A handle that stops the consumer when triggered.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Whether the consumer has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the consumer gracefully (see [`RedisConsumer::run`]) and returns the final counters.
+    pub async fn shutdown(self) -> Result<ConsumerStats, Error> {
+        self.shutdown.trigger();
+        self.join().await
+    }
+
+    /// Waits until the consumer stops; returns the final counters.
+    pub async fn join(self) -> Result<ConsumerStats, Error> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::error!(error = %error, "consumer task ended abnormally");
+                Ok(self.inner.counters.snapshot())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RedisConsumerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConsumerHandle")
+            .field("group", &self.inner.group)
+            .field("consumer", &self.inner.consumer)
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    handled: AtomicU64,
+    duplicates: AtomicU64,
+    unhandled: AtomicU64,
+    retries: AtomicU64,
+    failed: AtomicU64,
+    poison: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ConsumerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ConsumerStats {
+            received: get(&self.received),
+            handled: get(&self.handled),
+            duplicates: get(&self.duplicates),
+            unhandled: get(&self.unhandled),
+            retries: get(&self.retries),
+            failed: get(&self.failed),
+            poison: get(&self.poison),
+        }
+    }
+}
+
+/// An entry taken by this consumer, with the stream it came from and its delivery count.
+#[derive(Debug)]
+struct Delivery {
+    stream: String,
+    entry: Entry,
+    deliveries: u64,
+}
+
+/// What became of an entry's settlement.
+enum Settle {
+    Done,
+    /// Left pending (Redis refused or stayed away); it will be delivered again.
+    Pending,
+}
+
+struct Inner {
+    config: RedisConfig,
+    keys: Keys,
+    group: String,
+    consumer: String,
+    handlers: Handlers,
+    streams: Vec<String>,
+    concurrency: usize,
+    batch_size: usize,
+    block: Duration,
+    retry: RetryPolicy,
+    max_deliveries: u32,
+    claim_idle: Duration,
+    claim_interval: Duration,
+    start_from: StartFrom,
+    /// Scripts, acknowledgements, claims.
+    commands: ConnectionManager,
+    /// Blocking reads only, so they never hold up an acknowledgement.
+    reads: ConnectionManager,
+    counters: Counters,
+    /// `(stream, entry id)` of the entries being processed here, never claimed again meanwhile.
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// Exponential backoff for reaching Redis again: 100 ms doubling up to 5 s.
+fn reconnect_backoff(attempt: u32) -> Duration {
+    RetryPolicy {
+        max_retries: u32::MAX,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: MAX_RECONNECT_BACKOFF,
+    }
+    .backoff(attempt.max(1))
+}
+
+/// Sleeps for `duration` unless `stop` is triggered first; returns whether it was.
+async fn sleep_or_stop(duration: Duration, stop: &Shutdown) -> bool {
+    tokio::select! {
+        biased;
+        () = stop.triggered() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
+
+fn is_error_code(error: &RedisError, code: &str) -> bool {
+    error.code() == Some(code) || error.to_string().contains(code)
+}
+
+impl Inner {
+    async fn run(self: Arc<Self>, stop: &Shutdown) -> Result<(), Error> {
+        tracing::info!(group = %self.group, consumer = %self.consumer, streams = ?self.streams,
+            url = %self.config.redacted_url(), "consumer starting");
+        if !self.ensure_groups(stop).await? {
+            return Ok(());
+        }
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let mut tasks = JoinSet::new();
+        self.recover_own(stop, &permits, &mut tasks).await;
+
+        let mut failures = 0u32;
+        let mut next_claim = Instant::now();
+        while !stop.is_triggered() {
+            while let Some(joined) = tasks.try_join_next() {
+                log_join(joined);
+            }
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    biased;
+                    () = stop.triggered() => break,
+                    joined = tasks.join_next() => { if let Some(joined) = joined { log_join(joined); } }
+                }
+                continue;
+            }
+            if Instant::now() >= next_claim {
+                next_claim = Instant::now() + self.claim_interval;
+                match self.claim_idle_entries(free).await {
+                    Ok(claimed) => {
+                        failures = 0;
+                        let any = !claimed.is_empty();
+                        for delivery in claimed {
+                            self.start(delivery, &permits, &mut tasks, stop);
+                        }
+                        if any {
+                            continue;
+                        }
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        if self
+                            .on_redis_error(&error, failures, "claiming pending entries", stop)
+                            .await?
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let block = self
+                .block
+                .min(next_claim.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1));
+            let count = self.batch_size.min(free);
+            let read = tokio::select! {
+                biased;
+                () = stop.triggered() => break,
+                read = self.read_new(count, block) => read,
+            };
+            match read {
+                Ok(deliveries) => {
+                    if failures > 0 {
+                        tracing::info!(group = %self.group, consumer = %self.consumer, "Redis is back, consuming again");
+                    }
+                    failures = 0;
+                    for delivery in deliveries {
+                        self.start(delivery, &permits, &mut tasks, stop);
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    if self
+                        .on_redis_error(&error, failures, "reading new entries", stop)
+                        .await?
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::debug!(group = %self.group, consumer = %self.consumer, in_flight = tasks.len(),
+            "shutting down: waiting for the handlers in flight");
+        while let Some(joined) = tasks.join_next().await {
+            log_join(joined);
+        }
+        Ok(())
+    }
+
+    /// Logs a Redis error and waits before the next attempt. Fails for errors that waiting cannot
+    /// fix; returns whether a shutdown came meanwhile.
+    async fn on_redis_error(
+        &self,
+        error: &RedisError,
+        failures: u32,
+        doing: &str,
+        stop: &Shutdown,
+    ) -> Result<bool, Error> {
+        let shown = self.config.error(error);
+        if is_error_code(error, "NOGROUP") {
+            tracing::warn!(group = %self.group, consumer = %self.consumer, error = %shown,
+                "consumer group missing (Redis lost its data?), creating it again");
+            return self.ensure_groups(stop).await.map(|running| !running);
+        }
+        if !is_unavailable(error) {
+            tracing::error!(group = %self.group, consumer = %self.consumer, error = %shown, "Redis refused {doing}");
+        } else if failures == 1 {
+            tracing::warn!(group = %self.group, consumer = %self.consumer, error = %shown, "Redis unavailable while {doing}, retrying");
+        } else {
+            tracing::debug!(group = %self.group, consumer = %self.consumer, error = %shown, failures, "Redis still unavailable");
+        }
+        Ok(sleep_or_stop(reconnect_backoff(failures), stop).await)
+    }
+
+    /// Creates the group on every stream (and the streams) unless it exists. Waits for Redis while
+    /// it is unreachable; returns false if a shutdown came first.
+    async fn ensure_groups(&self, stop: &Shutdown) -> Result<bool, Error> {
+        let mut failures = 0;
+        'retry: loop {
+            if stop.is_triggered() {
+                return Ok(false);
+            }
+            for stream in &self.streams {
+                let mut conn = self.commands.clone();
+                let created = redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(stream)
+                    .arg(&self.group)
+                    .arg(self.start_from.id())
+                    .arg("MKSTREAM")
+                    .query_async::<()>(&mut conn)
+                    .await;
+                match created {
+                    Ok(()) => {
+                        tracing::debug!(group = %self.group, stream = %stream, "consumer group created")
+                    }
+                    Err(error) if is_error_code(&error, "BUSYGROUP") => {}
+                    Err(error) if is_unavailable(&error) => {
+                        failures += 1;
+                        let shown = self.config.error(&error);
+                        if failures == 1 {
+                            tracing::warn!(group = %self.group, error = %shown, "Redis unavailable, waiting for it");
+                        }
+                        if sleep_or_stop(reconnect_backoff(failures), stop).await {
+                            return Ok(false);
+                        }
+                        continue 'retry;
+                    }
+                    Err(error) => return Err(self.config.error(&error)),
+                }
+            }
+            return Ok(true);
+        }
+    }
+
+    /// Takes back the entries still pending for this consumer's name (a restart under the same
+    /// name) and processes them before reading new ones.
+    async fn recover_own(
+        self: &Arc<Self>,
+        stop: &Shutdown,
+        permits: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        for stream in &self.streams {
+            let mut cursor = "-".to_owned();
+            let mut failures = 0;
+            loop {
+                if stop.is_triggered() {
+                    return;
+                }
+                while permits.available_permits() == 0 {
+                    if let Some(joined) = tasks.join_next().await {
+                        log_join(joined);
+                    }
+                }
+                let count = self.batch_size.min(permits.available_permits());
+                match self
+                    .claim(stream, Duration::ZERO, Some(&self.consumer), &cursor, count)
+                    .await
+                {
+                    Ok((claimed, last)) => {
+                        let Some(last) = last else { break };
+                        cursor = format!("({last}");
+                        for delivery in claimed {
+                            self.start(delivery, permits, tasks, stop);
+                        }
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        match self
+                            .on_redis_error(
+                                &error,
+                                failures,
+                                "taking back own pending entries",
+                                stop,
+                            )
+                            .await
+                        {
+                            Ok(false) if failures < 10 => {}
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims entries idle for the claim time from any consumer (this one included: a failed
+    /// entry left pending is delivered again this way), up to `budget`.
+    async fn claim_idle_entries(
+        self: &Arc<Self>,
+        budget: usize,
+    ) -> Result<Vec<Delivery>, RedisError> {
+        let mut claimed = Vec::new();
+        for stream in &self.streams {
+            let left = budget.saturating_sub(claimed.len());
+            if left == 0 {
+                break;
+            }
+            let (mut got, _) = self.claim(stream, self.claim_idle, None, "-", left).await?;
+            claimed.append(&mut got);
+        }
+        Ok(claimed)
+    }
+
+    /// `XPENDING` (idle at least `min_idle`, after `start`, of `owner` if given) then `XCLAIM` of
+    /// those rows not in flight here, up to `count` entries. Returns the claimed deliveries and the
+    /// last pending id looked at (`None` when there was none).
+    async fn claim(
+        &self,
+        stream: &str,
+        min_idle: Duration,
+        owner: Option<&str>,
+        start: &str,
+        count: usize,
+    ) -> Result<(Vec<Delivery>, Option<String>), RedisError> {
+        let idle_ms = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        let in_flight_here = self
+            .lock_in_flight()
+            .iter()
+            .filter(|(s, _)| s == stream)
+            .count();
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(stream)
+            .arg(&self.group)
+            .arg("IDLE")
+            .arg(idle_ms)
+            .arg(start)
+            .arg("+")
+            .arg(count + in_flight_here);
+        if let Some(owner) = owner {
+            pending.arg(owner);
+        }
+        let mut conn = self.commands.clone();
+        let reply: Value = pending.query_async(&mut conn).await?;
+        let rows = parse_pending(&reply)
+            .map_err(|e| RedisError::from((redis::ErrorKind::Parse, "XPENDING", e.to_string())))?;
+        let last = rows.last().map(|row| row.id.clone());
+        let rows: Vec<_> = {
+            let in_flight = self.lock_in_flight();
+            rows.into_iter()
+                .filter(|row| !in_flight.contains(&(stream.to_owned(), row.id.clone())))
+                .take(count)
+                .collect()
+        };
+        if rows.is_empty() {
+            return Ok((Vec::new(), last));
+        }
+        let mut xclaim = redis::cmd("XCLAIM");
+        xclaim
+            .arg(stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(idle_ms);
+        for row in &rows {
+            xclaim.arg(&row.id);
+        }
+        let reply: Value = xclaim.query_async(&mut conn).await?;
+        let entries = parse_entries(&reply)
+            .map_err(|e| RedisError::from((redis::ErrorKind::Parse, "XCLAIM", e.to_string())))?;
+        let deliveries = entries
+            .into_iter()
+            .map(|entry| {
+                let before = rows.iter().find(|row| row.id == entry.id).map_or(0, |row| row.deliveries);
+                if owner.is_none() {
+                    let from = rows.iter().find(|row| row.id == entry.id).map_or("?", |row| row.consumer.as_str());
+                    tracing::debug!(group = %self.group, consumer = %self.consumer, stream, entry_id = %entry.id,
+                        from, deliveries = before + 1, "claimed a pending entry");
+                }
+                Delivery { stream: stream.to_owned(), entry, deliveries: before + 1 }
+            })
+            .collect();
+        Ok((deliveries, last))
+    }
+
+    /// `XREADGROUP ... >`: new entries of every stream, waiting up to `block`.
+    async fn read_new(&self, count: usize, block: Duration) -> Result<Vec<Delivery>, RedisError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg("STREAMS");
+        for stream in &self.streams {
+            cmd.arg(stream);
+        }
+        for _ in &self.streams {
+            cmd.arg(">");
+        }
+        let mut conn = self.reads.clone();
+        let reply: Value = cmd.query_async(&mut conn).await?;
+        let read = parse_read(&reply).map_err(|e| {
+            RedisError::from((redis::ErrorKind::Parse, "XREADGROUP", e.to_string()))
+        })?;
+        Ok(read
+            .into_iter()
+            .flat_map(|(stream, entries)| {
+                entries.into_iter().map(move |entry| Delivery {
+                    stream: stream.clone(),
+                    entry,
+                    deliveries: 1,
+                })
+            })
+            .collect())
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Processes `delivery` on a new task holding one handler slot.
+    fn start(
+        self: &Arc<Self>,
+        delivery: Delivery,
+        permits: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+        stop: &Shutdown,
+    ) {
+        let key = (delivery.stream.clone(), delivery.entry.id.clone());
+        if !self.lock_in_flight().insert(key.clone()) {
+            return;
+        }
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Never happens: reads ask for no more than the free slots. Leave it pending.
+                self.lock_in_flight().remove(&key);
+                return;
+            }
+        };
+        let this = self.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            this.process(delivery, &stop, permit).await;
+            this.lock_in_flight().remove(&key);
+        });
+    }
+
+    async fn process(&self, delivery: Delivery, stop: &Shutdown, _permit: OwnedSemaphorePermit) {
+        let c = &self.counters;
+        Counters::bump(&c.received);
+        let Delivery {
+            stream,
+            entry,
+            deliveries,
+        } = delivery;
+        if entry.fields.is_none() {
+            // Deleted from the stream while pending: nothing to run.
+            self.settle(stop, &stream, &entry.id, |mut conn| {
+                let mut cmd = redis::cmd("XACK");
+                cmd.arg(&stream).arg(&self.group).arg(&entry.id);
+                async move { cmd.query_async::<()>(&mut conn).await }
+            })
+            .await;
+            return;
+        }
+        let Some(event) = entry.field("event") else {
+            Counters::bump(&c.poison);
+            self.dead_letter(
+                stop,
+                &stream,
+                &entry,
+                deliveries,
+                "entry has no `event` field",
+            )
+            .await;
+            return;
+        };
+        let raw = match RawEnvelope::from_slice(event) {
+            Ok(raw) => raw,
+            Err(error) => {
+                Counters::bump(&c.poison);
+                self.dead_letter(stop, &stream, &entry, deliveries, &error.to_string())
+                    .await;
+                return;
+            }
+        };
+        let category = self
+            .keys
+            .category_of_stream(&stream)
+            .unwrap_or_default()
+            .to_owned();
+        let done_key = self.keys.done(&category, &self.group, &raw.idempotency_key);
+        match self.is_done(stop, &done_key).await {
+            Some(true) => {
+                Counters::bump(&c.duplicates);
+                tracing::debug!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
+                    event_id = %raw.event_id, idempotency_key = %raw.idempotency_key, "already handled by the group, acknowledged");
+                self.settle(stop, &stream, &entry.id, |mut conn| {
+                    let mut cmd = redis::cmd("XACK");
+                    cmd.arg(&stream).arg(&self.group).arg(&entry.id);
+                    async move { cmd.query_async::<()>(&mut conn).await }
+                })
+                .await;
+                return;
+            }
+            Some(false) => {}
+            None => return, // Redis away; the entry stays pending.
+        }
+        // Only now: an entry whose handlers succeeded but was not acknowledged is acknowledged
+        // above, however often it was delivered.
+        if deliveries > u64::from(self.max_deliveries) {
+            Counters::bump(&c.failed);
+            let reason = format!(
+                "delivered {deliveries} times, more than the maximum of {}",
+                self.max_deliveries
+            );
+            self.dead_letter(stop, &stream, &entry, deliveries, &reason)
+                .await;
+            return;
+        }
+
+        let mut retry = 0u32;
+        loop {
+            match self.handlers.dispatch(&raw).await {
+                Ok(Dispatched::Handled(handlers)) => {
+                    let settled = self
+                        .settle(stop, &stream, &entry.id, |mut conn| {
+                            let mut invocation = ACK_DONE_SCRIPT.prepare_invoke();
+                            invocation
+                                .key(&stream)
+                                .key(&done_key)
+                                .arg(&self.group)
+                                .arg(&entry.id)
+                                .arg(ttl_ms(self.config.done_ttl_value()))
+                                .arg(raw.event_id.to_string());
+                            async move { invocation.invoke_async::<()>(&mut conn).await }
+                        })
+                        .await;
+                    if matches!(settled, Settle::Done) {
+                        Counters::bump(&c.handled);
+                        tracing::debug!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
+                            event_id = %raw.event_id, handlers, "event handled");
+                    }
+                    return;
+                }
+                Ok(Dispatched::NoHandler) => {
+                    Counters::bump(&c.unhandled);
+                    self.settle(stop, &stream, &entry.id, |mut conn| {
+                        let mut cmd = redis::cmd("XACK");
+                        cmd.arg(&stream).arg(&self.group).arg(&entry.id);
+                        async move { cmd.query_async::<()>(&mut conn).await }
+                    })
+                    .await;
+                    return;
+                }
+                Err(DispatchError::Poison(error)) => {
+                    Counters::bump(&c.poison);
+                    self.dead_letter(
+                        stop,
+                        &stream,
+                        &entry,
+                        deliveries,
+                        &format!("poison event: {error}"),
+                    )
+                    .await;
+                    return;
+                }
+                Err(DispatchError::Failed(error)) => {
+                    let exhausted = retry >= self.retry.max_retries;
+                    if !exhausted && !stop.is_triggered() {
+                        retry += 1;
+                        Counters::bump(&c.retries);
+                        let delay = self.retry.backoff(retry);
+                        tracing::warn!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
+                            event_id = %raw.event_id, retry, ?delay, error = %error, "handler failed, retrying");
+                        if !sleep_or_stop(delay, stop).await {
+                            continue;
+                        }
+                    }
+                    let attempts = if exhausted { retry + 1 } else { retry };
+                    if exhausted && deliveries >= u64::from(self.max_deliveries) {
+                        Counters::bump(&c.failed);
+                        let reason = format!(
+                            "handler failed {deliveries} times (delivery {deliveries} of at most {}, {attempts} attempts in the last): {error}",
+                            self.max_deliveries
+                        );
+                        self.dead_letter(stop, &stream, &entry, deliveries, &reason)
+                            .await;
+                    } else if exhausted {
+                        tracing::warn!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
+                            event_id = %raw.event_id, deliveries, attempts, error = %error,
+                            "handler failed, entry left pending for a later delivery");
+                    } else {
+                        tracing::info!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
+                            event_id = %raw.event_id, deliveries, attempts, "shutting down: retry abandoned, entry left pending");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the done record exists; `None` if Redis stayed unreachable (or a shutdown came).
+    async fn is_done(&self, stop: &Shutdown, done_key: &str) -> Option<bool> {
+        let mut failures = 0;
+        loop {
+            let mut conn = self.commands.clone();
+            match redis::cmd("EXISTS")
+                .arg(done_key)
+                .query_async::<u64>(&mut conn)
+                .await
+            {
+                Ok(n) => return Some(n > 0),
+                Err(error) => {
+                    failures += 1;
+                    let shown = self.config.error(&error);
+                    if !is_unavailable(&error) || stop.is_triggered() || failures >= 10 {
+                        tracing::warn!(group = %self.group, error = %shown, "cannot check the done record, entry left pending");
+                        return None;
+                    }
+                    if sleep_or_stop(reconnect_backoff(failures), stop).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the entry to the dead-letter stream and acknowledges it (one script).
+    async fn dead_letter(
+        &self,
+        stop: &Shutdown,
+        stream: &str,
+        entry: &Entry,
+        deliveries: u64,
+        reason: &str,
+    ) {
+        let category = self.keys.category_of_stream(stream).unwrap_or_default();
+        let dlq = self.keys.dlq(category, &self.group);
+        let event = entry.field("event").unwrap_or_default().to_vec();
+        tracing::error!(group = %self.group, stream = %stream, entry_id = %entry.id, deliveries, reason,
+            dead_letters = %dlq, "entry dead-lettered");
+        self.settle(stop, stream, &entry.id, |mut conn| {
+            let mut invocation = DEAD_LETTER_SCRIPT.prepare_invoke();
+            invocation
+                .key(stream)
+                .key(&dlq)
+                .arg(&self.group)
+                .arg(&entry.id)
+                .arg(reason)
+                .arg(deliveries)
+                .arg(event.as_slice())
+                .arg(self.config.max_len());
+            async move { invocation.invoke_async::<Value>(&mut conn).await.map(drop) }
+        })
+        .await;
+    }
+
+    /// Runs a settling step (ack, done+ack, dead letter), retrying while Redis is unreachable
+    /// (a few attempts only once a shutdown was asked for).
+    async fn settle<F, Fut>(&self, stop: &Shutdown, stream: &str, entry_id: &str, step: F) -> Settle
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<(), RedisError>>,
+    {
+        let mut failures = 0;
+        let mut after_stop = 0;
+        loop {
+            let result = step(self.commands.clone()).await;
+            match result {
+                Ok(()) => return Settle::Done,
+                Err(error) => {
+                    failures += 1;
+                    let shown = self.config.error(&error);
+                    if !is_unavailable(&error) {
+                        tracing::error!(group = %self.group, stream, entry_id, error = %shown,
+                            "Redis refused to settle the entry; it stays pending");
+                        return Settle::Pending;
+                    }
+                    if stop.is_triggered() {
+                        after_stop += 1;
+                        if after_stop > SETTLE_ATTEMPTS_AFTER_STOP {
+                            tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
+                                "Redis unavailable at shutdown; the entry stays pending");
+                            return Settle::Pending;
+                        }
+                        tokio::time::sleep(reconnect_backoff(after_stop)).await;
+                    } else {
+                        if failures == 1 {
+                            tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
+                                "Redis unavailable while settling an entry, retrying");
+                        }
+                        sleep_or_stop(reconnect_backoff(failures), stop).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_join(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = joined {
+        tracing::error!(error = %error, "an entry's task ended abnormally; the entry stays pending");
+    }
+}
+
+/// `<hostname>-<pid>-<random>`.
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
+        .or_else(|| {
+            std::env::var("COMPUTERNAME")
+                .ok()
+                .filter(|name| !name.is_empty())
+        })
+        .unwrap_or_else(|| "host".to_owned());
+    let random = domain_events::Uuid::now_v7().simple().to_string();
+    let suffix = random
+        .get(random.len().saturating_sub(8)..)
+        .unwrap_or(&random);
+    format!("{host}-{}-{suffix}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_differ_per_consumer() {
+        let (a, b) = (default_consumer_name(), default_consumer_name());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
+    }
+
+    #[test]
+    fn reconnect_backoff_is_capped() {
+        assert_eq!(reconnect_backoff(1), Duration::from_millis(100));
+        assert_eq!(reconnect_backoff(2), Duration::from_millis(200));
+        assert_eq!(reconnect_backoff(30), MAX_RECONNECT_BACKOFF);
+    }
+}

@@ -1,0 +1,248 @@
+//! Stream entries read from raw Redis replies, tolerating anything: field names and values are
+//! kept as bytes, so one odd entry can never make a whole read fail.
+
+use redis::Value;
+
+use crate::error::Error;
+
+/// One stream entry: its id and fields, as bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The entry id, `<ms>-<seq>`.
+    pub(crate) id: String,
+    /// The fields in order; `None` when the entry was deleted while pending.
+    pub(crate) fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Entry {
+    /// The first value of `name`.
+    pub(crate) fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .as_ref()?
+            .iter()
+            .find(|(key, _)| key == name.as_bytes())
+            .map(|(_, value)| value.as_slice())
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    /// Shows field names and sizes, never values (they may hold sensitive payload data).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields: Option<Vec<String>> = self.fields.as_ref().map(|fields| {
+            fields
+                .iter()
+                .map(|(k, v)| format!("{}: {} bytes", String::from_utf8_lossy(k), v.len()))
+                .collect()
+        });
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("fields", &fields)
+            .finish()
+    }
+}
+
+/// Bytes of a string-like value.
+pub(crate) fn bytes_of(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => {
+            Some(text.clone().into_bytes())
+        }
+        Value::Int(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// A string-like value as text (lossy).
+pub(crate) fn text_of(value: &Value) -> Option<String> {
+    bytes_of(value).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// One entry, `[id, [k, v, k, v, ...]]` (fields nil for a deleted entry). `None` for anything
+/// else, including the nil that old servers send for claimed entries that were deleted.
+pub(crate) fn parse_entry(value: &Value) -> Option<Entry> {
+    let Value::Array(parts) = value else {
+        return None;
+    };
+    let id = text_of(parts.first()?)?;
+    let fields = match parts.get(1) {
+        None | Some(Value::Nil) => None,
+        Some(Value::Array(flat)) => Some(
+            flat.chunks(2)
+                .filter_map(|pair| match pair {
+                    [k, v] => Some((bytes_of(k)?, bytes_of(v).unwrap_or_default())),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Some(Value::Map(pairs)) => Some(
+            pairs
+                .iter()
+                .filter_map(|(k, v)| Some((bytes_of(k)?, bytes_of(v).unwrap_or_default())))
+                .collect(),
+        ),
+        Some(_) => None,
+    };
+    Some(Entry { id, fields })
+}
+
+/// A list of entries (`XRANGE`, `XCLAIM`).
+pub(crate) fn parse_entries(value: &Value) -> Result<Vec<Entry>, Error> {
+    match value {
+        Value::Nil => Ok(Vec::new()),
+        Value::Array(items) => Ok(items.iter().filter_map(parse_entry).collect()),
+        other => Err(Error::Protocol(format!(
+            "expected a list of stream entries, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+/// An `XREAD`/`XREADGROUP` reply: entries per stream key (RESP2 array or RESP3 map); nil when the
+/// block timed out.
+pub(crate) fn parse_read(value: &Value) -> Result<Vec<(String, Vec<Entry>)>, Error> {
+    let pairs: Vec<(&Value, &Value)> = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|stream| match stream {
+                Value::Array(pair) if pair.len() == 2 => Some((&pair[0], &pair[1])),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        other => {
+            return Err(Error::Protocol(format!(
+                "expected a stream read reply, got {}",
+                kind(other)
+            )));
+        }
+    };
+    pairs
+        .into_iter()
+        .map(|(key, entries)| {
+            let key = text_of(key)
+                .ok_or_else(|| Error::Protocol("stream name is not a string".into()))?;
+            Ok((key, parse_entries(entries)?))
+        })
+        .collect()
+}
+
+/// One row of `XPENDING <key> <group> [IDLE ms] <start> <end> <count>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) id: String,
+    pub(crate) consumer: String,
+    pub(crate) deliveries: u64,
+}
+
+/// An extended `XPENDING` reply.
+pub(crate) fn parse_pending(value: &Value) -> Result<Vec<Pending>, Error> {
+    let Value::Array(rows) = value else {
+        return match value {
+            Value::Nil => Ok(Vec::new()),
+            other => Err(Error::Protocol(format!(
+                "expected XPENDING rows, got {}",
+                kind(other)
+            ))),
+        };
+    };
+    Ok(rows
+        .iter()
+        .filter_map(|row| match row {
+            Value::Array(cols) if cols.len() >= 4 => Some(Pending {
+                id: text_of(&cols[0])?,
+                consumer: text_of(&cols[1])?,
+                deliveries: match &cols[3] {
+                    Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+                    other => text_of(other)?.parse().ok()?,
+                },
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A short name of a value's kind, for errors (never its content).
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::BulkString(_) | Value::SimpleString(_) | Value::VerbatimString { .. } => "a string",
+        Value::Array(_) => "an array",
+        Value::Map(_) => "a map",
+        Value::ServerError(_) => "an error",
+        _ => "another kind of value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &[u8]) -> Value {
+        Value::BulkString(text.to_vec())
+    }
+
+    #[test]
+    fn odd_entries_are_read_or_skipped_never_fail_the_read() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk(b"p:{image}"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk(b"1-0"),
+                    Value::Array(vec![
+                        bulk(b"type"),
+                        bulk(b"t"),
+                        bulk(b"event"),
+                        bulk(b"\xff\xfe"),
+                    ]),
+                ]),
+                Value::Array(vec![bulk(b"2-0"), Value::Nil]),
+                Value::Array(vec![
+                    bulk(b"3-0"),
+                    Value::Array(vec![bulk(b"\xffodd"), bulk(b"x"), bulk(b"dangling")]),
+                ]),
+                Value::Nil,
+                Value::Int(7),
+            ]),
+        ])]);
+        let read = parse_read(&reply).expect("parsed");
+        assert_eq!(read.len(), 1);
+        let (stream, entries) = &read[0];
+        assert_eq!(stream, "p:{image}");
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].field("event"), Some(&b"\xff\xfe"[..]));
+        assert_eq!(entries[0].field("type"), Some(&b"t"[..]));
+        assert_eq!(entries[1].fields, None);
+        assert_eq!(entries[2].field("event"), None);
+        assert!(
+            !format!("{:?}", entries[0]).contains('t')
+                || format!("{:?}", entries[0]).contains("bytes")
+        );
+        assert_eq!(parse_read(&Value::Nil).expect("timeout"), Vec::new());
+        assert!(parse_read(&Value::Int(1)).is_err());
+    }
+
+    #[test]
+    fn pending_rows_are_parsed() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                bulk(b"1-0"),
+                bulk(b"c1"),
+                Value::Int(10),
+                Value::Int(3),
+            ]),
+            Value::Array(vec![bulk(b"bad")]),
+        ]);
+        let rows = parse_pending(&reply).expect("parsed");
+        assert_eq!(
+            rows,
+            vec![Pending {
+                id: "1-0".into(),
+                consumer: "c1".into(),
+                deliveries: 3
+            }]
+        );
+    }
+}

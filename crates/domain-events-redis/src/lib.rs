@@ -1,0 +1,87 @@
+//! Redis Streams for [`domain_events`]: a [`Transport`](domain_events::Transport) for the
+//! [`Emitter`](struct@domain_events::Emitter) and a consumer runtime on consumer groups.
+//!
+//! The Redis layout is the binding one of CONTRACT.md section 4 (see [`Keys`]): one stream per
+//! category, `<prefix>:{<category>}`, with entries of two fields, `type` (the type string) and
+//! `event` (the envelope JSON); every key of a category carries the category as a hash tag.
+//!
+//! - [`RedisTransport`] appends events, taking each event's producer-side idempotency claim in the
+//!   same atomic step, so a second emission of a key inside the claim TTL (24 h by default) adds
+//!   nothing and is reported as [`PublishOutcome::Duplicate`](domain_events::PublishOutcome),
+//!   even when the two race from different processes. A batch is one round trip.
+//! - [`RedisConsumer`] runs typed [`Handlers`](domain_events::Handlers) on a consumer group:
+//!   bounded concurrency, acknowledgement only after success together with the group's done
+//!   record, retries with backoff, claiming of entries a dead consumer left pending, a
+//!   dead-letter stream per group, graceful shutdown and reconnection.
+//! - [`DeadLetters`] lists, replays and deletes dead letters.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use domain_events::{Emitter, HandlerError, Handlers};
+//! use domain_events_catalog::{DomainEvent, ImageVariationCompletedEvent, ImageVariationCompletedPayload};
+//! use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
+//!
+//! let config = RedisConfig::new("rediss://app:secret@redis.internal:6380")?;
+//! let emitter = Emitter::new("image-generator", RedisTransport::new(config.clone())?);
+//! let emitted = emitter
+//!     .emit(ImageVariationCompletedPayload {
+//!         variation_id: "var-123".into(),
+//!         variation_name: "Autumn".into(),
+//!         families_completed: 9,
+//!         total_generation_time_ms: 81_234,
+//!         public_urls: vec!["https://cdn.example/a.png".parse()?],
+//!     })
+//!     .await?;
+//! assert!(emitted.published() || emitted.duplicate);
+//!
+//! let handlers = Handlers::new()
+//!     .on(|event: ImageVariationCompletedEvent| async move {
+//!         println!("{} finished", event.payload.variation_id);
+//!         Ok::<_, HandlerError>(())
+//!     })
+//!     .knowing::<DomainEvent>();
+//! let consumer = RedisConsumer::builder(config, "notifications", handlers).build()?.spawn();
+//! // ...
+//! consumer.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Lua scripts
+//!
+//! Each multi-key step is one script, sent with `EVALSHA` (loaded again after `NOSCRIPT`):
+//!
+//! | script | keys | does | answers |
+//! |---|---|---|---|
+//! | emit | claim, stream | `SET claim eventId NX PX ttl`; if taken: nothing; else `XADD stream MAXLEN ~ n * type .. event ..` (claim released if the append fails) | `{1, entryId}` or `{0, eventId holding the claim}` |
+//! | ack | stream, done record | `SET done eventId PX ttl`, `XACK stream group id` | entries acknowledged |
+//! | dead letter | stream, dead-letter stream | if the entry is still pending in the group: `XADD dlq MAXLEN ~ n * stream .. entryId .. group .. reason .. deliveries .. event ..`, `XACK` | dead letter id, or nil |
+//! | replay | dead-letter stream, stream | if the dead letter exists: `XADD stream ... type .. event ..`, `XDEL dlq id` | new entry id, or nil |
+//!
+//! # Secrets
+//!
+//! The connection URL's password never appears in `Debug` output, logs or errors: URLs are shown
+//! through [`redact_url`] and the Redis client's messages are scrubbed
+//! ([`RedisConfig::scrub`]). Event payloads are never logged.
+#![deny(missing_docs)]
+
+mod config;
+mod consumer;
+mod dlq;
+mod entry;
+mod error;
+mod keys;
+mod scripts;
+mod transport;
+
+pub use config::{
+    DEFAULT_CLAIM_TTL, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM_MAX_LEN, RedisConfig, redact_url,
+};
+pub use consumer::{
+    DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_DELIVERIES, RedisConsumer,
+    RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
+};
+pub use dlq::{DeadLetter, DeadLetters};
+pub use error::Error;
+pub use keys::Keys;
+pub use transport::RedisTransport;

@@ -1,0 +1,110 @@
+//! The Lua scripts that make each multi-key step atomic. Every script touches keys of one
+//! category only, so all its keys share the category's hash tag (one slot).
+//!
+//! Scripts are sent with `EVALSHA`; after a Redis restart (or `SCRIPT FLUSH`) the `NOSCRIPT`
+//! answer is handled by loading the script and sending the call again, which is safe because a
+//! `NOSCRIPT` call did nothing.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Producer side: take the idempotency claim and append the entry, or do neither.
+///
+/// - `KEYS[1]`: the claim `<prefix>:{<category>}:idem:<key>`; `KEYS[2]`: the stream.
+/// - `ARGV`: eventId, claim TTL in ms (≥ 1), MAXLEN (approximate), type string, envelope JSON.
+/// - Returns `{1, <entry id>}` when the claim was free and the entry was appended, and
+///   `{0, <eventId holding the claim>}` when the key was already claimed (nothing appended).
+/// - If the append fails (e.g. the stream key holds another type), the claim is released and the
+///   error is returned, so a claim never exists without its entry.
+pub(crate) const EMIT: &str = r#"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local holder = redis.call('GET', KEYS[1])
+  return {0, holder or ''}
+end
+local id = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[4], 'event', ARGV[5])
+if type(id) == 'table' and id.err then
+  redis.call('DEL', KEYS[1])
+  return id
+end
+return {1, id}
+"#;
+
+/// Consumer side, after the handlers succeeded: write the done record and acknowledge the entry
+/// in one step.
+///
+/// - `KEYS[1]`: the stream; `KEYS[2]`: the done record `<prefix>:{<category>}:done:<group>:<key>`.
+/// - `ARGV`: group, entry id, done TTL in ms (≥ 1), eventId (the record's value).
+/// - Returns the number of entries acknowledged (0 if another consumer settled it meanwhile).
+pub(crate) const ACK_DONE: &str = r#"
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"#;
+
+/// Consumer side: copy an entry to the group's dead-letter stream and acknowledge it, in one step,
+/// once: an entry no longer pending in the group (settled by another consumer) is left alone.
+///
+/// - `KEYS[1]`: the stream; `KEYS[2]`: the dead-letter stream `<prefix>:{<category>}:dlq:<group>`.
+/// - `ARGV`: group, entry id, reason, deliveries, raw `event` bytes (empty when the entry had
+///   none), MAXLEN (approximate) of the dead-letter stream.
+/// - Returns the dead-letter entry id, or nil when the entry was not pending any more.
+/// - The dead letter's fields are `stream`, `entryId`, `group`, `reason`, `deliveries`, `event`
+///   (CONTRACT.md section 4).
+pub(crate) const DEAD_LETTER: &str = r#"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending == 0 then
+  return false
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
+  'stream', KEYS[1], 'entryId', ARGV[2], 'group', ARGV[1], 'reason', ARGV[3],
+  'deliveries', ARGV[4], 'event', ARGV[5])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return id
+"#;
+
+/// Dead letters: move one dead letter back to its category stream, once.
+///
+/// - `KEYS[1]`: the dead-letter stream; `KEYS[2]`: the category stream.
+/// - `ARGV`: dead-letter entry id, MAXLEN (approximate), type string, raw `event` bytes.
+/// - Returns the new entry id, or nil when the dead letter does not exist (any more).
+pub(crate) const REPLAY: &str = r#"
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then
+  return false
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3], 'event', ARGV[4])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+"#;
+
+/// [`EMIT`], hashed once.
+pub(crate) static EMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EMIT));
+/// [`ACK_DONE`], hashed once.
+pub(crate) static ACK_DONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACK_DONE));
+/// [`DEAD_LETTER`], hashed once.
+pub(crate) static DEAD_LETTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEAD_LETTER));
+/// [`REPLAY`], hashed once.
+pub(crate) static REPLAY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REPLAY));
+
+/// A TTL in whole milliseconds, at least 1 (Redis refuses `PX 0`).
+pub(crate) fn ttl_ms(ttl: std::time::Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_hash_and_ttls_round_up() {
+        for script in [
+            &*EMIT_SCRIPT,
+            &*ACK_DONE_SCRIPT,
+            &*DEAD_LETTER_SCRIPT,
+            &*REPLAY_SCRIPT,
+        ] {
+            assert_eq!(script.get_hash().len(), 40);
+        }
+        assert_eq!(ttl_ms(std::time::Duration::ZERO), 1);
+        assert_eq!(ttl_ms(std::time::Duration::from_secs(2)), 2000);
+    }
+}

@@ -1,0 +1,224 @@
+//! [`RedisTransport`]: the emitter's side of Redis Streams.
+
+use std::fmt;
+
+use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
+use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, Pipeline, RedisResult, ServerErrorKind, Value};
+
+use crate::config::RedisConfig;
+use crate::error::Error;
+use crate::keys::Keys;
+use crate::scripts::{EMIT, EMIT_SCRIPT, ttl_ms};
+
+/// Publishes events to one Redis stream per category (`<prefix>:{<category>}`), each entry with
+/// the fields `type` and `event`, trimmed with `MAXLEN ~`.
+///
+/// Each event's idempotency claim and its entry are written by one Lua script
+/// ([the emit script](crate#lua-scripts)), so two emissions of one key inside the claim TTL give
+/// one entry, even when they race from different processes; the second gets
+/// [`PublishOutcome::Duplicate`] with the eventId holding the claim. A batch is one pipeline of
+/// script calls: one round trip.
+///
+/// Cloning is cheap and clones share the connection, which reconnects by itself after Redis went
+/// away. Wrap it in an [`Emitter`](struct@domain_events::Emitter), whose timeout bounds every call.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use domain_events::Emitter;
+/// use domain_events_redis::{RedisConfig, RedisTransport};
+///
+/// let transport = RedisTransport::new(RedisConfig::new("redis://127.0.0.1:6379")?)?;
+/// let emitter = Emitter::new("image-generator", transport);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisTransport {
+    config: RedisConfig,
+    keys: Keys,
+    conn: ConnectionManager,
+}
+
+impl RedisTransport {
+    /// A transport for `config`. Does not connect yet: the first publish does, so an emitter can
+    /// start while Redis is down. Must be called inside a Tokio runtime (an error otherwise).
+    pub fn new(config: RedisConfig) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "RedisTransport::new must be called inside a Tokio runtime".into(),
+            ));
+        }
+        let conn = config.connection(None)?;
+        Ok(Self {
+            keys: config.keys(),
+            config,
+            conn,
+        })
+    }
+
+    /// The configuration, for its redacted URL and key layout.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|error| self.config.error(&error))
+    }
+
+    /// Publishes `events` in one round trip; one outcome per event, in order. What
+    /// [`Transport::publish`] calls.
+    pub async fn publish_events(
+        &self,
+        events: &[OutgoingEvent],
+    ) -> Result<Vec<PublishOutcome>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let calls: Vec<Cmd> = events.iter().map(|event| self.emit_call(event)).collect();
+        let mut replies = self.send(&calls, false).await?;
+        if replies.iter().any(is_noscript) {
+            // The script cache was emptied (a restart): nothing ran. Load and send again, in one
+            // round trip.
+            tracing::debug!(url = %self.config.redacted_url(), "emit script not loaded, loading it");
+            replies = self.send(&calls, true).await?;
+        }
+        replies
+            .into_iter()
+            .zip(events)
+            .enumerate()
+            .map(|(i, (reply, event))| self.outcome(i, events.len(), reply, event))
+            .collect()
+    }
+
+    /// `EVALSHA <emit> 2 <idem> <stream> <eventId> <ttl> <maxlen> <type> <event>`.
+    fn emit_call(&self, event: &OutgoingEvent) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(EMIT_SCRIPT.get_hash())
+            .arg(2)
+            .arg(self.keys.idem(event.category, &event.idempotency_key))
+            .arg(self.keys.stream(event.category))
+            .arg(event.event_id.to_string())
+            .arg(ttl_ms(self.config.claim_ttl_value()))
+            .arg(self.config.max_len())
+            .arg(event.event_type)
+            .arg(event.json.as_bytes());
+        cmd
+    }
+
+    /// Sends the calls as one pipeline (preceded by `SCRIPT LOAD` when `load`), returning one reply
+    /// per call.
+    async fn send(&self, calls: &[Cmd], load: bool) -> Result<Vec<RedisResult<Value>>, Error> {
+        let mut pipe = Pipeline::with_capacity(calls.len() + 1);
+        if load {
+            pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(EMIT).clone())
+                .ignore();
+        }
+        for call in calls {
+            pipe.add_command(call.clone());
+        }
+        pipe.ignore_errors();
+        let mut conn = self.conn.clone();
+        let mut replies: Vec<RedisResult<Value>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|error| self.config.error(&error))?;
+        if load && replies.len() == calls.len() + 1 {
+            // `ignore()` does not drop replies when errors are kept; drop the SCRIPT LOAD reply.
+            drop(replies.remove(0));
+        }
+        if replies.len() != calls.len() {
+            return Err(Error::Protocol(format!(
+                "{} replies to {} emit calls",
+                replies.len(),
+                calls.len()
+            )));
+        }
+        Ok(replies)
+    }
+
+    fn outcome(
+        &self,
+        index: usize,
+        total: usize,
+        reply: RedisResult<Value>,
+        event: &OutgoingEvent,
+    ) -> Result<PublishOutcome, Error> {
+        let value = reply.map_err(|error| {
+            let error = self.config.error(&error);
+            match error {
+                Error::Server(message) => Error::Server(format!(
+                    "event {} of {total} ({}, {}): {message}",
+                    index + 1,
+                    event.event_type,
+                    event.event_id
+                )),
+                other => other,
+            }
+        })?;
+        let Value::Array(items) = value else {
+            return Err(Error::Protocol(format!("emit script answered {value:?}")));
+        };
+        let (flag, detail) = match items.as_slice() {
+            [Value::Int(flag), detail] => (*flag, detail),
+            _ => {
+                return Err(Error::Protocol(format!(
+                    "emit script answered {} items",
+                    items.len()
+                )));
+            }
+        };
+        let text = match detail {
+            Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Value::SimpleString(text) => text.clone(),
+            other => return Err(Error::Protocol(format!("emit script answered {other:?}"))),
+        };
+        if flag == 1 {
+            tracing::trace!(event_type = event.event_type, event_id = %event.event_id, entry_id = %text, "event appended");
+            return Ok(PublishOutcome::Published);
+        }
+        let existing = Uuid::parse_str(&text).ok();
+        if existing == Some(event.event_id) {
+            // Our own earlier attempt holds the claim (a retried call): it was published.
+            return Ok(PublishOutcome::Published);
+        }
+        tracing::debug!(event_type = event.event_type, idempotency_key = %event.idempotency_key,
+            existing_event_id = %text, "duplicate emission, not appended");
+        Ok(PublishOutcome::Duplicate {
+            existing_event_id: existing,
+        })
+    }
+}
+
+fn is_noscript(reply: &RedisResult<Value>) -> bool {
+    matches!(reply, Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+}
+
+impl Transport for RedisTransport {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn publish<'a>(
+        &'a self,
+        events: &'a [OutgoingEvent],
+    ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
+        Box::pin(async move {
+            self.publish_events(events)
+                .await
+                .map_err(TransportError::from)
+        })
+    }
+}
+
+impl fmt::Debug for RedisTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTransport")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}

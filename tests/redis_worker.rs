@@ -1,0 +1,138 @@
+//! What the Redis tests and their worker processes share: the events they emit and a handler that
+//! counts its runs per eventId in Redis, so a test can check both bounds of at-least-once
+//! delivery from the outside, also across a `SIGKILL`.
+
+use std::time::Duration;
+
+use domain_events::{HandlerError, Handlers, Url};
+use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent, ImageFamilyCompletedPayload};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+/// An `image:family_completed` payload; its idempotency key is
+/// `image_family:<variation>:<index>`, so each `(variation, index)` is one event.
+pub fn family_completed(variation: &str, index: u64) -> ImageFamilyCompletedPayload {
+    ImageFamilyCompletedPayload {
+        variation_id: variation.to_owned(),
+        variation_name: format!("Variation {variation}"),
+        family_name: format!("family-{index}"),
+        family_index: index,
+        public_url: Url::parse(format!("https://cdn.example/{variation}/{index}.png"))
+            .expect("a valid URL"),
+        generation_time_ms: 1000 + index,
+    }
+}
+
+/// The counter key of one event: `<counters>:handled:<eventId>`.
+pub fn counter_key(counters: &str, event_id: &str) -> String {
+    format!("{counters}:handled:{event_id}")
+}
+
+/// Handlers for `image:family_completed` that first `INCR` the event's counter in Redis (the side
+/// effect), then wait `delay` (so a killed worker has handlers in flight), then succeed. Knows the
+/// whole catalog, so unknown types are poison.
+pub fn counting_handlers(redis: ConnectionManager, counters: String, delay: Duration) -> Handlers {
+    Handlers::new()
+        .on(move |event: ImageFamilyCompletedEvent| {
+            let mut redis = redis.clone();
+            let key = counter_key(&counters, &event.event_id.to_string());
+            async move {
+                redis
+                    .incr::<_, _, i64>(&key, 1)
+                    .await
+                    .map_err(HandlerError::from_error)?;
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+        })
+        .knowing::<DomainEvent>()
+}
+
+/// The settings of a `redis-consumer-worker` process, read from its environment.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `REDIS_URL`.
+    pub url: String,
+    /// `KEY_PREFIX`: the streams' key prefix.
+    pub prefix: String,
+    /// `GROUP`.
+    pub group: String,
+    /// `CONSUMER`: the consumer name.
+    pub consumer: String,
+    /// `COUNTERS`: the prefix of the counter keys.
+    pub counters: String,
+    /// `CONCURRENCY`.
+    pub concurrency: usize,
+    /// `DELAY_MS`: how long each handler waits after counting.
+    pub delay: Duration,
+    /// `CLAIM_IDLE_MS`.
+    pub claim_idle: Duration,
+}
+
+impl WorkerSettings {
+    /// The environment variables that carry these settings, for `Command::envs`.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("REDIS_URL", self.url.clone()),
+            ("KEY_PREFIX", self.prefix.clone()),
+            ("GROUP", self.group.clone()),
+            ("CONSUMER", self.consumer.clone()),
+            ("COUNTERS", self.counters.clone()),
+            ("CONCURRENCY", self.concurrency.to_string()),
+            ("DELAY_MS", self.delay.as_millis().to_string()),
+            ("CLAIM_IDLE_MS", self.claim_idle.as_millis().to_string()),
+        ]
+    }
+
+    /// Reads the settings from the environment; `Err` names a missing or invalid variable.
+    pub fn from_env() -> Result<Self, String> {
+        fn var(name: &str) -> Result<String, String> {
+            std::env::var(name).map_err(|_| format!("{name} is not set"))
+        }
+        fn number(name: &str) -> Result<u64, String> {
+            var(name)?
+                .parse()
+                .map_err(|_| format!("{name} is not a number"))
+        }
+        Ok(Self {
+            url: var("REDIS_URL")?,
+            prefix: var("KEY_PREFIX")?,
+            group: var("GROUP")?,
+            consumer: var("CONSUMER")?,
+            counters: var("COUNTERS")?,
+            concurrency: usize::try_from(number("CONCURRENCY")?)
+                .map_err(|_| "CONCURRENCY too large".to_owned())?,
+            delay: Duration::from_millis(number("DELAY_MS")?),
+            claim_idle: Duration::from_millis(number("CLAIM_IDLE_MS")?),
+        })
+    }
+}
+
+/// Logs of the code under test, shown for failing tests (`RUST_LOG` filters; default `warn`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Polls `check` every 20 ms until it returns true; panics naming `what` after `timeout` (a bound
+/// against hanging, not a performance assertion).
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
