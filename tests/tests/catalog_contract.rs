@@ -253,7 +253,8 @@ fn committed_dir() -> Option<PathBuf> {
     dir.join("index.json").is_file().then_some(dir)
 }
 
-/// Every `*.json` file under `dir`, by path relative to `dir` with `/` separators.
+/// Every file under `dir` of a kind the export writes (`export::is_export_kind`), by path
+/// relative to `dir` with `/` separators.
 fn committed_files(dir: &Path) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let mut dirs = vec![dir.to_path_buf()];
@@ -262,13 +263,15 @@ fn committed_files(dir: &Path) -> BTreeMap<String, String> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
+            } else {
                 let rel = path
                     .strip_prefix(dir)
                     .unwrap()
                     .to_string_lossy()
                     .replace('\\', "/");
-                files.insert(rel, std::fs::read_to_string(&path).unwrap());
+                if export::is_export_kind(&rel) {
+                    files.insert(rel, std::fs::read_to_string(&path).unwrap());
+                }
             }
         }
     }

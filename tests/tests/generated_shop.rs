@@ -16,8 +16,16 @@ fn order() -> ShopOrderPlacedPayload {
     ShopOrderPlacedPayload {
         order_id: "o-1".into(),
         channel: ShopOrderPlacedChannel::MobileApp,
-        customer: Customer { customer_id: "c-1".into(), email: "ana@example.com".parse().unwrap(), loyalty: None },
-        lines: vec![OrderLine { sku: "sku-1".into(), quantity: 2, unit_cents: 500 }],
+        customer: Customer {
+            customer_id: "c-1".into(),
+            email: "ana@example.com".parse().unwrap(),
+            loyalty: None,
+        },
+        lines: vec![OrderLine {
+            sku: "sku-1".into(),
+            quantity: 2,
+            unit_cents: 500,
+        }],
         total_cents: 1000,
         discount: Some(0.1),
         currency: "EUR".into(),
@@ -50,7 +58,9 @@ fn reading_checks_every_constraint() {
     value["currency"] = json!("eur");
     value["lines"][0]["quantity"] = json!(0);
     value["discount"] = json!(1.5);
-    let err = serde_json::from_value::<ShopOrderPlacedPayload>(value).unwrap_err().to_string();
+    let err = serde_json::from_value::<ShopOrderPlacedPayload>(value)
+        .unwrap_err()
+        .to_string();
     for expected in [
         "`orderId` must be at least 1 character long",
         "`currency` must match the pattern `^[A-Z]{3}$`",
@@ -62,12 +72,16 @@ fn reading_checks_every_constraint() {
 
     let mut value = serde_json::to_value(order()).unwrap();
     value["lines"] = json!([]);
-    let err = serde_json::from_value::<ShopOrderPlacedPayload>(value).unwrap_err().to_string();
+    let err = serde_json::from_value::<ShopOrderPlacedPayload>(value)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`lines` must have at least 1 item"), "{err}");
 
     let mut value = serde_json::to_value(order()).unwrap();
     value["receiptUrl"] = json!("not a url");
-    let err = serde_json::from_value::<ShopOrderPlacedPayload>(value).unwrap_err().to_string();
+    let err = serde_json::from_value::<ShopOrderPlacedPayload>(value)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a valid absolute URL"), "{err}");
 }
 
@@ -87,7 +101,10 @@ fn building_an_envelope_checks_constraints_and_reports_every_path() {
 fn unknown_fields_are_ignored_when_reading() {
     let mut value = serde_json::to_value(order()).unwrap();
     value["addedLater"] = json!({"anything": true});
-    assert_eq!(serde_json::from_value::<ShopOrderPlacedPayload>(value).unwrap(), order());
+    assert_eq!(
+        serde_json::from_value::<ShopOrderPlacedPayload>(value).unwrap(),
+        order()
+    );
 }
 
 #[test]
@@ -103,12 +120,18 @@ fn keys_and_correlation_follow_the_templates_of_each_version() {
     let v2 = order();
     assert_eq!(v2.idempotency_key(), "order_placed:o-1:mobile-app");
     assert_eq!(v2.correlation_id(), "o-1");
-    let v1 = ShopOrderPlacedV1Payload { order_id: "o-1".into(), total_cents: 5 };
+    let v1 = ShopOrderPlacedV1Payload {
+        order_id: "o-1".into(),
+        total_cents: 5,
+    };
     assert_eq!(v1.idempotency_key(), "order_placed:o-1");
     assert_eq!(<ShopOrderPlacedPayload as EventPayload>::VERSION, 2);
     assert_eq!(ShopOrderPlacedV1Payload::VERSION, 1);
     assert_eq!(ShopOrderPlacedPayload::TYPE, "shop:order_placed");
-    assert_eq!(<ShopOrderPlacedPayload as EventPayload>::KEY_TEMPLATE, "order_placed:{orderId}:{channel}");
+    assert_eq!(
+        <ShopOrderPlacedPayload as EventPayload>::KEY_TEMPLATE,
+        "order_placed:{orderId}:{channel}"
+    );
 }
 
 #[test]
@@ -120,7 +143,10 @@ fn event_types_convert_both_ways() {
     assert_eq!(t.version(), 2);
     assert_eq!(t.category(), "shop");
     assert_eq!(serde_json::to_string(&t).unwrap(), "\"shop:order_placed\"");
-    assert_eq!(serde_json::from_str::<DomainEventType>("\"shop:order_cancelled\"").unwrap(), DomainEventType::ShopOrderCancelled);
+    assert_eq!(
+        serde_json::from_str::<DomainEventType>("\"shop:order_cancelled\"").unwrap(),
+        DomainEventType::ShopOrderCancelled
+    );
     let err = "shop:nope".parse::<DomainEventType>().unwrap_err();
     assert!(err.to_string().contains("shop:nope"));
     assert!(serde_json::from_str::<DomainEventType>("\"shop:nope\"").is_err());
@@ -129,8 +155,14 @@ fn event_types_convert_both_ways() {
 #[test]
 fn enums_keep_their_wire_values() {
     assert_eq!(ShopOrderPlacedChannel::V2fa.as_str(), "2fa");
-    assert_eq!("mobile-app".parse::<ShopOrderPlacedChannel>().unwrap(), ShopOrderPlacedChannel::MobileApp);
-    let err = "fax".parse::<ShopOrderPlacedChannel>().unwrap_err().to_string();
+    assert_eq!(
+        "mobile-app".parse::<ShopOrderPlacedChannel>().unwrap(),
+        ShopOrderPlacedChannel::MobileApp
+    );
+    let err = "fax"
+        .parse::<ShopOrderPlacedChannel>()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`web`, `mobile-app`, `2fa`"), "{err}");
     assert_eq!(Tier::ALL, &[Tier::Bronze, Tier::Silver, Tier::Gold]);
 }
@@ -144,7 +176,14 @@ fn domain_events_decode_by_type_and_version() {
         other => panic!("decoded as {other:?}"),
     }
 
-    let v1 = Envelope::new("shop", ShopOrderPlacedV1Payload { order_id: "o-1".into(), total_cents: 5 }).unwrap();
+    let v1 = Envelope::new(
+        "shop",
+        ShopOrderPlacedV1Payload {
+            order_id: "o-1".into(),
+            total_cents: 5,
+        },
+    )
+    .unwrap();
     let decoded = DomainEvent::from_json(&serde_json::to_vec(&v1).unwrap()).unwrap();
     assert!(matches!(decoded, DomainEvent::ShopOrderPlacedV1(_)));
     assert_eq!(decoded.kind(), DomainEventType::ShopOrderPlaced);
@@ -153,11 +192,17 @@ fn domain_events_decode_by_type_and_version() {
     let mut v3 = serde_json::to_value(&v1).unwrap();
     v3["version"] = json!(3);
     let err = DomainEvent::from_json(&serde_json::to_vec(&v3).unwrap()).unwrap_err();
-    assert!(matches!(err, DecodeError::UnknownVersion { version: 3, .. }), "{err}");
+    assert!(
+        matches!(err, DecodeError::UnknownVersion { version: 3, .. }),
+        "{err}"
+    );
 
     v3["type"] = json!("shop:refunded");
     let err = DomainEvent::from_json(&serde_json::to_vec(&v3).unwrap()).unwrap_err();
-    assert!(matches!(err, DecodeError::UnknownType(ref t) if t == "shop:refunded"), "{err}");
+    assert!(
+        matches!(err, DecodeError::UnknownType(ref t) if t == "shop:refunded"),
+        "{err}"
+    );
 
     let mut broken = serde_json::to_value(&v2).unwrap();
     broken["payload"]["currency"] = json!("euro");
@@ -167,8 +212,18 @@ fn domain_events_decode_by_type_and_version() {
 
 #[test]
 fn the_event_table_lists_every_version() {
-    let infos: Vec<_> = DomainEvent::EVENTS.iter().map(|e| (e.event_type, e.version, e.latest)).collect();
-    assert_eq!(infos, [("shop:order_placed", 1, false), ("shop:order_placed", 2, true), ("shop:order_cancelled", 1, true)]);
+    let infos: Vec<_> = DomainEvent::EVENTS
+        .iter()
+        .map(|e| (e.event_type, e.version, e.latest))
+        .collect();
+    assert_eq!(
+        infos,
+        [
+            ("shop:order_placed", 1, false),
+            ("shop:order_placed", 2, true),
+            ("shop:order_cancelled", 1, true)
+        ]
+    );
     assert!(EVENTS[2].deprecated);
 }
 
@@ -178,6 +233,20 @@ fn schemars_sees_the_exported_schema() {
     let value = serde_json::to_value(&generated).unwrap();
     assert_eq!(value["properties"]["currency"]["pattern"], "^[A-Z]{3}$");
     assert_eq!(value["properties"]["lines"]["minItems"], 1);
-    assert_eq!(value["properties"]["customer"]["properties"]["email"]["format"], "email");
-    assert_eq!(value["required"], json!(["orderId", "channel", "customer", "lines", "totalCents", "currency", "placedAt"]));
+    assert_eq!(
+        value["properties"]["customer"]["properties"]["email"]["format"],
+        "email"
+    );
+    assert_eq!(
+        value["required"],
+        json!([
+            "orderId",
+            "channel",
+            "customer",
+            "lines",
+            "totalCents",
+            "currency",
+            "placedAt"
+        ])
+    );
 }

@@ -4,10 +4,14 @@
 //!   `schemas/json` (or `DIR`);
 //! - `cargo xtask schema check [--out DIR]` fails when that folder is not exactly what the export
 //!   would write, or when the schemas have errors; CI runs it;
+//! - `cargo xtask schema diff --against GIT_REF [--json]` compares `schemas/` with the schema files
+//!   at a commit and fails when an event changed incompatibly without a new version; CI runs it
+//!   against the previous commit;
 //! - `cargo xtask test [-- ARGS]` runs the whole test suite.
 //!
 //! Paths are relative to the workspace root, wherever the task is started from.
 
+mod diff;
 mod schema;
 mod test_suite;
 
@@ -53,6 +57,16 @@ enum SchemaTask {
         #[arg(long, value_name = "DIR", default_value = schema::EXPORT_DIR)]
         out: PathBuf,
     },
+    /// Compare `schemas/` with the schema files at a git ref; fail on a breaking change made
+    /// without a new version (docs/compatibility.md)
+    Diff {
+        /// The commit to compare with, e.g. `HEAD~1` or `origin/main`
+        #[arg(long, value_name = "GIT_REF")]
+        against: String,
+        /// Print the changes as JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +108,7 @@ fn run_schema(task: SchemaTask) -> anyhow::Result<()> {
     let result = match &task {
         SchemaTask::Export { out } => schema::export(schemas, out),
         SchemaTask::Check { out } => schema::check(schemas, out),
+        SchemaTask::Diff { against, json } => return run_diff(against, *json),
     };
     let files = match result {
         Ok(files) => files,
@@ -103,6 +118,7 @@ fn run_schema(task: SchemaTask) -> anyhow::Result<()> {
             return Err(schema::Error::Schema(diagnostics)).context(match task {
                 SchemaTask::Export { .. } => "nothing was exported",
                 SchemaTask::Check { .. } => "the export was not checked",
+                SchemaTask::Diff { .. } => "the schemas were not compared",
             });
         }
         Err(error) => return Err(error.into()),
@@ -112,6 +128,49 @@ fn run_schema(task: SchemaTask) -> anyhow::Result<()> {
         SchemaTask::Check { out } => {
             println!("ok: {} is up to date ({files} files)", out.display())
         }
+        SchemaTask::Diff { .. } => {}
+    }
+    Ok(())
+}
+
+/// `cargo xtask schema diff`: prints the table (or JSON); fails on violations.
+fn run_diff(against: &str, json: bool) -> anyhow::Result<()> {
+    let outcome = match diff::against(Path::new("."), against) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            if let Some(diagnostics) = error.diagnostics() {
+                eprintln!("{diagnostics}");
+            }
+            return Err(error).context("the schemas were not compared");
+        }
+    };
+    let diff = match outcome {
+        diff::Outcome::NoSchemas => {
+            if json {
+                println!(
+                    "{:#}",
+                    domain_events_schema::diff::Diff::default().to_json()
+                );
+            }
+            eprintln!(
+                "ok: `{against}` has no `{}/*.toml`: nothing to compare",
+                schema::SCHEMA_DIR
+            );
+            return Ok(());
+        }
+        diff::Outcome::Compared(diff) => diff,
+    };
+    if json {
+        println!("{:#}", diff.to_json());
+    } else {
+        print!("{}", diff.table());
+    }
+    let violations = diff.violations().count();
+    if violations > 0 {
+        anyhow::bail!(
+            "{violations} breaking {} against `{against}` without a new version",
+            if violations == 1 { "change" } else { "changes" }
+        );
     }
     Ok(())
 }

@@ -99,8 +99,8 @@ pub fn export(schemas: &Path, out: &Path) -> Result<usize, Error> {
         out: out.to_path_buf(),
         source,
     };
-    // `export::write` deletes every `*.json` file it would not write: only do that in a folder an
-    // export wrote before.
+    // `export::write` deletes the files of export kinds (`*.json`, `catalog.md`, `typescript/*`)
+    // it would not write: only do that in a folder an export wrote before.
     if !out.join("index.json").is_file() {
         let problems = export::check(&catalog, &settings(), out).map_err(io)?;
         if let Some((example, _)) = problems.into_iter().find(|(_, r)| *r == "stale") {
@@ -155,6 +155,11 @@ mod tests {
         publicUrls = "list<url>"
     "#;
 
+    /// The files of the export of `SCHEMA`: index.json; per event a payload and an envelope schema,
+    /// each also at its versioned path (`.v1.`); asyncapi.json, catalog.md and
+    /// typescript/{index.d.ts, index.js, package.json}.
+    const FILES: usize = 1 + 2 * 4 + 2 + 3;
+
     /// A workspace-like folder: `schemas/image.toml`, export in `schemas/json`.
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let root = tempfile::tempdir().unwrap();
@@ -175,9 +180,8 @@ mod tests {
     #[test]
     fn a_fresh_export_passes_the_check() {
         let (_root, schemas, out) = setup();
-        // index.json + two files per event
-        assert_eq!(export(&schemas, &out).unwrap(), 5);
-        assert_eq!(check(&schemas, &out).unwrap(), 5);
+        assert_eq!(export(&schemas, &out).unwrap(), FILES);
+        assert_eq!(check(&schemas, &out).unwrap(), FILES);
         assert!(
             out.join("image/variation_started.payload.schema.json")
                 .is_file()
@@ -188,7 +192,7 @@ mod tests {
     fn a_missing_export_lists_every_file() {
         let (_root, schemas, out) = setup();
         let problems = problems(check(&schemas, &out));
-        assert_eq!(problems.len(), 5);
+        assert_eq!(problems.len(), FILES);
         assert!(problems.iter().all(|(_, reason)| *reason == "missing"));
         assert!(problems.contains(&(out.join("index.json"), "missing")));
     }
@@ -211,15 +215,28 @@ mod tests {
         let mut found = problems(check(&schemas, &out));
         found.sort();
         let file = |name: &str| out.join("image").join(name);
-        let mut expected = vec![
-            (file("variation_completed.event.schema.json"), "stale"),
-            (file("variation_completed.payload.schema.json"), "stale"),
-            (file("variation_done.event.schema.json"), "missing"),
-            (file("variation_done.payload.schema.json"), "missing"),
-            (file("variation_started.event.schema.json"), "differs"),
-            (file("variation_started.payload.schema.json"), "differs"),
-            (out.join("index.json"), "differs"),
-        ];
+        let mut expected = Vec::new();
+        for (event, reason) in [
+            ("variation_completed", "stale"),
+            ("variation_done", "missing"),
+            ("variation_started", "differs"),
+        ] {
+            for kind in ["event", "payload"] {
+                expected.push((file(&format!("{event}.{kind}.schema.json")), reason));
+                expected.push((file(&format!("{event}.v1.{kind}.schema.json")), reason));
+            }
+        }
+        // Every event is listed in the index, the AsyncAPI document, the catalog and the
+        // TypeScript files.
+        for rel in [
+            "index.json",
+            "asyncapi.json",
+            "catalog.md",
+            "typescript/index.d.ts",
+            "typescript/index.js",
+        ] {
+            expected.push((out.join(rel), "differs"));
+        }
         expected.sort();
         assert_eq!(found, expected);
 
@@ -238,7 +255,7 @@ mod tests {
 
         // Exporting again brings the folder up to date and removes the stale files.
         export(&schemas, &out).unwrap();
-        assert_eq!(check(&schemas, &out).unwrap(), 5);
+        assert_eq!(check(&schemas, &out).unwrap(), FILES);
         assert!(!file("variation_completed.event.schema.json").exists());
     }
 

@@ -1,8 +1,11 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+
+/// The Node.js tools of the tests (`tests/tests/node_exports.rs`), relative to the workspace root.
+pub const NODE_DIR: &str = "tests/node";
 
 /// One command of the suite.
 #[derive(Debug, Clone)]
@@ -30,7 +33,7 @@ impl Step {
     }
 
     /// Runs the step in `dir` (relative to the workspace root) instead.
-    #[allow(dead_code)] // for pre-steps such as `npm ci` in a package folder
+    #[allow(dead_code)] // for pre-steps that must run in a package folder
     pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -50,12 +53,35 @@ impl Step {
     }
 }
 
-/// The suite, in order. `cargo` is the cargo to use; `test_args` are passed to every test binary
-/// (after `--`), e.g. a test name filter or `--nocapture`.
+/// The suite, in order, run from the workspace root. `cargo` is the cargo to use; `test_args`
+/// are passed to every test binary (after `--`), e.g. a test name filter or `--nocapture`.
 ///
-/// To add a step that must run first (say `npm ci` for a JavaScript consumer test), put it at the
-/// front: `Step::new("npm", ["ci"]).in_dir("tests/js")`.
+/// First, when the Node.js tools of the tests are not installed or older than their lock file,
+/// `npm ci --prefix tests/node` (see [`node_install`]); then the cargo steps ([`cargo_steps`]).
 pub fn steps(cargo: &OsString, test_args: &[OsString]) -> Vec<Step> {
+    let mut steps: Vec<Step> = node_install(Path::new("")).into_iter().collect();
+    steps.extend(cargo_steps(cargo, test_args));
+    steps
+}
+
+/// `npm ci --prefix tests/node` when `root/tests/node/node_modules` is missing or was installed
+/// before `package-lock.json` last changed; `None` when it is up to date. npm rewrites
+/// `node_modules/.package-lock.json` on every install, so its modification time is the install's.
+pub fn node_install(root: &Path) -> Option<Step> {
+    let dir = root.join(NODE_DIR);
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let lock = modified(&dir.join("package-lock.json"));
+    let installed = modified(&dir.join("node_modules/.package-lock.json"));
+    let needed = match (installed, lock) {
+        (None, _) => true,
+        (Some(installed), Some(lock)) => installed < lock,
+        (Some(_), None) => false,
+    };
+    needed.then(|| Step::new("npm", ["ci", "--prefix", NODE_DIR]))
+}
+
+/// The cargo part of the suite: all targets, then the doc tests.
+pub fn cargo_steps(cargo: &OsString, test_args: &[OsString]) -> Vec<Step> {
     let with_test_args = |mut step: Step| {
         if !test_args.is_empty() {
             step.args.push("--".into());
@@ -142,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_suite_runs_all_targets_then_doc_tests() {
-        let shown: Vec<String> = steps(&"cargo".into(), &[])
+        let shown: Vec<String> = cargo_steps(&"cargo".into(), &[])
             .iter()
             .map(Step::display)
             .collect();
@@ -153,10 +179,40 @@ mod tests {
                 "cargo test --workspace --doc"
             ]
         );
-        let filtered = steps(&"cargo".into(), &["--nocapture".into()]);
+        let filtered = cargo_steps(&"cargo".into(), &["--nocapture".into()]);
         assert_eq!(
             filtered[0].display(),
             "cargo test --workspace --all-targets -- --nocapture"
+        );
+    }
+
+    #[test]
+    fn npm_ci_runs_when_node_modules_is_missing_or_older_than_the_lock_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(NODE_DIR);
+        std::fs::create_dir_all(dir.join("node_modules")).unwrap();
+        let lock = dir.join("package-lock.json");
+        let installed = dir.join("node_modules/.package-lock.json");
+        std::fs::write(&lock, "{}").unwrap();
+        let step = node_install(root.path()).map(|s| s.display());
+        assert_eq!(step.as_deref(), Some("npm ci --prefix tests/node"));
+
+        std::fs::write(&installed, "{}").unwrap();
+        let set_age = |path: &Path, seconds_ago: u64| {
+            let time = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(time).unwrap();
+        };
+        set_age(&lock, 100);
+        set_age(&installed, 50);
+        assert!(
+            node_install(root.path()).is_none(),
+            "installed after the lock changed"
+        );
+        set_age(&installed, 200);
+        assert!(
+            node_install(root.path()).is_some(),
+            "the lock changed since"
         );
     }
 

@@ -61,6 +61,79 @@ pub enum Error {
     /// Writing to stdout failed.
     #[error("cannot write the output")]
     Output(#[source] io::Error),
+
+    /// `emit --type` names no event of the schema folder.
+    #[error("unknown event type `{event_type}` in the schema folder `{}`", dir.display())]
+    UnknownEventType {
+        /// The type as given.
+        event_type: String,
+        /// The schema folder as given on the command line.
+        dir: PathBuf,
+        /// Declared types close to it, best first (may be empty).
+        suggestions: Vec<String>,
+        /// How many event types the folder declares.
+        declared: usize,
+    },
+
+    /// `emit --payload` is not JSON.
+    #[error("the payload is not valid JSON")]
+    PayloadNotJson(#[source] serde_json::Error),
+
+    /// `emit --payload` does not match the payload schema of its event type.
+    #[error("the payload does not match the schema of `{event_type}` version {version}")]
+    InvalidPayload {
+        /// The event type.
+        event_type: String,
+        /// The version whose schema was used (the latest).
+        version: u32,
+        /// Every problem, as `at payload/<JSON pointer>: message`.
+        problems: Vec<String>,
+    },
+
+    /// The payload schema of an event type could not be compiled for validation.
+    #[error("cannot validate payloads of `{event_type}`: {message}")]
+    UnusableSchema {
+        /// The event type.
+        event_type: String,
+        /// What the JSON Schema validator said.
+        message: String,
+    },
+
+    /// Talking to Redis failed (unreachable, refused, invalid URL). The message never shows the
+    /// password.
+    #[error(transparent)]
+    Redis(#[from] domain_events_redis::Error),
+
+    /// Talking to Redis through BullMQ failed, or a BullMQ option is unusable (`--transport
+    /// bullmq`). The message never shows the password.
+    #[error(transparent)]
+    Bullmq(#[from] domain_events_bullmq::Error),
+
+    /// The transport did not take the event; nothing was appended unless the message says the
+    /// outcome is unknown.
+    #[error("cannot emit `{event_type}`")]
+    Publish {
+        /// The event type.
+        event_type: String,
+        /// What the transport said.
+        #[source]
+        source: domain_events::TransportError,
+    },
+
+    /// `dlq replay --id` names a dead letter that is not there or cannot be replayed.
+    #[error("dead letter `{id}` of group `{group}` {problem}")]
+    DeadLetter {
+        /// The dead letter's id.
+        id: String,
+        /// The consumer group.
+        group: String,
+        /// `does not exist in ...` or `holds no event envelope ...`.
+        problem: String,
+    },
+
+    /// The async runtime for the Redis commands could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
 }
 
 impl Error {
@@ -87,6 +160,50 @@ impl Error {
             }
             Error::Export { source, .. } | Error::Output(source) => {
                 let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::Runtime(source) => {
+                let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::PayloadNotJson(source) => {
+                let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::Publish { source, .. } => {
+                let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::UnknownEventType {
+                suggestions,
+                declared,
+                ..
+            } => {
+                let _ = write!(text, "error: {self}");
+                let quoted: Vec<String> = suggestions.iter().map(|s| format!("`{s}`")).collect();
+                match quoted.as_slice() {
+                    [] => {
+                        let _ = write!(
+                            text,
+                            "\n  help: the folder declares {declared} event types, named `<category>:<name>`"
+                        );
+                    }
+                    [one] => {
+                        let _ = write!(text, "\n  help: did you mean {one}?");
+                    }
+                    many => {
+                        let _ = write!(text, "\n  help: did you mean one of {}?", many.join(", "));
+                    }
+                }
+            }
+            Error::InvalidPayload { problems, .. } => {
+                let _ = write!(text, "error: {self}:");
+                for problem in problems {
+                    let _ = write!(text, "\n  {problem}");
+                }
+                let _ = write!(text, "\n  nothing was emitted");
+            }
+            Error::UnusableSchema { .. }
+            | Error::Redis(_)
+            | Error::Bullmq(_)
+            | Error::DeadLetter { .. } => {
+                let _ = write!(text, "error: {self}");
             }
         }
         text

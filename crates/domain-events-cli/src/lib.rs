@@ -34,9 +34,15 @@
 //! breaking changes) returns `Ok` with a non-zero [`ExitCode`].
 #![deny(missing_docs)]
 
+mod bullmq;
 mod check;
+mod diff;
+mod dlq;
+mod emit;
 mod error;
 mod export;
+mod redis_args;
+mod tail;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,21 +51,32 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use domain_events_schema::{Catalog, Settings};
 
+pub use bullmq::{TransportArgs, TransportKind};
 pub use check::CheckArgs;
+pub use diff::DiffArgs;
+pub use dlq::{DeadLetterArgs, DlqAction, DlqArgs, DlqListArgs, DlqReplayArgs};
+pub use emit::EmitArgs;
 pub use error::Error;
 pub use export::ExportArgs;
+pub use redis_args::{REDIS_URL_ENV, RedisArgs};
+pub use tail::{TailArgs, TailFrom};
 
-/// Check domain event schemas and export them as JSON Schema
+/// Check domain event schemas and export them as JSON Schema; emit, tail and replay events
 ///
 /// Event schemas are TOML files, one per category, in a schema folder (`schemas` unless
 /// `--schemas DIR` says otherwise); docs/schema-language.md describes them.
+///
+/// `emit`, `tail` and `dlq` work on the Redis streams of the events, at `--redis URL` or
+/// `$DOMAIN_EVENTS_REDIS_URL` (prefer the variable: a command line is visible to every user
+/// of the machine). Passwords are never printed.
 ///
 /// Schema errors are printed to stderr as `file:line:column: error: message`, one line per
 /// problem, each followed by a `help:` line when there is advice. Every problem of every file
 /// is reported at once.
 ///
-/// Exit status: 0 on success; 1 when the schemas have errors, an export is not up to date, or
-/// a file cannot be read or written; 2 when the command line is wrong.
+/// Exit status: 0 on success; 1 when the schemas have errors, an export is not up to date, a
+/// file cannot be read or written, a payload is invalid, Redis fails or a diff finds a
+/// breaking change without a new version; 2 when the command line is wrong.
 #[derive(Debug, Parser)]
 #[command(
     name = "domain-events",
@@ -72,7 +89,11 @@ Examples:
   domain-events check
   domain-events check --schemas path/to/schemas
   domain-events export --out schemas/json
-  domain-events export --out schemas/json --check")]
+  domain-events export --out schemas/json --check
+  domain-events diff --old old/schemas --new schemas
+  domain-events emit --redis redis://127.0.0.1 --source crm --type funnel:signup --payload '{...}'
+  domain-events tail --redis redis://127.0.0.1 --group debug --category funnel --count 10
+  domain-events dlq list --redis redis://127.0.0.1 --group crm")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -116,6 +137,88 @@ pub enum Command {
     /// step with its schemas.
     #[command(verbatim_doc_comment)]
     Export(ExportArgs),
+
+    /// Compare two schema folders and report every change and its compatibility
+    ///
+    /// Compares every event, version and field of the `--old` folder with the `--new` one and
+    /// prints one line per change: what changed (event added or removed, version added or
+    /// retired, field added or removed, made optional or required, type changed, constraint
+    /// tightened or loosened, enum value added or removed, key template or correlation
+    /// changed), and whether it is compatible or breaking for
+    ///   old readers   consumers built from the old schemas, reading events emitted under
+    ///                 the new ones
+    ///   new readers   consumers built from the new schemas, reading events emitted under
+    ///                 the old ones (also every event still in a stream or a dead-letter queue)
+    /// under the tolerant-reader rule: unknown fields are ignored, constraints are checked on
+    /// read. docs/compatibility.md explains every verdict.
+    ///
+    /// A breaking change needs a new version of the event. The exit status is 1 when a version
+    /// that both folders declare changed in a breaking way, when an event's newest version was
+    /// removed, or when an event was removed without being deprecated first; such lines say
+    /// VIOLATION. Retiring an older version is reported and allowed.
+    ///
+    /// With `--json` the result is printed as one JSON object: `ok`, `violations`, `breaking`
+    /// and `changes`, each change with `event`, `version`, `fromVersion`, `field`, `kind`,
+    /// `oldReaders`, `newReaders`, `violation` and `detail`.
+    #[command(verbatim_doc_comment)]
+    Diff(DiffArgs),
+
+    /// Validate a JSON payload against its schema and publish the event to Redis
+    ///
+    /// Looks up `--type` in the schema folder (its latest version), checks `--payload`
+    /// against that version's payload JSON Schema (the one `export` writes, formats
+    /// included), fills the idempotency key and correlation id from the payload, and appends
+    /// the envelope to the category's stream, `<prefix>:{<category>}`.
+    ///
+    /// Prints one JSON line:
+    ///   {"eventId":"...","type":"...","idempotencyKey":"...","duplicate":false}
+    /// When the key was emitted before (within its claim's lifetime, 24 hours by default),
+    /// nothing is appended, `duplicate` is true and `existingEventId` names the event that
+    /// holds the key.
+    ///
+    /// An unknown type, a payload that is not JSON or breaks its schema (every problem is
+    /// listed with its path), or an unreachable Redis is reported on stderr with exit status
+    /// 1, and nothing is emitted.
+    ///
+    /// With `--transport bullmq` the event becomes a job of the BullMQ queue `--queue` for
+    /// the platform's Node.js services: name = the type, data = the envelope, job id =
+    /// `ik-` + the idempotency key (`%` -> `%25`, `:` -> `%3A`). A key whose job is still
+    /// kept (24 hours by default) is reported as a duplicate.
+    #[command(verbatim_doc_comment)]
+    Emit(EmitArgs),
+
+    /// Print the events of some categories as a consumer group reads them
+    ///
+    /// Joins consumer group `--group` on the stream of each category (`--category`, or every
+    /// category of `--schemas`) and prints each event as one JSON line: its envelope, the
+    /// payload as received. An event is acknowledged, and the group's done record written,
+    /// only after its line was written, as the runtime's consumers do after a handler
+    /// succeeded.
+    ///
+    /// A group that does not exist yet is created at the beginning of each stream, as the
+    /// runtime's consumers create theirs, so events appended before are printed too;
+    /// `--from new` creates it at the end instead. An existing group goes on where it is.
+    ///
+    /// Events the group has handled before are acknowledged without being printed; entries
+    /// that are not readable events go to the group's dead letters (see `dlq`).
+    ///
+    /// Runs until Ctrl-C or SIGTERM, or until `--count` events were printed, then stops
+    /// gracefully.
+    ///
+    /// With `--transport bullmq` it is a worker of the BullMQ queue `--queue` instead and
+    /// prints each job's envelope before the job completes; poison jobs are failed in BullMQ.
+    /// BullMQ gives each job to one worker, so the jobs it prints are taken from the services
+    /// that consume the queue: point it at a queue of your own.
+    #[command(verbatim_doc_comment)]
+    Tail(TailArgs),
+
+    /// List and replay the dead letters of a consumer group
+    ///
+    /// A consumer moves an entry it cannot handle to its group's dead-letter stream,
+    /// `<prefix>:{<category>}:dlq:<group>`: at once when the entry is not a readable event,
+    /// after too many deliveries when its handler kept failing.
+    #[command(verbatim_doc_comment)]
+    Dlq(DlqArgs),
 }
 
 /// The schema folder option, shared by every command that reads schemas.
@@ -146,6 +249,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Check(args) => check::run(&args, out),
         Command::Export(args) => export::run(&args, out),
+        Command::Diff(args) => diff::run(&args, out),
+        Command::Emit(args) => emit::run(&args, out),
+        Command::Tail(args) => tail::run(&args, out),
+        Command::Dlq(args) => dlq::run(&args, out),
     }
 }
 

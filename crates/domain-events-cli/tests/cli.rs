@@ -158,7 +158,7 @@ fn export_writes_an_index_that_matches_the_files() {
     assert_eq!(
         stdout(&output),
         format!(
-            "exported 30 events in 6 categories to {}: 61 files (61 created, 0 updated, 0 unchanged, 0 stale removed)\n",
+            "exported 30 events in 6 categories to {}: 126 files (126 created, 0 updated, 0 unchanged, 0 stale removed)\n",
             out.display()
         )
     );
@@ -166,7 +166,18 @@ fn export_writes_an_index_that_matches_the_files() {
     let index = read_json(&out.join("index.json"));
     let events = index["events"].as_array().unwrap();
     assert_eq!(events.len(), 30);
-    let mut listed = BTreeSet::from(["index.json".to_owned()]);
+    // Besides the schemas: the AsyncAPI document, the Markdown catalog and the TypeScript files.
+    let mut listed = BTreeSet::from(
+        [
+            "index.json",
+            "asyncapi.json",
+            "catalog.md",
+            "typescript/index.d.ts",
+            "typescript/index.js",
+            "typescript/package.json",
+        ]
+        .map(str::to_owned),
+    );
     for event in events {
         let ty = event["type"].as_str().unwrap();
         for key in [
@@ -182,6 +193,13 @@ fn export_writes_an_index_that_matches_the_files() {
         let event_path = event["eventSchema"].as_str().unwrap();
         listed.insert(payload_path.to_owned());
         listed.insert(event_path.to_owned());
+        // Every version is also at its versioned path, which its `$id` names.
+        let name = event["name"].as_str().unwrap();
+        let category = event["category"].as_str().unwrap();
+        let version = event["version"].as_u64().unwrap();
+        for kind in ["payload", "event"] {
+            listed.insert(format!("{category}/{name}.v{version}.{kind}.schema.json"));
+        }
 
         let payload = read_json(&out.join(payload_path));
         assert_eq!(
@@ -202,7 +220,7 @@ fn export_writes_an_index_that_matches_the_files() {
 
     // A second run changes nothing, and `--check` agrees.
     let output = run_in(dir.path(), &args);
-    assert!(stdout(&output).contains("(0 created, 0 updated, 61 unchanged, 0 stale removed)"));
+    assert!(stdout(&output).contains("(0 created, 0 updated, 126 unchanged, 0 stale removed)"));
     let mut check = args.to_vec();
     check.push("--check");
     let output = run_in(dir.path(), &check);
@@ -210,7 +228,7 @@ fn export_writes_an_index_that_matches_the_files() {
     assert_eq!(
         stdout(&output),
         format!(
-            "ok: the export in {} is up to date (61 files)\n",
+            "ok: the export in {} is up to date (126 files)\n",
             out.display()
         )
     );
@@ -236,7 +254,7 @@ fn export_writes_an_index_that_matches_the_files() {
     // Exporting again repairs both.
     let output = run_in(dir.path(), &args);
     assert!(
-        stdout(&output).contains("(0 created, 1 updated, 60 unchanged, 1 stale removed)"),
+        stdout(&output).contains("(0 created, 1 updated, 125 unchanged, 1 stale removed)"),
         "{}",
         stdout(&output)
     );
@@ -310,7 +328,17 @@ fn the_committed_export_is_up_to_date() {
 #[test]
 fn help() {
     let mut text = String::new();
-    for args in [&["--help"][..], &["check", "--help"], &["export", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["export", "--help"],
+        &["diff", "--help"],
+        &["emit", "--help"],
+        &["tail", "--help"],
+        &["dlq", "--help"],
+        &["dlq", "list", "--help"],
+        &["dlq", "replay", "--help"],
+    ] {
         let output = run_in(&workspace(), args);
         assert!(output.status.success());
         text.push_str(&format!("$ domain-events {}\n", args.join(" ")));

@@ -181,6 +181,35 @@ mod tests {
     }
 
     #[test]
+    fn every_schema_file_read_is_tracked_for_rebuilds() {
+        let dir = std::env::temp_dir().join(format!("domain-events-macros-{}", std::process::id()));
+        let schemas = dir.join("schemas");
+        std::fs::create_dir_all(&schemas).unwrap();
+        for category in ["alpha", "beta"] {
+            let text = format!(
+                "category = \"{category}\"\ncorrelation = \"id\"\n[events.happened]\n\
+                 idempotency_key = \"{category}:{{id}}\"\nfields = {{ id = \"string\" }}\n"
+            );
+            std::fs::write(schemas.join(format!("{category}.toml")), text).unwrap();
+        }
+        let code = expand_in(&dir, args(quote!("schemas")))
+            .unwrap()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        for category in ["alpha", "beta"] {
+            let path = schemas
+                .join(format!("{category}.toml"))
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                code.contains(&format!("include_bytes ! ({path:?})")),
+                "{path} not tracked in:\n{code}"
+            );
+        }
+        assert!(code.contains("AlphaHappenedPayload"));
+    }
+
+    #[test]
     fn missing_folder_is_an_error_naming_it() {
         let err = expand_in(Path::new("/nonexistent-dir"), args(quote!("schemas")))
             .err()

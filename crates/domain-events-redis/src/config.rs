@@ -61,6 +61,7 @@ pub struct RedisConfig {
     response_timeout: Duration,
     connection_timeout: Duration,
     tls_root_cert: Option<Arc<[u8]>>,
+    idempotency_claims: bool,
 }
 
 impl RedisConfig {
@@ -93,6 +94,7 @@ impl RedisConfig {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
             tls_root_cert: None,
+            idempotency_claims: true,
         })
     }
 
@@ -142,6 +144,33 @@ impl RedisConfig {
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_root_cert = Some(pem.into().into());
         self
+    }
+
+    /// Whether [`RedisTransport`](crate::RedisTransport) takes a producer-side idempotency claim
+    /// for every event it appends; default `true`.
+    ///
+    /// With `false` the transport appends with a plain pipelined `XADD` (no Lua script, no claim
+    /// key): every emission is [`PublishOutcome::Published`](domain_events::PublishOutcome), a
+    /// second emission of a key becomes a second entry, and nothing is written besides the stream
+    /// entry. For producers that never emit a key twice or that rely on the consumers' done
+    /// records alone (consumers still skip an idempotency key their group already handled). The
+    /// entries are the same, so consumers cannot tell the modes apart.
+    ///
+    /// ```
+    /// use domain_events_redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379").unwrap().idempotency_claims(false);
+    /// assert!(!config.idempotency_claims_enabled());
+    /// ```
+    pub fn idempotency_claims(mut self, on: bool) -> Self {
+        self.idempotency_claims = on;
+        self
+    }
+
+    /// Whether the transport takes producer-side idempotency claims (see
+    /// [`idempotency_claims`](Self::idempotency_claims)).
+    pub fn idempotency_claims_enabled(&self) -> bool {
+        self.idempotency_claims
     }
 
     /// The URL with its password replaced by `***`.
@@ -249,6 +278,7 @@ impl fmt::Debug for RedisConfig {
             .field("response_timeout", &self.response_timeout)
             .field("connection_timeout", &self.connection_timeout)
             .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|_| "set"))
+            .field("idempotency_claims", &self.idempotency_claims)
             .finish()
     }
 }

@@ -8,7 +8,9 @@
 //! - [`RedisTransport`] appends events, taking each event's producer-side idempotency claim in the
 //!   same atomic step, so a second emission of a key inside the claim TTL (24 h by default) adds
 //!   nothing and is reported as [`PublishOutcome::Duplicate`](domain_events::PublishOutcome),
-//!   even when the two race from different processes. A batch is one round trip.
+//!   even when the two race from different processes. A batch is one round trip. Producers that
+//!   do not need the claim switch it off ([`RedisConfig::idempotency_claims`]) and append with
+//!   plain pipelined `XADD`s.
 //! - [`RedisConsumer`] runs typed [`Handlers`](domain_events::Handlers) on a consumer group:
 //!   bounded concurrency, acknowledgement only after success together with the group's done
 //!   record, retries with backoff, claiming of entries a dead consumer left pending, a

@@ -20,6 +20,10 @@ use crate::scripts::{EMIT, EMIT_SCRIPT, ttl_ms};
 /// [`PublishOutcome::Duplicate`] with the eventId holding the claim. A batch is one pipeline of
 /// script calls: one round trip.
 ///
+/// A producer that does not need the claim turns it off with
+/// [`RedisConfig::idempotency_claims`]`(false)`: then a batch is one pipeline of plain `XADD`s
+/// and every event is reported published.
+///
 /// Cloning is cheap and clones share the connection, which reconnects by itself after Redis went
 /// away. Wrap it in an [`Emitter`](struct@domain_events::Emitter), whose timeout bounds every call.
 ///
@@ -95,8 +99,22 @@ impl RedisTransport {
             .collect()
     }
 
-    /// `EVALSHA <emit> 2 <idem> <stream> <eventId> <ttl> <maxlen> <type> <event>`.
+    /// `EVALSHA <emit> 2 <idem> <stream> <eventId> <ttl> <maxlen> <type> <event>`, or without
+    /// claims `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>`.
     fn emit_call(&self, event: &OutgoingEvent) -> Cmd {
+        if !self.config.idempotency_claims_enabled() {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(self.keys.stream(event.category))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.config.max_len())
+                .arg("*")
+                .arg("type")
+                .arg(event.event_type)
+                .arg("event")
+                .arg(event.json.as_bytes());
+            return cmd;
+        }
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(EMIT_SCRIPT.get_hash())
             .arg(2)
@@ -160,6 +178,13 @@ impl RedisTransport {
                 other => other,
             }
         })?;
+        if !self.config.idempotency_claims_enabled() {
+            // A plain `XADD` answers the new entry id.
+            return match value {
+                Value::BulkString(_) | Value::SimpleString(_) => Ok(PublishOutcome::Published),
+                other => Err(Error::Protocol(format!("XADD answered {other:?}"))),
+            };
+        }
         let Value::Array(items) = value else {
             return Err(Error::Protocol(format!("emit script answered {value:?}")));
         };

@@ -27,7 +27,10 @@ impl Diagnostic {
     /// `file:line:col: message` and the help line, without the `error:` tag: for tools that add
     /// their own (rustc, in the proc macro).
     pub fn located(&self) -> String {
-        let mut text = format!("{}:{}:{}: {}", self.file, self.line, self.column, self.message);
+        let mut text = format!(
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        );
         if let Some(help) = &self.help {
             text.push_str("\n  help: ");
             text.push_str(help);

@@ -1,5 +1,16 @@
-//! The export folder other teams use (CONTRACT.md section 3): `index.json` plus a payload and an
-//! envelope schema per event version.
+//! The export folder other teams use (CONTRACT.md section 3):
+//!
+//! ```text
+//! index.json                                every event version and its schema files
+//! <category>/<name>.payload.schema.json     JSON Schema 2020-12 of the latest payload
+//! <category>/<name>.event.schema.json       ... and of the whole envelope
+//! <category>/<name>.v<N>.{payload,event}.schema.json   every version, the latest too
+//! asyncapi.json                             AsyncAPI 3.0.0: Redis streams, BullMQ queue, messages
+//! catalog.md                                the catalog for people
+//! typescript/index.d.ts                     TypeScript declarations (enum, payloads, envelopes)
+//! typescript/index.js                       the runtime `DomainEventType` object (CommonJS)
+//! typescript/package.json                   makes `typescript/` an importable CommonJS folder
+//! ```
 
 use std::collections::BTreeMap;
 use std::io;
@@ -8,8 +19,14 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::Settings;
-use crate::json_schema;
 use crate::model::Catalog;
+use crate::{asyncapi, catalog_doc, json_schema, typescript};
+
+/// The AsyncAPI document's path in the export folder.
+pub const ASYNCAPI_FILE: &str = "asyncapi.json";
+
+/// The Markdown catalog's path in the export folder.
+pub const CATALOG_FILE: &str = "catalog.md";
 
 /// Every file of the export, by path relative to the export folder, with its contents.
 /// Deterministic: the same catalog always gives the same bytes.
@@ -39,16 +56,32 @@ pub fn render(catalog: &Catalog, settings: &Settings) -> BTreeMap<String, String
                 "payloadSchema": payload_path,
                 "eventSchema": event_path,
             }));
-            let payload = pretty(&json_schema::payload_schema(catalog, settings, event, version));
-            let envelope = pretty(&json_schema::event_schema(catalog, settings, event, version));
+            let payload = pretty(&json_schema::payload_schema(
+                catalog, settings, event, version,
+            ));
+            let envelope = pretty(&json_schema::event_schema(
+                catalog, settings, event, version,
+            ));
             // The latest version is also at its versioned path, which its `$id` names.
-            files.insert(json_schema::versioned_path(event, version, "payload"), payload.clone());
-            files.insert(json_schema::versioned_path(event, version, "event"), envelope.clone());
+            files.insert(
+                json_schema::versioned_path(event, version, "payload"),
+                payload.clone(),
+            );
+            files.insert(
+                json_schema::versioned_path(event, version, "event"),
+                envelope.clone(),
+            );
             files.insert(payload_path, payload);
             files.insert(event_path, envelope);
         }
     }
     files.insert("index.json".into(), pretty(&json!({ "events": index })));
+    files.insert(
+        ASYNCAPI_FILE.into(),
+        pretty(&asyncapi::document(catalog, settings)),
+    );
+    files.insert(CATALOG_FILE.into(), catalog_doc::render(catalog, settings));
+    files.extend(typescript::files(catalog));
     files
 }
 
@@ -102,7 +135,28 @@ pub fn check(
     Ok(problems)
 }
 
-/// `*.json` files under `out` that the export would not write.
+/// Whether a file at `rel` (relative to the export folder, `/`-separated) is of a kind the
+/// export writes, so that a leftover one is stale: any `*.json` file, the Markdown catalog at the
+/// top, and `*.d.ts` / `*.js` files directly in `typescript/`. Other files (a README, notes, a
+/// `.gitattributes`) are never touched.
+pub fn is_export_kind(rel: &str) -> bool {
+    if rel.ends_with(".json") {
+        return true;
+    }
+    if rel == CATALOG_FILE {
+        return true;
+    }
+    match rel
+        .strip_prefix(typescript::DIR)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        Some(name) => !name.contains('/') && (name.ends_with(".d.ts") || name.ends_with(".js")),
+        None => false,
+    }
+}
+
+/// Files under `out` of a kind the export writes ([`is_export_kind`]) that it would not write.
+/// Folders named `node_modules` and hidden folders are not searched.
 fn stale_files(files: &BTreeMap<String, String>, out: &Path) -> io::Result<Vec<PathBuf>> {
     let mut stale = Vec::new();
     if !out.exists() {
@@ -111,20 +165,82 @@ fn stale_files(files: &BTreeMap<String, String>, out: &Path) -> io::Result<Vec<P
     let mut dirs = vec![out.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                let rel = path
-                    .strip_prefix(out)
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_default();
-                if !files.contains_key(&rel) {
-                    stale.push(path);
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name != "node_modules" && !name.starts_with('.') {
+                    dirs.push(path);
                 }
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(out) else {
+                continue;
+            };
+            let rel = rel.to_string_lossy().replace('\\', "/");
+            if is_export_kind(&rel) && !files.contains_key(&rel) {
+                stale.push(path);
             }
         }
     }
     stale.sort();
     Ok(stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_of_export_kinds_can_be_stale() {
+        for rel in [
+            "index.json",
+            "image/old.event.schema.json",
+            "catalog.md",
+            "typescript/index.d.ts",
+            "typescript/old.js",
+            "typescript/package.json",
+        ] {
+            assert!(is_export_kind(rel), "{rel}");
+        }
+        for rel in [
+            "README.md",
+            "image/notes.md",
+            "typescript/README.md",
+            "typescript/lib/helper.js",
+            "typescript.d.ts",
+            "script.js",
+            ".gitattributes",
+        ] {
+            assert!(!is_export_kind(rel), "{rel}");
+        }
+    }
+
+    #[test]
+    fn stale_files_leave_unrelated_files_and_node_modules_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        for rel in [
+            "README.md",
+            "typescript/old.d.ts",
+            "typescript/notes.txt",
+            "typescript/node_modules/x/index.js",
+            "typescript/node_modules/x/package.json",
+            ".git/config.json",
+            "image/gone.event.schema.json",
+        ] {
+            let path = out.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let stale = stale_files(&BTreeMap::new(), out).unwrap();
+        assert_eq!(
+            stale,
+            vec![
+                out.join("image/gone.event.schema.json"),
+                out.join("typescript/old.d.ts"),
+            ]
+        );
+    }
 }

@@ -34,17 +34,28 @@ fn file_path(event: &Event, version: &EventVersion, kind: &str) -> String {
 /// `<category>/<name>.v<n>.<kind>.schema.json`: the file every version has, the latest too, so
 /// that a version's `$id` names a file that keeps existing when newer versions arrive.
 pub fn versioned_path(event: &Event, version: &EventVersion, kind: &str) -> String {
-    format!("{}/{}.v{}.{kind}.schema.json", event.category, event.name, version.version)
+    format!(
+        "{}/{}.v{}.{kind}.schema.json",
+        event.category, event.name, version.version
+    )
 }
 
 /// The `$id` of a version's payload schema: the id base plus its versioned path.
 pub fn payload_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
-    format!("{}{}", settings.schema_id_base, versioned_path(event, version, "payload"))
+    format!(
+        "{}{}",
+        settings.schema_id_base,
+        versioned_path(event, version, "payload")
+    )
 }
 
 /// The `$id` of a version's envelope schema: the id base plus its versioned path.
 pub fn event_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
-    format!("{}{}", settings.schema_id_base, versioned_path(event, version, "event"))
+    format!(
+        "{}{}",
+        settings.schema_id_base,
+        versioned_path(event, version, "event")
+    )
 }
 
 /// The standalone payload schema of one event version.

@@ -23,14 +23,18 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod asyncapi;
+pub mod catalog_doc;
 pub mod codegen;
 pub mod diag;
+pub mod diff;
 pub mod export;
 pub mod ident;
 pub mod json_schema;
 pub mod load;
 pub mod model;
 pub mod raw;
+pub mod typescript;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -47,10 +51,40 @@ pub struct Settings {
     pub display_dir: Option<PathBuf>,
     /// The URI every exported schema `$id` starts with.
     pub schema_id_base: String,
+    /// The name of the catalog in `asyncapi.json` (`info.title`) and `catalog.md`.
+    pub title: String,
+    /// The version of the catalog document in `asyncapi.json` (`info.version`).
+    pub api_version: String,
+    /// `host:port` of the Redis server named in `asyncapi.json`.
+    pub redis_host: String,
+    /// The Redis key prefix of the category streams (CONTRACT.md section 4).
+    pub key_prefix: String,
+    /// The BullMQ queue events are added to (CONTRACT.md section 5).
+    pub bullmq_queue: String,
+    /// The BullMQ key prefix (CONTRACT.md section 5).
+    pub bullmq_prefix: String,
 }
 
 /// The default `$id` prefix of exported schemas.
 pub const DEFAULT_SCHEMA_ID_BASE: &str = "https://schemas.domain-events.dev/";
+
+/// The default catalog name in `asyncapi.json` and `catalog.md`.
+pub const DEFAULT_TITLE: &str = "domain-events";
+
+/// The default `info.version` of `asyncapi.json`.
+pub const DEFAULT_API_VERSION: &str = "1.0.0";
+
+/// The default Redis server named in `asyncapi.json`.
+pub const DEFAULT_REDIS_HOST: &str = "localhost:6379";
+
+/// The default Redis key prefix of the category streams (CONTRACT.md section 4).
+pub const DEFAULT_KEY_PREFIX: &str = "domain-events";
+
+/// The default BullMQ queue (CONTRACT.md section 5).
+pub const DEFAULT_BULLMQ_QUEUE: &str = "DOMAIN_EVENTS";
+
+/// The default BullMQ key prefix (CONTRACT.md section 5).
+pub const DEFAULT_BULLMQ_PREFIX: &str = "bull";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -58,6 +92,12 @@ impl Default for Settings {
             crate_path: "::domain_events".into(),
             display_dir: None,
             schema_id_base: DEFAULT_SCHEMA_ID_BASE.into(),
+            title: DEFAULT_TITLE.into(),
+            api_version: DEFAULT_API_VERSION.into(),
+            redis_host: DEFAULT_REDIS_HOST.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.into(),
+            bullmq_queue: DEFAULT_BULLMQ_QUEUE.into(),
+            bullmq_prefix: DEFAULT_BULLMQ_PREFIX.into(),
         }
     }
 }
@@ -83,6 +123,37 @@ impl Settings {
     /// Sets the `$id` prefix of exported schemas (it should end with `/`).
     pub fn with_schema_id_base(mut self, base: impl Into<String>) -> Self {
         self.schema_id_base = base.into();
+        self
+    }
+
+    /// Names the catalog in `asyncapi.json` (`info.title`) and as the heading of `catalog.md`.
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// Sets `info.version` of `asyncapi.json`.
+    pub fn with_api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = version.into();
+        self
+    }
+
+    /// Names the Redis server (`host:port`) in `asyncapi.json`.
+    pub fn with_redis_host(mut self, host: impl Into<String>) -> Self {
+        self.redis_host = host.into();
+        self
+    }
+
+    /// Sets the Redis key prefix that the stream addresses in `asyncapi.json` start with.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets the BullMQ queue name and key prefix named in `asyncapi.json`.
+    pub fn with_bullmq(mut self, prefix: impl Into<String>, queue: impl Into<String>) -> Self {
+        self.bullmq_prefix = prefix.into();
+        self.bullmq_queue = queue.into();
         self
     }
 }

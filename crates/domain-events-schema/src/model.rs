@@ -100,6 +100,12 @@ impl EventVersion {
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+
+    /// The correlation id of a payload given as JSON: the [`key_text`] of its correlation field.
+    /// `None` when the field is missing or has no text form.
+    pub fn correlation_id(&self, payload: &serde_json::Value) -> Option<String> {
+        key_text(payload.get(&self.correlation)?)
+    }
 }
 
 /// A parsed idempotency-key template.
@@ -109,6 +115,54 @@ pub struct KeyTemplate {
     pub source: String,
     /// Literal text and field references, in order.
     pub parts: Vec<KeyPart>,
+}
+
+impl KeyTemplate {
+    /// The key of a payload given as JSON: literals as written, each `{field}` replaced by the text
+    /// of that payload field ([`key_text`]). `None` when a referenced field is missing or has no
+    /// text form (the payload does not match its schema).
+    ///
+    /// This is the key generated code computes from a typed payload, for tools that hold JSON
+    /// instead (the command-line `emit`).
+    ///
+    /// ```
+    /// use domain_events_schema::model::{KeyPart, KeyTemplate};
+    ///
+    /// let template = KeyTemplate {
+    ///     source: "seo_done:{pageId}:{attempt}".into(),
+    ///     parts: vec![
+    ///         KeyPart::Literal("seo_done:".into()),
+    ///         KeyPart::Field("pageId".into()),
+    ///         KeyPart::Literal(":".into()),
+    ///         KeyPart::Field("attempt".into()),
+    ///     ],
+    /// };
+    /// let payload = serde_json::json!({"pageId": "p-1", "attempt": 2});
+    /// assert_eq!(template.render(&payload).as_deref(), Some("seo_done:p-1:2"));
+    /// assert_eq!(template.render(&serde_json::json!({"pageId": "p-1"})), None);
+    /// ```
+    pub fn render(&self, payload: &serde_json::Value) -> Option<String> {
+        let mut key = String::new();
+        for part in &self.parts {
+            match part {
+                KeyPart::Literal(text) => key.push_str(text),
+                KeyPart::Field(name) => key.push_str(&key_text(payload.get(name)?)?),
+            }
+        }
+        Some(key)
+    }
+}
+
+/// The text a payload value contributes to an idempotency key or a correlation id, as the runtime
+/// writes it: a string as it is, an integer or a boolean in its JSON form. `None` for every other
+/// value (floats, `null`, arrays, objects), which the schema language never lets into a key.
+pub fn key_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string()),
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// A piece of a key template.
@@ -270,5 +324,75 @@ impl Catalog {
     /// The named type called `name`.
     pub fn named(&self, name: &str) -> Option<&NamedType> {
         self.types.iter().find(|t| t.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn template(parts: &[&str]) -> KeyTemplate {
+        KeyTemplate {
+            source: String::new(),
+            parts: parts
+                .iter()
+                .map(
+                    |part| match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                        Some(field) => KeyPart::Field(field.to_owned()),
+                        None => KeyPart::Literal((*part).to_owned()),
+                    },
+                )
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn keys_render_like_the_runtime_writes_them() {
+        let t = template(&[
+            "k:", "{id}", ":", "{n}", ":", "{neg}", ":", "{flag}", ":", "{kind}",
+        ]);
+        let payload = json!({"id": "a b:c", "n": 18446744073709551615u64, "neg": -3, "flag": true, "kind": "hero"});
+        assert_eq!(
+            t.render(&payload).as_deref(),
+            Some("k:a b:c:18446744073709551615:-3:true:hero")
+        );
+        assert_eq!(
+            template(&["fixed"]).render(&json!({})).as_deref(),
+            Some("fixed")
+        );
+    }
+
+    #[test]
+    fn values_without_a_text_form_render_no_key() {
+        let t = template(&["k:", "{id}"]);
+        for payload in [
+            json!({}),
+            json!({"id": null}),
+            json!({"id": 1.5}),
+            json!({"id": [1]}),
+            json!({"id": {"a": 1}}),
+            json!("not an object"),
+        ] {
+            assert_eq!(t.render(&payload), None, "{payload}");
+        }
+    }
+
+    #[test]
+    fn correlation_ids_come_from_the_correlation_field() {
+        let version = EventVersion {
+            version: 1,
+            latest: true,
+            description: None,
+            fields: Vec::new(),
+            key: template(&["k"]),
+            correlation: "pageId".into(),
+        };
+        assert_eq!(
+            version.correlation_id(&json!({"pageId": 42})).as_deref(),
+            Some("42")
+        );
+        assert_eq!(version.correlation_id(&json!({"other": "x"})), None);
     }
 }

@@ -163,7 +163,11 @@ impl Context<'_> {
             );
         }
         // A bad version is reported; checking goes on with version 1 to find the other problems.
-        let default_version = raw.version.as_ref().map_or(Some(1), |v| self.version_number(file, v)).unwrap_or(1);
+        let default_version = raw
+            .version
+            .as_ref()
+            .map_or(Some(1), |v| self.version_number(file, v))
+            .unwrap_or(1);
 
         // Named types declared in this file.
         for (type_name, ty) in &raw.types.0 {

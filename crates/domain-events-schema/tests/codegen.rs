@@ -17,10 +17,15 @@ fn generated_code_snapshot() {
     let file: syn::File = syn::parse2(tokens).expect("generated code parses as a Rust file");
     let text = format!(
         "// This file is @generated from tests/fixtures/good/shop.toml by the codegen snapshot test.\n\
-         // Do not edit: run `EXPECTORATE=overwrite cargo test -p domain-events-schema`.\n\n{}",
+         // Do not edit: run `EXPECTORATE=overwrite cargo test -p domain-events-schema`.\n\n\
+         // The generator's own formatting (prettyplease) is the snapshot; rustfmt leaves it alone.\n\
+         #![cfg_attr(rustfmt, rustfmt::skip)]\n\n{}",
         prettyplease::unparse(&file)
     );
-    expectorate::assert_contents(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/shop.rs"), &text);
+    expectorate::assert_contents(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/shop.rs"),
+        &text,
+    );
 }
 
 #[test]
@@ -33,8 +38,17 @@ fn export_snapshot() {
     // Older versions sit beside the latest, with the version in the file name.
     assert!(files.contains_key("shop/order_placed.payload.schema.json"));
     assert!(files.contains_key("shop/order_placed.v1.payload.schema.json"));
-    // index + (payload, envelope) for 3 versions at their versioned paths + 2 latest aliases.
-    assert_eq!(files.len(), 1 + 2 * 3 + 2 * 2);
+    // index + (payload, envelope) for 3 versions at their versioned paths + 2 latest aliases,
+    // asyncapi.json, catalog.md and typescript/{index.d.ts, index.js, package.json}.
+    assert_eq!(files.len(), 1 + 2 * 3 + 2 * 2 + 2 + 3);
+    for rel in [
+        "asyncapi.json",
+        "catalog.md",
+        "typescript/index.d.ts",
+        "typescript/index.js",
+    ] {
+        assert!(files.contains_key(rel), "{rel}");
+    }
 }
 
 #[test]
@@ -46,7 +60,9 @@ fn generation_is_deterministic() {
 
 #[test]
 fn crate_path_is_configurable() {
-    let code = fixture().generate(&Settings::new().with_crate_path("::my_events")).to_string();
+    let code = fixture()
+        .generate(&Settings::new().with_crate_path("::my_events"))
+        .to_string();
     assert!(code.contains(":: my_events :: __private"));
     assert!(!code.contains("domain_events"));
 }

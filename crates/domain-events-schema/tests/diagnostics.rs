@@ -8,8 +8,11 @@ use domain_events_schema::{Catalog, Settings};
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad");
-    let mut dirs: Vec<PathBuf> =
-        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
     dirs.sort();
     dirs
 }
@@ -26,7 +29,11 @@ fn render(dir: &Path) -> String {
 #[test]
 fn every_broken_folder_matches_its_expected_diagnostics() {
     let cases = cases();
-    assert!(cases.len() >= 12, "expected at least 12 error cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 12,
+        "expected at least 12 error cases, found {}",
+        cases.len()
+    );
     for dir in cases {
         let expected = dir.with_extension("txt");
         expectorate::assert_contents(&expected, &render(&dir));
@@ -39,9 +46,16 @@ fn every_diagnostic_names_file_line_and_column() {
         let out = render(&dir);
         for line in out.lines().filter(|l| !l.starts_with("  help:")) {
             let mut parts = line.splitn(4, ':');
-            let (file, l, c) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            let (file, l, c) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
             assert!(file.starts_with("bad/"), "{line}");
-            assert!(l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok(), "{line}");
+            assert!(
+                l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok(),
+                "{line}"
+            );
             assert!(parts.next().unwrap().starts_with(" error: "), "{line}");
         }
     }
@@ -52,7 +66,10 @@ fn errors_of_all_files_are_reported_together() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad/errors_in_every_file");
     let out = render(&dir);
     for file in ["analytics.toml", "broken.toml", "seo.toml"] {
-        assert!(out.contains(&format!("errors_in_every_file/{file}:")), "{file} missing from:\n{out}");
+        assert!(
+            out.contains(&format!("errors_in_every_file/{file}:")),
+            "{file} missing from:\n{out}"
+        );
     }
 }
 
@@ -61,35 +78,35 @@ fn the_distinct_error_classes_are_covered() {
     // One phrase per class of error; each must occur in some expected output.
     let all: String = cases().iter().map(|d| render(d)).collect();
     let classes = [
-        "unclosed table",                                   // TOML syntax
-        "unknown field",                                    // unknown key
-        "does not match the file name",                     // category vs file
-        "is not lower snake_case",                          // event name
-        "is not lowerCamelCase",                            // field name
-        "is not UpperCamelCase",                            // type name
-        "unknown type",                                     // type
-        "which is not a payload field",                     // key reference
-        "which is optional",                                // optional key / correlation field
-        "has no single text form",                          // non-scalar key / correlation field
-        "is never closed",                                  // malformed template
-        "references no field",                              // constant key
-        "has no correlation field",                         // missing correlation
-        "already defines",                                  // Rust name collision across files
-        "both become the Rust field",                       // field collision
-        "is greater than its",                              // min > max
-        "does not apply to",                                // constraint on the wrong type
-        "not a valid regular expression",                   // bad pattern
-        "is negative",                                      // negative length / uint bound
-        "is not a whole number",                            // float bound on an integer
-        "needs its `values`",                               // enum without values
-        "is listed twice",                                  // duplicate enum value
-        "both become the Rust variant",                     // enum variant collision
-        "is not a positive integer",                        // version 0
-        "must be a whole number from 1",                    // bad older version
-        "contains itself",                                  // recursive types
-        "holds no `*.toml` file",                           // empty folder
-        "declares no events",                               // no events
-        "declares no `idempotency_key`",                    // missing key
+        "unclosed table",                 // TOML syntax
+        "unknown field",                  // unknown key
+        "does not match the file name",   // category vs file
+        "is not lower snake_case",        // event name
+        "is not lowerCamelCase",          // field name
+        "is not UpperCamelCase",          // type name
+        "unknown type",                   // type
+        "which is not a payload field",   // key reference
+        "which is optional",              // optional key / correlation field
+        "has no single text form",        // non-scalar key / correlation field
+        "is never closed",                // malformed template
+        "references no field",            // constant key
+        "has no correlation field",       // missing correlation
+        "already defines",                // Rust name collision across files
+        "both become the Rust field",     // field collision
+        "is greater than its",            // min > max
+        "does not apply to",              // constraint on the wrong type
+        "not a valid regular expression", // bad pattern
+        "is negative",                    // negative length / uint bound
+        "is not a whole number",          // float bound on an integer
+        "needs its `values`",             // enum without values
+        "is listed twice",                // duplicate enum value
+        "both become the Rust variant",   // enum variant collision
+        "is not a positive integer",      // version 0
+        "must be a whole number from 1",  // bad older version
+        "contains itself",                // recursive types
+        "holds no `*.toml` file",         // empty folder
+        "declares no events",             // no events
+        "declares no `idempotency_key`",  // missing key
     ];
     let missing: Vec<_> = classes.iter().filter(|c| !all.contains(*c)).collect();
     assert!(missing.is_empty(), "no fixture covers: {missing:?}\n{all}");

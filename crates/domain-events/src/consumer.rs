@@ -29,21 +29,32 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 3, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(10) }
+        Self {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
     }
 }
 
 impl RetryPolicy {
     /// One attempt, no retry.
     pub fn never() -> Self {
-        Self { max_retries: 0, ..Self::default() }
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
     }
 
     /// The wait before retry number `retry` (1 for the first retry): `initial_backoff ×
     /// 2^(retry−1)`, at most `max_backoff`.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
     }
 }
 
@@ -115,7 +126,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A shutdown signal that is not triggered yet; for consumers of other transports.
     pub fn new() -> Self {
-        Self { tx: Arc::new(watch::Sender::new(false)) }
+        Self {
+            tx: Arc::new(watch::Sender::new(false)),
+        }
     }
 
     /// Asks the consumer to stop.
@@ -141,7 +154,9 @@ impl Shutdown {
 
 impl fmt::Debug for Shutdown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shutdown").field("triggered", &self.is_triggered()).finish()
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .finish()
     }
 }
 
@@ -178,7 +193,12 @@ pub struct MemoryConsumer {
 }
 
 impl MemoryConsumer {
-    pub(crate) fn new(group: &str, subscription: Subscription, handlers: Handlers, guard: IdempotencyGuard) -> Self {
+    pub(crate) fn new(
+        group: &str,
+        subscription: Subscription,
+        handlers: Handlers,
+        guard: IdempotencyGuard,
+    ) -> Self {
         Self {
             group: group.to_owned(),
             subscription,
@@ -246,7 +266,11 @@ impl MemoryConsumer {
         let shutdown = self.shutdown.clone();
         let counters = self.counters.clone();
         let task = tokio::spawn(self.run());
-        ConsumerHandle { shutdown, counters, task }
+        ConsumerHandle {
+            shutdown,
+            counters,
+            task,
+        }
     }
 
     async fn process(&self, delivered: &Delivered, stop: &mut watch::Receiver<bool>) {
@@ -378,7 +402,7 @@ mod tests {
     use crate::envelope::Envelope;
     use crate::handlers::HandlerError;
     use crate::memory::MemoryBus;
-    use crate::test_support::{Signup, TestEvent, VariationCompleted};
+    use crate::test_support::{Signup, TestEvent, VariationCompleted, within};
     use crate::transport::{OutgoingEvent, Transport};
 
     /// Handlers that report each handled signup's user id.
@@ -386,7 +410,10 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let handlers = Handlers::new().on(move |event: Envelope<Signup>| {
             let tx = tx.clone();
-            async move { tx.send(event.payload.user_id).map_err(HandlerError::from_error) }
+            async move {
+                tx.send(event.payload.user_id)
+                    .map_err(HandlerError::from_error)
+            }
         });
         (handlers, rx)
     }
@@ -398,7 +425,9 @@ mod tests {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
         };
-        let waits: Vec<_> = (1..=6).map(|retry| policy.backoff(retry).as_millis()).collect();
+        let waits: Vec<_> = (1..=6)
+            .map(|retry| policy.backoff(retry).as_millis())
+            .collect();
         assert_eq!(waits, vec![100, 200, 400, 800, 1000, 1000]);
         assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(1));
         assert_eq!(RetryPolicy::never().max_retries, 0);
@@ -413,14 +442,24 @@ mod tests {
         let handle = consumer.spawn();
         let emitter = Emitter::new("tests", bus.clone());
         emitter.emit(Signup::new("u1")).await.expect("emitted");
-        emitter.emit(VariationCompleted::new("v1")).await.expect("emitted, not subscribed");
+        emitter
+            .emit(VariationCompleted::new("v1"))
+            .await
+            .expect("emitted, not subscribed");
         emitter.emit(Signup::new("u2")).await.expect("emitted");
-        assert_eq!(handled.recv().await.as_deref(), Some("u1"));
-        assert_eq!(handled.recv().await.as_deref(), Some("u2"));
+        assert_eq!(within(handled.recv()).await.as_deref(), Some("u1"));
+        assert_eq!(within(handled.recv()).await.as_deref(), Some("u2"));
 
         bus.close();
-        let stats = handle.join().await;
-        assert_eq!(stats, ConsumerStats { received: 2, handled: 2, ..ConsumerStats::default() });
+        let stats = within(handle.join()).await;
+        assert_eq!(
+            stats,
+            ConsumerStats {
+                received: 2,
+                handled: 2,
+                ..ConsumerStats::default()
+            }
+        );
     }
 
     #[tokio::test]
@@ -432,12 +471,15 @@ mod tests {
         let emitter = Emitter::new("tests", bus.clone());
         let first = emitter.emit(Signup::new("u1")).await.expect("emitted");
         let second = emitter.emit(Signup::new("u1")).await.expect("emitted");
-        assert!(first.published() && second.published(), "both reached the bus");
+        assert!(
+            first.published() && second.published(),
+            "both reached the bus"
+        );
         emitter.emit(Signup::new("u2")).await.expect("emitted");
 
-        assert_eq!(handled.recv().await.as_deref(), Some("u1"));
-        assert_eq!(handled.recv().await.as_deref(), Some("u2"));
-        let stats = handle.shutdown().await;
+        assert_eq!(within(handled.recv()).await.as_deref(), Some("u1"));
+        assert_eq!(within(handled.recv()).await.as_deref(), Some("u2"));
+        let stats = within(handle.shutdown()).await;
         assert_eq!(stats.received, 3);
         assert_eq!(stats.handled, 2);
         assert_eq!(stats.duplicates, 1);
@@ -450,16 +492,31 @@ mod tests {
         let (one, two) = (MemoryBus::new(), MemoryBus::new());
         let (handlers_one, mut handled_one) = reporting();
         let (handlers_two, _handled_two) = reporting();
-        let c1 = one.consumer("crm", handlers_one).with_guard(guard.clone()).spawn();
-        let c2 = two.consumer("crm", handlers_two).with_guard(guard.clone()).spawn();
+        let c1 = one
+            .consumer("crm", handlers_one)
+            .with_guard(guard.clone())
+            .spawn();
+        let c2 = two
+            .consumer("crm", handlers_two)
+            .with_guard(guard.clone())
+            .spawn();
 
-        Emitter::new("a", one.clone()).emit(Signup::new("u1")).await.expect("emitted");
-        assert_eq!(handled_one.recv().await.as_deref(), Some("u1"));
-        Emitter::new("b", two.clone()).emit(Signup::new("u1")).await.expect("emitted on the other bus");
+        Emitter::new("a", one.clone())
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted");
+        assert_eq!(within(handled_one.recv()).await.as_deref(), Some("u1"));
+        Emitter::new("b", two.clone())
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted on the other bus");
         two.close();
-        let stats_two = c2.join().await;
-        assert_eq!((stats_two.received, stats_two.handled, stats_two.duplicates), (1, 0, 1));
-        assert_eq!(c1.shutdown().await.handled, 1);
+        let stats_two = within(c2.join()).await;
+        assert_eq!(
+            (stats_two.received, stats_two.handled, stats_two.duplicates),
+            (1, 0, 1)
+        );
+        assert_eq!(within(c1.shutdown()).await.handled, 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -476,21 +533,37 @@ mod tests {
                     if n < 3 {
                         return Err(HandlerError::msg(format!("attempt {n} failed")));
                     }
-                    done_tx.send(tokio::time::Instant::now()).map_err(HandlerError::from_error)
+                    done_tx
+                        .send(tokio::time::Instant::now())
+                        .map_err(HandlerError::from_error)
                 }
             }
         });
-        let policy = RetryPolicy { max_retries: 5, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
         let handle = bus.consumer("crm", handlers).with_retry(policy).spawn();
         let started = tokio::time::Instant::now();
-        Emitter::new("tests", bus.clone()).emit(Signup::new("u1")).await.expect("emitted");
+        Emitter::new("tests", bus.clone())
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted");
 
-        let succeeded_at = done.recv().await.expect("succeeded");
-        assert_eq!(succeeded_at - started, Duration::from_millis(300), "100 ms then 200 ms of backoff");
-        let stats = handle.shutdown().await;
+        let succeeded_at = within(done.recv()).await.expect("succeeded");
+        assert_eq!(
+            succeeded_at - started,
+            Duration::from_millis(300),
+            "100 ms then 200 ms of backoff"
+        );
+        let stats = within(handle.shutdown()).await;
         assert_eq!((stats.handled, stats.retries, stats.failed), (1, 2, 0));
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
-        assert!(bus.guard("crm").seen("funnel_signup:u1"), "recorded only after success");
+        assert!(
+            bus.guard("crm").seen("funnel_signup:u1"),
+            "recorded only after success"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -504,15 +577,33 @@ mod tests {
                 async { Err(HandlerError::msg("always")) }
             }
         });
-        let policy = RetryPolicy { max_retries: 2, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            max_retries: 2,
+            ..RetryPolicy::default()
+        };
         let consumer = bus.consumer("crm", handlers).with_retry(policy);
         let emitter = Emitter::new("tests", bus.clone());
         emitter.emit(Signup::new("u1")).await.expect("emitted");
-        emitter.emit(Signup::new("u1")).await.expect("emitted again");
+        emitter
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted again");
         bus.close();
-        let stats = consumer.run().await;
-        assert_eq!((stats.received, stats.failed, stats.retries, stats.duplicates), (2, 2, 4, 0));
-        assert_eq!(attempts.load(Ordering::SeqCst), 6, "3 attempts for each, the key was never recorded");
+        let stats = within(consumer.run()).await;
+        assert_eq!(
+            (
+                stats.received,
+                stats.failed,
+                stats.retries,
+                stats.duplicates
+            ),
+            (2, 2, 4, 0)
+        );
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            6,
+            "3 attempts for each, the key was never recorded"
+        );
     }
 
     #[tokio::test]
@@ -542,8 +633,11 @@ mod tests {
         };
         bus.publish(&[event]).await.expect("published");
         bus.close();
-        let stats = consumer.run().await;
-        assert_eq!((stats.received, stats.poison, stats.retries, stats.handled), (1, 1, 0, 0));
+        let stats = within(consumer.run()).await;
+        assert_eq!(
+            (stats.received, stats.poison, stats.retries, stats.handled),
+            (1, 1, 0, 0)
+        );
         assert_eq!(attempts.load(Ordering::SeqCst), 0);
     }
 
@@ -556,9 +650,12 @@ mod tests {
         let handlers = Handlers::new().on({
             let (release, finished) = (release.clone(), finished.clone());
             move |event: Envelope<Signup>| {
-                let (release, finished, started_tx) = (release.clone(), finished.clone(), started_tx.clone());
+                let (release, finished, started_tx) =
+                    (release.clone(), finished.clone(), started_tx.clone());
                 async move {
-                    started_tx.send(event.payload.user_id).map_err(HandlerError::from_error)?;
+                    started_tx
+                        .send(event.payload.user_id)
+                        .map_err(HandlerError::from_error)?;
                     release.notified().await;
                     finished.fetch_add(1, Ordering::SeqCst);
                     Ok(())
@@ -568,8 +665,11 @@ mod tests {
         let handle = bus.consumer("crm", handlers).spawn();
         let emitter = Emitter::new("tests", bus.clone());
         emitter.emit(Signup::new("u1")).await.expect("emitted");
-        assert_eq!(started.recv().await.as_deref(), Some("u1"));
-        emitter.emit(Signup::new("u2")).await.expect("emitted, buffered");
+        assert_eq!(within(started.recv()).await.as_deref(), Some("u1"));
+        emitter
+            .emit(Signup::new("u2"))
+            .await
+            .expect("emitted, buffered");
 
         let shutdown = tokio::spawn(handle.shutdown());
         for _ in 0..10 {
@@ -577,7 +677,7 @@ mod tests {
         }
         assert!(!shutdown.is_finished(), "waits for the handler in flight");
         release.notify_one();
-        let stats = shutdown.await.expect("joined");
+        let stats = within(shutdown).await.expect("joined");
         assert_eq!(finished.load(Ordering::SeqCst), 1);
         assert_eq!((stats.received, stats.handled), (1, 1));
         assert!(started.try_recv().is_err(), "u2 was not started");
@@ -594,17 +694,27 @@ mod tests {
                 Err(HandlerError::msg("down"))
             }
         });
-        let policy = RetryPolicy { max_retries: 5, initial_backoff: Duration::from_secs(3600), max_backoff: Duration::from_secs(3600) };
+        let policy = RetryPolicy {
+            max_retries: 5,
+            initial_backoff: Duration::from_secs(3600),
+            max_backoff: Duration::from_secs(3600),
+        };
         let consumer = bus.consumer("crm", handlers).with_retry(policy);
         let stop = consumer.shutdown_handle();
         let task = tokio::spawn(consumer.run());
-        Emitter::new("tests", bus.clone()).emit(Signup::new("u1")).await.expect("emitted");
-        failed.recv().await.expect("first attempt");
+        Emitter::new("tests", bus.clone())
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted");
+        within(failed.recv()).await.expect("first attempt");
         let started = tokio::time::Instant::now();
         stop.trigger();
         assert!(stop.is_triggered());
-        let stats = task.await.expect("joined");
-        assert!(started.elapsed() < Duration::from_secs(3600), "did not wait for the backoff");
+        let stats = within(task).await.expect("joined");
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "did not wait for the backoff"
+        );
         assert_eq!((stats.failed, stats.retries, stats.handled), (1, 1, 0));
     }
 }

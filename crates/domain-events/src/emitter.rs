@@ -384,7 +384,11 @@ fn outgoing<P: EventPayload>(
 /// An envelope waiting in a batch for the emitter's source and context.
 trait Pending: Send {
     fn event_type(&self) -> &'static str;
-    fn finish(self: Box<Self>, source: &str, context: &Context) -> Result<OutgoingEvent, serde_json::Error>;
+    fn finish(
+        self: Box<Self>,
+        source: &str,
+        context: &Context,
+    ) -> Result<OutgoingEvent, serde_json::Error>;
 }
 
 impl<P: EventPayload> Pending for Envelope<P> {
@@ -392,7 +396,11 @@ impl<P: EventPayload> Pending for Envelope<P> {
         P::TYPE
     }
 
-    fn finish(mut self: Box<Self>, source: &str, context: &Context) -> Result<OutgoingEvent, serde_json::Error> {
+    fn finish(
+        mut self: Box<Self>,
+        source: &str,
+        context: &Context,
+    ) -> Result<OutgoingEvent, serde_json::Error> {
         source.clone_into(&mut self.source);
         outgoing(*self, context)
     }
@@ -444,7 +452,9 @@ impl EmitBatch {
 
 impl fmt::Debug for EmitBatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.items.iter().map(|item| item.event_type())).finish()
+        f.debug_list()
+            .entries(self.items.iter().map(|item| item.event_type()))
+            .finish()
     }
 }
 
@@ -454,7 +464,7 @@ mod tests {
 
     use super::*;
     use crate::envelope::RawEnvelope;
-    use crate::test_support::{Signup, VariationCompleted};
+    use crate::test_support::{Signup, VariationCompleted, within};
     use crate::transport::BoxFuture;
 
     /// Records what it is asked to publish and answers with a scripted result.
@@ -466,7 +476,10 @@ mod tests {
 
     impl Recorder {
         fn answering(answer: Result<Vec<PublishOutcome>, TransportError>) -> Arc<Self> {
-            Arc::new(Recorder { calls: Mutex::default(), answer: Mutex::new(Some(answer)) })
+            Arc::new(Recorder {
+                calls: Mutex::default(),
+                answer: Mutex::new(Some(answer)),
+            })
         }
 
         fn calls(&self) -> Vec<Vec<OutgoingEvent>> {
@@ -485,7 +498,9 @@ mod tests {
         ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
             self.calls.lock().expect("lock").push(events.to_vec());
             let answer = self.answer.lock().expect("lock").take();
-            Box::pin(async move { answer.unwrap_or_else(|| Ok(vec![PublishOutcome::Published; events.len()])) })
+            Box::pin(async move {
+                answer.unwrap_or_else(|| Ok(vec![PublishOutcome::Published; events.len()]))
+            })
         }
     }
 
@@ -497,7 +512,10 @@ mod tests {
             "stuck"
         }
 
-        fn publish<'a>(&'a self, _: &'a [OutgoingEvent]) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
+        fn publish<'a>(
+            &'a self,
+            _: &'a [OutgoingEvent],
+        ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
             Box::pin(std::future::pending())
         }
     }
@@ -522,7 +540,10 @@ mod tests {
         let calls = recorder.calls();
         assert_eq!(calls.len(), 1);
         let event = &calls[0][0];
-        assert_eq!((event.event_type, event.category), ("image:variation_completed", "image"));
+        assert_eq!(
+            (event.event_type, event.category),
+            ("image:variation_completed", "image")
+        );
         assert_eq!(event.event_id, emitted.event_id);
         let raw = RawEnvelope::from_slice(event.json.as_bytes()).expect("envelope JSON");
         assert_eq!(raw.event_id, emitted.event_id);
@@ -531,14 +552,25 @@ mod tests {
         assert_eq!(raw.traceparent.as_deref(), Some(TP));
         assert_eq!(raw.correlation_id, "var-123");
         assert_eq!(raw.idempotency_key, "image_complete:var-123");
-        assert_eq!(emitter.stats(), EmitterStats { emitted: 1, duplicates: 0, failed: 0 });
+        assert_eq!(
+            emitter.stats(),
+            EmitterStats {
+                emitted: 1,
+                duplicates: 0,
+                failed: 0
+            }
+        );
     }
 
     #[tokio::test]
     async fn context_clones_leave_the_original_untouched_and_bad_traceparents_are_ignored() {
         let recorder = Arc::new(Recorder::default());
         let emitter = Emitter::new("svc", recorder.clone());
-        emitter.with_traceparent("not-a-traceparent").emit(Signup::new("u1")).await.expect("emitted");
+        emitter
+            .with_traceparent("not-a-traceparent")
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted");
         emitter.emit(Signup::new("u2")).await.expect("emitted");
         for call in recorder.calls() {
             let raw = RawEnvelope::from_slice(call[0].json.as_bytes()).expect("envelope JSON");
@@ -553,7 +585,10 @@ mod tests {
     async fn invalid_payloads_are_not_sent() {
         let recorder = Arc::new(Recorder::default());
         let emitter = Emitter::new("svc", recorder.clone());
-        let err = emitter.emit(VariationCompleted::new("")).await.expect_err("invalid");
+        let err = emitter
+            .emit(VariationCompleted::new(""))
+            .await
+            .expect_err("invalid");
         match err {
             EmitError::Invalid(e) => assert_eq!(e.violations[0].path, "variationId"),
             other => panic!("expected Invalid, got {other:?}"),
@@ -565,32 +600,57 @@ mod tests {
     #[tokio::test]
     async fn duplicates_are_reported_not_failed() {
         let existing = Uuid::now_v7();
-        let recorder = Recorder::answering(Ok(vec![PublishOutcome::Duplicate { existing_event_id: Some(existing) }]));
+        let recorder = Recorder::answering(Ok(vec![PublishOutcome::Duplicate {
+            existing_event_id: Some(existing),
+        }]));
         let emitter = Emitter::new("svc", recorder);
         let emitted = emitter.emit(Signup::new("u1")).await.expect("not an error");
         assert!(emitted.duplicate);
         assert_eq!(emitted.existing_event_id, Some(existing));
-        assert_eq!(emitter.stats(), EmitterStats { emitted: 0, duplicates: 1, failed: 0 });
+        assert_eq!(
+            emitter.stats(),
+            EmitterStats {
+                emitted: 0,
+                duplicates: 1,
+                failed: 0
+            }
+        );
     }
 
     #[tokio::test]
     async fn transport_errors_and_wrong_outcome_counts_fail_the_emission() {
-        let emitter = Emitter::new("svc", Recorder::answering(Err(TransportError::Rejected("no".into()))));
+        let emitter = Emitter::new(
+            "svc",
+            Recorder::answering(Err(TransportError::Rejected("no".into()))),
+        );
         let err = emitter.emit(Signup::new("u1")).await.expect_err("rejected");
-        assert!(matches!(err, EmitError::Transport(TransportError::Rejected(_))), "{err:?}");
+        assert!(
+            matches!(err, EmitError::Transport(TransportError::Rejected(_))),
+            "{err:?}"
+        );
 
         let emitter = Emitter::new("svc", Recorder::answering(Ok(vec![])));
-        let err = emitter.emit(Signup::new("u1")).await.expect_err("no outcome");
+        let err = emitter
+            .emit(Signup::new("u1"))
+            .await
+            .expect_err("no outcome");
         assert!(err.to_string().contains("0 outcomes for 1 events"), "{err}");
         assert_eq!(emitter.stats().failed, 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stuck_transport_times_out() {
-        let emitter = Emitter::builder("svc", Stuck).timeout(Duration::from_millis(250)).build();
+        let emitter = Emitter::builder("svc", Stuck)
+            .timeout(Duration::from_millis(250))
+            .build();
         let started = tokio::time::Instant::now();
-        let err = emitter.emit(Signup::new("u1")).await.expect_err("timeout");
-        assert!(matches!(err, EmitError::Timeout(d) if d == Duration::from_millis(250)), "{err:?}");
+        let err = within(emitter.emit(Signup::new("u1")))
+            .await
+            .expect_err("timeout");
+        assert!(
+            matches!(err, EmitError::Timeout(d) if d == Duration::from_millis(250)),
+            "{err:?}"
+        );
         assert_eq!(started.elapsed(), Duration::from_millis(250));
         assert_eq!(emitter.stats().failed, 1);
     }
@@ -600,14 +660,34 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let emitter = Emitter::new("svc", recorder.clone());
         assert!(emitter.emit_or_log(Signup::new("")).await.is_none());
-        let ok = emitter.emit_or_log(Signup::new("u1")).await.expect("emitted");
+        let ok = emitter
+            .emit_or_log(Signup::new("u1"))
+            .await
+            .expect("emitted");
         assert!(ok.published());
 
-        let failing = Emitter::new("svc", Recorder::answering(Err(TransportError::unavailable("refused"))));
+        let failing = Emitter::new(
+            "svc",
+            Recorder::answering(Err(TransportError::unavailable("refused"))),
+        );
         assert!(failing.emit_or_log(Signup::new("u1")).await.is_none());
 
-        assert_eq!(emitter.stats(), EmitterStats { emitted: 1, duplicates: 0, failed: 1 });
-        assert_eq!(failing.stats(), EmitterStats { emitted: 0, duplicates: 0, failed: 1 });
+        assert_eq!(
+            emitter.stats(),
+            EmitterStats {
+                emitted: 1,
+                duplicates: 0,
+                failed: 1
+            }
+        );
+        assert_eq!(
+            failing.stats(),
+            EmitterStats {
+                emitted: 0,
+                duplicates: 0,
+                failed: 1
+            }
+        );
         assert_eq!(recorder.calls().len(), 1);
     }
 
@@ -615,7 +695,9 @@ mod tests {
     async fn a_batch_is_one_transport_call_in_push_order() {
         let recorder = Recorder::answering(Ok(vec![
             PublishOutcome::Published,
-            PublishOutcome::Duplicate { existing_event_id: None },
+            PublishOutcome::Duplicate {
+                existing_event_id: None,
+            },
         ]));
         let emitter = Emitter::new("svc", recorder.clone()).with_causation(Uuid::nil());
         let mut batch = EmitBatch::new();
@@ -623,11 +705,20 @@ mod tests {
         let second = batch.push(VariationCompleted::new("v1")).expect("valid");
         assert!(batch.push(VariationCompleted::new("")).is_err());
         assert_eq!(batch.len(), 2);
-        assert_eq!(format!("{batch:?}"), r#"["funnel:signup", "image:variation_completed"]"#);
+        assert_eq!(
+            format!("{batch:?}"),
+            r#"["funnel:signup", "image:variation_completed"]"#
+        );
 
         let emitted = emitter.emit_batch(batch).await.expect("emitted");
-        assert_eq!(emitted.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![first, second]);
-        assert_eq!(emitted.iter().map(|e| e.duplicate).collect::<Vec<_>>(), vec![false, true]);
+        assert_eq!(
+            emitted.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+            vec![first, second]
+        );
+        assert_eq!(
+            emitted.iter().map(|e| e.duplicate).collect::<Vec<_>>(),
+            vec![false, true]
+        );
         let calls = recorder.calls();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].len(), 2);
@@ -637,19 +728,42 @@ mod tests {
             assert_eq!(raw.causation_id, Some(Uuid::nil()));
             assert_eq!(raw.event_id, event.event_id);
         }
-        assert_eq!(emitter.stats(), EmitterStats { emitted: 1, duplicates: 1, failed: 0 });
+        assert_eq!(
+            emitter.stats(),
+            EmitterStats {
+                emitted: 1,
+                duplicates: 1,
+                failed: 0
+            }
+        );
 
-        assert!(emitter.emit_batch(EmitBatch::new()).await.expect("empty").is_empty());
-        assert_eq!(recorder.calls().len(), 1, "an empty batch does not call the transport");
+        assert!(
+            emitter
+                .emit_batch(EmitBatch::new())
+                .await
+                .expect("empty")
+                .is_empty()
+        );
+        assert_eq!(
+            recorder.calls().len(),
+            1,
+            "an empty batch does not call the transport"
+        );
     }
 
     #[tokio::test]
     async fn a_failed_batch_counts_each_event() {
-        let emitter = Emitter::new("svc", Recorder::answering(Err(TransportError::unavailable("down"))));
+        let emitter = Emitter::new(
+            "svc",
+            Recorder::answering(Err(TransportError::unavailable("down"))),
+        );
         let mut batch = EmitBatch::new();
         batch.push(Signup::new("u1")).expect("valid");
         batch.push(Signup::new("u2")).expect("valid");
-        assert!(matches!(emitter.emit_batch(batch).await, Err(EmitError::Transport(TransportError::Unavailable(_)))));
+        assert!(matches!(
+            emitter.emit_batch(batch).await,
+            Err(EmitError::Transport(TransportError::Unavailable(_)))
+        ));
         assert_eq!(emitter.stats().failed, 2);
     }
 }

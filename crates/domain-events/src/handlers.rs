@@ -50,12 +50,16 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure described by `message`.
     pub fn msg(message: impl Into<String>) -> Self {
-        Self { inner: message.into().into() }
+        Self {
+            inner: message.into().into(),
+        }
     }
 
     /// A failure caused by `error`; its message and sources are kept.
     pub fn from_error<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
-        Self { inner: Box::new(error) }
+        Self {
+            inner: Box::new(error),
+        }
     }
 
     /// The underlying error.
@@ -163,24 +167,41 @@ impl KnownSet {
 #[derive(Clone, Copy)]
 enum Route {
     /// One version of one type, decoded as a payload.
-    Type { event_type: &'static str, version: u32, category: &'static str },
+    Type {
+        event_type: &'static str,
+        version: u32,
+        category: &'static str,
+    },
     /// The events of a category that an event set declares, decoded as the set.
-    Category { category: &'static str, set: KnownSet },
+    Category {
+        category: &'static str,
+        set: KnownSet,
+    },
+    /// Every event of a category, undecoded ([`Handlers::on_raw`]).
+    Raw { category: &'static str },
 }
 
 impl Route {
     fn matches(&self, raw: &RawEnvelope) -> bool {
         match self {
-            Route::Type { event_type, version, .. } => *event_type == raw.event_type && *version == raw.version,
+            Route::Type {
+                event_type,
+                version,
+                ..
+            } => *event_type == raw.event_type && *version == raw.version,
             Route::Category { category, set } => {
-                category_of(&raw.event_type) == Some(*category) && (set.info)(&raw.event_type, raw.version).is_some()
+                category_of(&raw.event_type) == Some(*category)
+                    && (set.info)(&raw.event_type, raw.version).is_some()
             }
+            Route::Raw { category } => category_of(&raw.event_type) == Some(*category),
         }
     }
 
     fn category(&self) -> &'static str {
         match self {
-            Route::Type { category, .. } | Route::Category { category, .. } => category,
+            Route::Type { category, .. }
+            | Route::Category { category, .. }
+            | Route::Raw { category } => category,
         }
     }
 }
@@ -188,8 +209,13 @@ impl Route {
 impl fmt::Debug for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Route::Type { event_type, version, .. } => write!(f, "{event_type} v{version}"),
+            Route::Type {
+                event_type,
+                version,
+                ..
+            } => write!(f, "{event_type} v{version}"),
             Route::Category { category, set } => write!(f, "category {category} as {}", set.name),
+            Route::Raw { category } => write!(f, "category {category} raw"),
         }
     }
 }
@@ -266,7 +292,8 @@ fn decode_again<E: EventSet>(_: &E, raw: &RawEnvelope) -> Result<E, DecodeError>
 ///
 /// Register with [`on`](Self::on) (one payload type), [`on_category`](Self::on_category) (every
 /// event of a category, as the generated `DomainEvent` enum) and [`knowing`](Self::knowing), then
-/// [`dispatch`](Self::dispatch) raw envelopes.
+/// [`dispatch`](Self::dispatch) raw envelopes. Tools that work with any schema folder register
+/// [`on_raw`](Self::on_raw) handlers instead, which get every event of some categories undecoded.
 ///
 /// Handlers run at least once per event: a consumer retries an event whose handler failed, running
 /// all its handlers again, so handlers should be idempotent.
@@ -274,6 +301,7 @@ fn decode_again<E: EventSet>(_: &E, raw: &RawEnvelope) -> Result<E, DecodeError>
 pub struct Handlers {
     groups: Vec<Box<dyn ErasedGroup>>,
     known: Vec<KnownSet>,
+    upcasts: Vec<Upcast>,
 }
 
 impl Handlers {
@@ -291,9 +319,19 @@ impl Handlers {
         F: Fn(Envelope<P>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let route = Route::Type { event_type: P::TYPE, version: P::VERSION, category: P::CATEGORY };
+        let route = Route::Type {
+            event_type: P::TYPE,
+            version: P::VERSION,
+            category: P::CATEGORY,
+        };
         let handler: HandlerFn<Envelope<P>> = Arc::new(move |event| Box::pin(handler(event)));
-        self.add(route, (TypeId::of::<P>(), None), |raw| raw.decode::<P>(), clone_value, handler);
+        self.add(
+            route,
+            (TypeId::of::<P>(), None),
+            |raw| raw.decode::<P>(),
+            clone_value,
+            handler,
+        );
         self
     }
 
@@ -314,9 +352,18 @@ impl Handlers {
             );
         }
         self = self.knowing::<E>();
-        let route = Route::Category { category, set: KnownSet::of::<E>() };
+        let route = Route::Category {
+            category,
+            set: KnownSet::of::<E>(),
+        };
         let handler: HandlerFn<E> = Arc::new(move |event| Box::pin(handler(event)));
-        self.add(route, (TypeId::of::<E>(), Some(category)), E::decode, decode_again::<E>, handler);
+        self.add(
+            route,
+            (TypeId::of::<E>(), Some(category)),
+            E::decode,
+            decode_again::<E>,
+            handler,
+        );
         self
     }
 
@@ -347,7 +394,13 @@ impl Handlers {
                 return;
             }
         }
-        self.groups.push(Box::new(Group { route, key, decode, again, handlers: vec![handler] }));
+        self.groups.push(Box::new(Group {
+            route,
+            key,
+            decode,
+            again,
+            handlers: vec![handler],
+        }));
     }
 
     /// Whether some handler runs for events of `event_type` (in at least one version).
@@ -357,12 +410,17 @@ impl Handlers {
             Route::Category { category, set } => {
                 category_of(event_type) == Some(*category) && (set.knows_type)(event_type)
             }
+            Route::Raw { category } => category_of(event_type) == Some(*category),
         })
     }
 
     /// The categories the handlers need, sorted: the streams a consumer has to read.
     pub fn categories(&self) -> Vec<&'static str> {
-        let mut categories: Vec<_> = self.groups.iter().map(|group| group.route().category()).collect();
+        let mut categories: Vec<_> = self
+            .groups
+            .iter()
+            .map(|group| group.route().category())
+            .collect();
         categories.sort_unstable();
         categories.dedup();
         categories
@@ -407,24 +465,36 @@ impl Handlers {
             self.groups.iter().any(|group| {
                 matches!(group.route(), Route::Type { event_type: t, version: v, .. }
                     if *t == event_type && want_version.is_none_or(|want| want == *v))
+            }) || self.upcasts.iter().any(|u| {
+                u.event_type == event_type && want_version.is_none_or(|want| want == u.from)
             })
         };
         let type_known = self.known.iter().any(|set| (set.knows_type)(event_type)) || typed(None);
-        if !type_known {
-            return if self.known.is_empty() {
-                Ok(Vec::new())
-            } else {
-                Err(DecodeError::UnknownType(event_type.to_owned()))
-            };
+        if !type_known && !self.known.is_empty() {
+            return Err(DecodeError::UnknownType(event_type.to_owned()));
         }
-        let version_known = self.known.iter().any(|set| (set.info)(event_type, version).is_some()) || typed(Some(version));
-        if !version_known {
-            return Err(DecodeError::UnknownVersion { event_type: event_type.to_owned(), version });
+        // A type nothing declares (with no known set) reaches raw handlers only: no other route
+        // matches it.
+        let version_known = self
+            .known
+            .iter()
+            .any(|set| (set.info)(event_type, version).is_some())
+            || typed(Some(version));
+        if type_known && !version_known {
+            return Err(DecodeError::UnknownVersion {
+                event_type: event_type.to_owned(),
+                version,
+            });
         }
         let mut calls = Vec::new();
-        for group in self.groups.iter().filter(|group| group.route().matches(raw)) {
+        for group in self
+            .groups
+            .iter()
+            .filter(|group| group.route().matches(raw))
+        {
             group.prepare(raw, &mut calls)?;
         }
+        self.prepare_upcasts(raw, &mut calls)?;
         Ok(calls)
     }
 }
@@ -434,12 +504,18 @@ impl fmt::Debug for Handlers {
         struct Routes<'a>(&'a [Box<dyn ErasedGroup>]);
         impl fmt::Debug for Routes<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_map().entries(self.0.iter().map(|g| (g.route(), g.handler_count()))).finish()
+                f.debug_map()
+                    .entries(self.0.iter().map(|g| (g.route(), g.handler_count())))
+                    .finish()
             }
         }
         f.debug_struct("Handlers")
             .field("handlers", &Routes(&self.groups))
-            .field("known", &self.known.iter().map(|set| set.name).collect::<Vec<_>>())
+            .field(
+                "known",
+                &self.known.iter().map(|set| set.name).collect::<Vec<_>>(),
+            )
+            .field("upcasts", &self.upcasts)
             .finish()
     }
 }
@@ -447,7 +523,9 @@ impl fmt::Debug for Handlers {
 /// Starts and awaits one handler, turning a panic into a [`HandlerError`].
 async fn run(call: Call) -> Result<(), HandlerError> {
     let future = catch_unwind(AssertUnwindSafe(call)).map_err(panicked)?;
-    CatchUnwind(future).await.unwrap_or_else(|payload| Err(panicked(payload)))
+    CatchUnwind(future)
+        .await
+        .unwrap_or_else(|payload| Err(panicked(payload)))
 }
 
 fn panicked(payload: Box<dyn Any + Send>) -> HandlerError {
@@ -475,13 +553,221 @@ impl Future for CatchUnwind {
     }
 }
 
+/// Raw handlers: every event of some categories, undecoded, for tools that work with any schema
+/// folder (the command-line `tail`) rather than with generated types.
+impl Handlers {
+    /// Runs `handler` for every event of each of `categories` (by the category part of its type
+    /// string), whatever its type and version, with the envelope as received and the payload
+    /// unparsed. Nothing is decoded or checked beyond the envelope, so such a handler never makes
+    /// an event poison.
+    ///
+    /// The poison rules of the other registrations still apply: with a [known](Self::knowing)
+    /// event set an undeclared type is poison, and so is a version that no known set or typed
+    /// handler declares for a type they know; no handler runs for such an event.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use domain_events::{Handlers, RawEnvelope};
+    /// let handlers = Handlers::new().on_raw(["image", "seo"], |event: Arc<RawEnvelope>| async move {
+    ///     println!("{} {}", event.event_type, event.payload.get());
+    ///     Ok(())
+    /// });
+    /// assert_eq!(handlers.categories(), vec!["image", "seo"]);
+    /// assert!(handlers.handles("seo:anything_at_all"));
+    /// ```
+    pub fn on_raw<C, F, Fut>(mut self, categories: C, handler: F) -> Self
+    where
+        C: IntoIterator<Item = &'static str>,
+        F: Fn(Arc<RawEnvelope>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let handler: HandlerFn<Arc<RawEnvelope>> = Arc::new(move |event| Box::pin(handler(event)));
+        for category in categories {
+            let key = (TypeId::of::<RawEnvelope>(), Some(category));
+            self.add(
+                Route::Raw { category },
+                key,
+                shared_raw,
+                clone_value,
+                handler.clone(),
+            );
+        }
+        self
+    }
+}
+
+/// The envelope as a raw handler gets it: one shared copy for all of them.
+fn shared_raw(raw: &RawEnvelope) -> Result<Arc<RawEnvelope>, DecodeError> {
+    Ok(Arc::new(raw.clone()))
+}
+
+/// Turns an envelope of an older version into one of a newer version of the same type.
+type Convert = Arc<dyn Fn(&RawEnvelope) -> Result<RawEnvelope, DecodeError> + Send + Sync>;
+
+/// The message of a panic payload.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+/// An upcast registered with [`Handlers::upcast`].
+struct Upcast {
+    event_type: &'static str,
+    from: u32,
+    to: u32,
+    convert: Convert,
+}
+
+impl fmt::Debug for Upcast {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} v{} -> v{}", self.event_type, self.from, self.to)
+    }
+}
+
+/// Versions side by side: upcasts from older versions of an event to newer ones.
+impl Handlers {
+    /// Converts every event of the older payload version `Old` into the newer version `New` of the
+    /// same event type with `convert`, and runs the handlers of `New` ([`on`](Self::on)) for it, so
+    /// a consumer can handle only the newest version while older ones are still declared (and
+    /// still in streams, retries and dead letters).
+    ///
+    /// - `Old` and `New` must have the same type string and `Old::VERSION < New::VERSION`; anything
+    ///   else does not compile.
+    /// - The handlers of `New` get an envelope whose `version` is `New::VERSION`; every other field
+    ///   (`eventId`, `idempotencyKey`, `correlationId`, ...) is the original event's.
+    /// - Upcasts chain: with `V1 -> V2` and `V2 -> V3`, the handlers of `V3` also see `V1` events.
+    /// - Handlers of `Old` itself, if any, still run; a category handler
+    ///   ([`on_category`](Self::on_category)) sees the event once, as it was emitted.
+    /// - Registering a version `Old` counts as declaring it: it is not poison even without a
+    ///   handler of `Old` or a known event set.
+    /// - The converted payload is checked against `New`'s schema; if it breaks a constraint, or
+    ///   `convert` panics, the event is poison ([`DispatchError::Poison`]).
+    /// - One upcast per older version: registering another one from the same `Old` replaces it.
+    ///
+    /// ```
+    /// # use domain_events::Handlers;
+    /// # #[cfg(any())] // needs a catalog that declares `shop:order_placed` versions 1 and 2
+    /// # fn example() -> Handlers {
+    /// Handlers::new()
+    ///     .on(|event: ShopOrderPlacedEvent| async move { ship(&event.payload).await })
+    ///     // Version 1 events reach the version 2 handler.
+    ///     .upcast(|old: ShopOrderPlacedV1Event| ShopOrderPlacedPayload {
+    ///         order_id: old.payload.order_id,
+    ///         total_cents: old.payload.total_cents,
+    ///         channel: ShopOrderPlacedChannel::Web, // version 1 had no channel
+    ///         placed_at: old.occurred_at.clone(),   // nor a time of its own
+    ///         // ... the other fields of version 2
+    ///     })
+    /// # }
+    /// ```
+    pub fn upcast<Old, New, F>(mut self, convert: F) -> Self
+    where
+        Old: EventPayload,
+        New: EventPayload,
+        F: Fn(Envelope<Old>) -> New + Send + Sync + 'static,
+    {
+        const {
+            assert!(
+                crate::__private::str_eq(Old::TYPE, New::TYPE),
+                "an upcast converts between two versions of the same event type"
+            );
+            assert!(
+                Old::VERSION < New::VERSION,
+                "an upcast converts an older version into a newer one"
+            );
+        }
+        let convert: Convert = Arc::new(move |raw: &RawEnvelope| {
+            let old = raw.decode::<Old>()?;
+            let invalid = |message: String| DecodeError::InvalidPayload {
+                event_type: raw.event_type.clone(),
+                version: New::VERSION,
+                source: <serde_json::Error as serde::de::Error>::custom(message),
+            };
+            let new = catch_unwind(AssertUnwindSafe(|| convert(old))).map_err(|payload| {
+                invalid(format!(
+                    "the upcast from version {} panicked: {}",
+                    Old::VERSION,
+                    panic_text(&*payload)
+                ))
+            })?;
+            let payload = serde_json::value::to_raw_value(&new).map_err(|e| {
+                invalid(format!("the upcast result cannot be written as JSON: {e}"))
+            })?;
+            let mut newer = raw.with_payload(payload);
+            newer.version = New::VERSION;
+            Ok(newer)
+        });
+        let upcast = Upcast {
+            event_type: Old::TYPE,
+            from: Old::VERSION,
+            to: New::VERSION,
+            convert,
+        };
+        match self
+            .upcasts
+            .iter_mut()
+            .find(|u| u.event_type == upcast.event_type && u.from == upcast.from)
+        {
+            Some(existing) => {
+                tracing::warn!(
+                    event_type = Old::TYPE,
+                    from = Old::VERSION,
+                    "a second upcast from the same version replaces the first"
+                );
+                *existing = upcast;
+            }
+            None => self.upcasts.push(upcast),
+        }
+        self
+    }
+
+    /// Whether a typed handler runs for `event_type` at `version`, directly or through upcasts.
+    fn wants(&self, event_type: &str, version: u32) -> bool {
+        self.groups.iter().any(|group| {
+            matches!(group.route(), Route::Type { event_type: t, version: v, .. } if *t == event_type && *v == version)
+        }) || self
+            .upcasts
+            .iter()
+            .any(|u| u.event_type == event_type && u.from == version && self.wants(event_type, u.to))
+    }
+
+    /// Upcasts `raw` (when an upcast starts at its version and something wants the result) and
+    /// binds the result to the typed handlers of the newer version, then of the versions after it.
+    fn prepare_upcasts(&self, raw: &RawEnvelope, calls: &mut Vec<Call>) -> Result<(), DecodeError> {
+        let Some(upcast) = self
+            .upcasts
+            .iter()
+            .find(|u| u.event_type == raw.event_type && u.from == raw.version)
+        else {
+            return Ok(());
+        };
+        if !self.wants(upcast.event_type, upcast.to) {
+            return Ok(());
+        }
+        let newer = (upcast.convert)(raw)?;
+        for group in self
+            .groups
+            .iter()
+            .filter(|g| matches!(g.route(), Route::Type { .. }) && g.route().matches(&newer))
+        {
+            group.prepare(&newer, calls)?;
+        }
+        self.prepare_upcasts(&newer, calls)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::test_support::{Signup, TestEvent, VariationCompleted, VariationStarted, raw_of, raw_with};
+    use crate::test_support::{
+        Signup, TestEvent, VariationCompleted, VariationStarted, raw_of, raw_with,
+    };
 
     fn counter() -> Arc<AtomicUsize> {
         Arc::new(AtomicUsize::new(0))
@@ -489,7 +775,8 @@ mod tests {
 
     fn counting<P: EventPayload>(
         count: &Arc<AtomicUsize>,
-    ) -> impl Fn(Envelope<P>) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static {
+    ) -> impl Fn(Envelope<P>) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static
+    {
         let count = count.clone();
         move |_| {
             count.fetch_add(1, Ordering::SeqCst);
@@ -505,17 +792,25 @@ mod tests {
             move |event: Envelope<VariationCompleted>| {
                 let seen = seen.clone();
                 async move {
-                    seen.lock().map_err(|_| "poisoned")?.push(event.payload.variation_id);
+                    seen.lock()
+                        .map_err(|_| "poisoned")?
+                        .push(event.payload.variation_id);
                     Ok(())
                 }
             }
         });
-        let got = handlers.dispatch(&raw_of(VariationCompleted::new("var-9"))).await.expect("handled");
+        let got = handlers
+            .dispatch(&raw_of(VariationCompleted::new("var-9")))
+            .await
+            .expect("handled");
         assert_eq!(got, Dispatched::Handled(1));
         assert_eq!(*seen.lock().expect("lock"), vec!["var-9".to_owned()]);
 
         // Another type of the same category is readable but unhandled.
-        let got = handlers.dispatch(&raw_of(VariationStarted::new("var-9"))).await.expect("readable");
+        let got = handlers
+            .dispatch(&raw_of(VariationStarted::new("var-9")))
+            .await
+            .expect("readable");
         assert_eq!(got, Dispatched::NoHandler);
     }
 
@@ -536,17 +831,32 @@ mod tests {
                     async { Ok(()) }
                 }
             });
-        let got = handlers.dispatch(&raw_of(VariationCompleted::new("v"))).await.expect("handled");
+        let got = handlers
+            .dispatch(&raw_of(VariationCompleted::new("v")))
+            .await
+            .expect("handled");
         assert_eq!(got, Dispatched::Handled(3));
         assert_eq!(typed.load(Ordering::SeqCst), 2);
         assert_eq!(category.load(Ordering::SeqCst), 1);
 
-        let got = handlers.dispatch(&raw_of(VariationStarted::new("v"))).await.expect("handled");
+        let got = handlers
+            .dispatch(&raw_of(VariationStarted::new("v")))
+            .await
+            .expect("handled");
         assert_eq!(got, Dispatched::Handled(1));
-        assert_eq!(*seen_types.lock().expect("lock"), vec!["image:variation_completed", "image:variation_started"]);
+        assert_eq!(
+            *seen_types.lock().expect("lock"),
+            vec!["image:variation_completed", "image:variation_started"]
+        );
 
         // A known event of another category has no handler.
-        assert_eq!(handlers.dispatch(&raw_of(Signup::new("u"))).await.expect("readable"), Dispatched::NoHandler);
+        assert_eq!(
+            handlers
+                .dispatch(&raw_of(Signup::new("u")))
+                .await
+                .expect("readable"),
+            Dispatched::NoHandler
+        );
     }
 
     #[tokio::test]
@@ -555,11 +865,19 @@ mod tests {
         let raw = raw_with("image:from_the_future", 1, "{}");
 
         let loose = Handlers::new().on(counting::<VariationCompleted>(&count));
-        assert_eq!(loose.dispatch(&raw).await.expect("not poison"), Dispatched::NoHandler);
+        assert_eq!(
+            loose.dispatch(&raw).await.expect("not poison"),
+            Dispatched::NoHandler
+        );
 
-        let strict = Handlers::new().on(counting::<VariationCompleted>(&count)).knowing::<TestEvent>();
+        let strict = Handlers::new()
+            .on(counting::<VariationCompleted>(&count))
+            .knowing::<TestEvent>();
         let err = strict.dispatch(&raw).await.expect_err("poison");
-        assert!(matches!(&err, DispatchError::Poison(DecodeError::UnknownType(t)) if t == "image:from_the_future"), "{err:?}");
+        assert!(
+            matches!(&err, DispatchError::Poison(DecodeError::UnknownType(t)) if t == "image:from_the_future"),
+            "{err:?}"
+        );
         assert!(!err.is_retryable());
         assert_eq!(count.load(Ordering::SeqCst), 0);
     }
@@ -567,13 +885,23 @@ mod tests {
     #[tokio::test]
     async fn unknown_versions_are_poison() {
         let count = counter();
-        let v2 = raw_with("image:variation_completed", 2, r#"{"variationId":"v","familiesCompleted":1}"#);
+        let v2 = raw_with(
+            "image:variation_completed",
+            2,
+            r#"{"variationId":"v","familiesCompleted":1}"#,
+        );
         for handlers in [
             Handlers::new().on(counting::<VariationCompleted>(&count)),
             Handlers::new().knowing::<TestEvent>(),
         ] {
             let err = handlers.dispatch(&v2).await.expect_err("poison");
-            assert!(matches!(err, DispatchError::Poison(DecodeError::UnknownVersion { version: 2, .. })), "{err:?}");
+            assert!(
+                matches!(
+                    err,
+                    DispatchError::Poison(DecodeError::UnknownVersion { version: 2, .. })
+                ),
+                "{err:?}"
+            );
         }
         assert_eq!(count.load(Ordering::SeqCst), 0);
     }
@@ -592,7 +920,13 @@ mod tests {
             .on(counting::<VariationCompleted>(&count));
         let raw = raw_with("image:variation_completed", 1, r#"{"variationId":"v"}"#);
         let err = handlers.dispatch(&raw).await.expect_err("poison");
-        assert!(matches!(err, DispatchError::Poison(DecodeError::InvalidPayload { .. })), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                DispatchError::Poison(DecodeError::InvalidPayload { .. })
+            ),
+            "{err:?}"
+        );
         assert_eq!(count.load(Ordering::SeqCst), 0);
     }
 
@@ -603,7 +937,10 @@ mod tests {
             .on(|_: Envelope<Signup>| async { Err(HandlerError::msg("database down")) })
             .on(|_: Envelope<Signup>| async { Err::<(), _>(HandlerError::msg("second failure")) })
             .on(counting::<Signup>(&count));
-        let err = handlers.dispatch(&raw_of(Signup::new("u"))).await.expect_err("failed");
+        let err = handlers
+            .dispatch(&raw_of(Signup::new("u")))
+            .await
+            .expect_err("failed");
         assert!(err.is_retryable());
         assert_eq!(err.to_string(), "handler failed: database down");
         assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -614,14 +951,25 @@ mod tests {
         async fn explode(_: Envelope<Signup>) -> Result<(), HandlerError> {
             panic!("boom")
         }
-        let sync_panic = Handlers::new().on(|_: Envelope<Signup>| -> std::future::Ready<Result<(), HandlerError>> {
-            panic!("sync boom")
-        });
-        let err = sync_panic.dispatch(&raw_of(Signup::new("u"))).await.expect_err("failed");
-        assert_eq!(err.to_string(), "handler failed: handler panicked: sync boom");
+        let sync_panic = Handlers::new().on(
+            |_: Envelope<Signup>| -> std::future::Ready<Result<(), HandlerError>> {
+                panic!("sync boom")
+            },
+        );
+        let err = sync_panic
+            .dispatch(&raw_of(Signup::new("u")))
+            .await
+            .expect_err("failed");
+        assert_eq!(
+            err.to_string(),
+            "handler failed: handler panicked: sync boom"
+        );
 
         let async_panic = Handlers::new().on(explode);
-        let err = async_panic.dispatch(&raw_of(Signup::new("u"))).await.expect_err("failed");
+        let err = async_panic
+            .dispatch(&raw_of(Signup::new("u")))
+            .await
+            .expect_err("failed");
         assert_eq!(err.to_string(), "handler failed: handler panicked: boom");
     }
 
@@ -637,7 +985,10 @@ mod tests {
         assert!(!handlers.handles("image:unknown"));
         assert!(!handlers.handles("seo:page_queued"));
         let debug = format!("{handlers:?}");
-        assert!(debug.contains("funnel:signup v1") && debug.contains("category image"), "{debug}");
+        assert!(
+            debug.contains("funnel:signup v1") && debug.contains("category image"),
+            "{debug}"
+        );
         assert!(Handlers::new().categories().is_empty());
     }
 
@@ -653,6 +1004,394 @@ mod tests {
         assert_eq!(source.to_string(), "inner");
         assert!(err.as_error().is::<Outer>());
         assert_eq!(HandlerError::from("plain").to_string(), "plain");
-        assert_eq!(HandlerError::from(String::from("owned")).into_inner().to_string(), "owned");
+        assert_eq!(
+            HandlerError::from(String::from("owned"))
+                .into_inner()
+                .to_string(),
+            "owned"
+        );
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::test_support::{Signup, TestEvent, VariationCompleted, raw_of, raw_with};
+
+    /// A raw handler recording the type strings it saw.
+    fn recording(
+        seen: &Arc<Mutex<Vec<String>>>,
+    ) -> impl Fn(Arc<RawEnvelope>) -> std::future::Ready<Result<(), HandlerError>> + Send + Sync + 'static
+    {
+        let seen = seen.clone();
+        move |event| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(event.event_type.clone());
+            }
+            std::future::ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn raw_handlers_take_every_event_of_their_categories_undecoded() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handlers = Handlers::new().on_raw(["image", "seo"], recording(&seen));
+        assert_eq!(handlers.categories(), vec!["image", "seo"]);
+        assert!(handlers.handles("image:from_the_future") && !handlers.handles("funnel:signup"));
+
+        // Any type, any version, any payload of the categories; the payload stays as received.
+        let odd = raw_with("image:from_the_future", 7, r#"{ "not": "checked" }"#);
+        assert_eq!(
+            handlers.dispatch(&odd).await.expect("handled"),
+            Dispatched::Handled(1)
+        );
+        assert_eq!(
+            handlers
+                .dispatch(&raw_of(VariationCompleted::new("v")))
+                .await
+                .expect("handled"),
+            Dispatched::Handled(1)
+        );
+        // Another category is not theirs.
+        assert_eq!(
+            handlers
+                .dispatch(&raw_of(Signup::new("u")))
+                .await
+                .expect("readable"),
+            Dispatched::NoHandler
+        );
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec!["image:from_the_future", "image:variation_completed"]
+        );
+        assert!(format!("{handlers:?}").contains("category image raw"));
+    }
+
+    #[tokio::test]
+    async fn raw_handlers_run_beside_typed_ones_and_keep_the_poison_rules() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handlers = Handlers::new()
+            .on(|_: Envelope<VariationCompleted>| async { Ok(()) })
+            .on_raw(["image"], recording(&seen))
+            .on_raw(["image"], recording(&seen))
+            .knowing::<TestEvent>();
+        let got = handlers
+            .dispatch(&raw_of(VariationCompleted::new("v")))
+            .await
+            .expect("handled");
+        assert_eq!(got, Dispatched::Handled(3));
+
+        // A known set makes an undeclared type poison, raw handler or not; none runs.
+        let err = handlers
+            .dispatch(&raw_with("image:from_the_future", 1, "{}"))
+            .await
+            .expect_err("poison");
+        assert!(
+            matches!(err, DispatchError::Poison(DecodeError::UnknownType(_))),
+            "{err:?}"
+        );
+        // An invalid payload is poison for the typed handler, so nothing runs.
+        let err = handlers
+            .dispatch(&raw_with("image:variation_completed", 1, "{}"))
+            .await
+            .expect_err("poison");
+        assert!(
+            matches!(
+                err,
+                DispatchError::Poison(DecodeError::InvalidPayload { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(seen.lock().expect("lock").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failing_raw_handler_is_retryable() {
+        let handlers = Handlers::new().on_raw(["image"], |_| async {
+            Err::<(), _>(HandlerError::msg("stdout closed"))
+        });
+        let err = handlers
+            .dispatch(&raw_of(VariationCompleted::new("v")))
+            .await
+            .expect_err("failed");
+        assert!(err.is_retryable());
+    }
+}
+
+#[cfg(test)]
+mod upcast_tests {
+    use std::sync::Mutex;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::test_support::{TestEvent, VariationCompleted, VariationCompletedV2, raw_of};
+    use crate::validation::{Path, Validate, Validator};
+
+    /// What a handler saw: version, families failed, event id and key.
+    type Seen = Arc<Mutex<Vec<(u32, u64, crate::Uuid, String)>>>;
+
+    fn v2_handler(
+        seen: &Seen,
+    ) -> impl Fn(Envelope<VariationCompletedV2>) -> std::future::Ready<Result<(), HandlerError>>
+    + Send
+    + Sync
+    + 'static {
+        let seen = seen.clone();
+        move |event| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push((
+                    event.version,
+                    event.payload.families_failed,
+                    event.event_id,
+                    event.idempotency_key.clone(),
+                ));
+            }
+            std::future::ready(Ok(()))
+        }
+    }
+
+    fn v1_handler(
+        seen: &Seen,
+    ) -> impl Fn(Envelope<VariationCompleted>) -> std::future::Ready<Result<(), HandlerError>>
+    + Send
+    + Sync
+    + 'static {
+        let seen = seen.clone();
+        move |event| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push((
+                    event.version,
+                    0,
+                    event.event_id,
+                    event.idempotency_key.clone(),
+                ));
+            }
+            std::future::ready(Ok(()))
+        }
+    }
+
+    fn upcast_v1(old: Envelope<VariationCompleted>) -> VariationCompletedV2 {
+        VariationCompletedV2 {
+            variation_id: old.payload.variation_id,
+            families_completed: old.payload.families_completed,
+            families_failed: 0,
+        }
+    }
+
+    fn seen() -> Seen {
+        Arc::new(Mutex::new(Vec::new()))
+    }
+
+    fn taken(seen: &Seen) -> Vec<(u32, u64, crate::Uuid, String)> {
+        seen.lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn handlers_per_version_see_only_their_version() {
+        let (one, two) = (seen(), seen());
+        let handlers = Handlers::new().on(v1_handler(&one)).on(v2_handler(&two));
+        let v1 = raw_of(VariationCompleted::new("a"));
+        let v2 = raw_of(VariationCompletedV2::new("b", 3));
+        assert_eq!(
+            handlers.dispatch(&v1).await.expect("v1"),
+            Dispatched::Handled(1)
+        );
+        assert_eq!(
+            handlers.dispatch(&v2).await.expect("v2"),
+            Dispatched::Handled(1)
+        );
+        assert_eq!(
+            taken(&one),
+            [(1, 0, v1.event_id, "image_complete:a".to_owned())]
+        );
+        assert_eq!(
+            taken(&two),
+            [(2, 3, v2.event_id, "image_complete:b".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upcast_feeds_older_events_to_the_newer_handler() {
+        let two = seen();
+        let handlers = Handlers::new().on(v2_handler(&two)).upcast(upcast_v1);
+        let v1 = raw_of(VariationCompleted::new("a"));
+        let v2 = raw_of(VariationCompletedV2::new("b", 3));
+        assert_eq!(
+            handlers.dispatch(&v1).await.expect("v1"),
+            Dispatched::Handled(1)
+        );
+        assert_eq!(
+            handlers.dispatch(&v2).await.expect("v2"),
+            Dispatched::Handled(1)
+        );
+        // The upcast event keeps its id and key; its version is the newer one.
+        assert_eq!(
+            taken(&two),
+            [
+                (2, 0, v1.event_id, "image_complete:a".to_owned()),
+                (2, 3, v2.event_id, "image_complete:b".to_owned())
+            ]
+        );
+        assert!(format!("{handlers:?}").contains("image:variation_completed v1 -> v2"));
+    }
+
+    #[tokio::test]
+    async fn without_an_upcast_an_older_version_is_poison() {
+        let two = seen();
+        let handlers = Handlers::new().on(v2_handler(&two));
+        let err = handlers
+            .dispatch(&raw_of(VariationCompleted::new("a")))
+            .await
+            .expect_err("poison");
+        assert!(
+            matches!(
+                err,
+                DispatchError::Poison(DecodeError::UnknownVersion { version: 1, .. })
+            ),
+            "{err:?}"
+        );
+        assert!(taken(&two).is_empty());
+
+        // An upcast declares the older version even when nothing handles the newer one yet.
+        let handlers = Handlers::new().upcast(upcast_v1);
+        assert_eq!(
+            handlers
+                .dispatch(&raw_of(VariationCompleted::new("a")))
+                .await
+                .expect("known"),
+            Dispatched::NoHandler
+        );
+    }
+
+    #[tokio::test]
+    async fn version_handlers_and_category_handlers_still_run_once() {
+        let (one, two, category) = (seen(), seen(), Arc::new(Mutex::new(Vec::new())));
+        let handlers = Handlers::new()
+            .on(v1_handler(&one))
+            .on(v2_handler(&two))
+            .upcast(upcast_v1)
+            .on_category::<TestEvent, _, _>("image", {
+                let category = category.clone();
+                move |event: TestEvent| {
+                    if let Ok(mut c) = category.lock() {
+                        c.push(event.event_type());
+                    }
+                    async { Ok(()) }
+                }
+            });
+        let v1 = raw_of(VariationCompleted::new("a"));
+        assert_eq!(
+            handlers.dispatch(&v1).await.expect("v1"),
+            Dispatched::Handled(3)
+        );
+        assert_eq!(taken(&one).len(), 1);
+        assert_eq!(
+            taken(&two),
+            [(2, 0, v1.event_id, "image_complete:a".to_owned())]
+        );
+        assert_eq!(
+            *category.lock().expect("lock"),
+            ["image:variation_completed"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_upcast_makes_the_event_poison() {
+        let two = seen();
+        let handlers = Handlers::new().on(v2_handler(&two)).upcast(
+            |_: Envelope<VariationCompleted>| -> VariationCompletedV2 { panic!("no mapping") },
+        );
+        let err = handlers
+            .dispatch(&raw_of(VariationCompleted::new("a")))
+            .await
+            .expect_err("poison");
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string()
+                .contains("the upcast from version 1 panicked: no mapping"),
+            "{err}"
+        );
+        assert!(taken(&two).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_upcast_from_the_same_version_replaces_the_first() {
+        let two = seen();
+        let handlers = Handlers::new()
+            .on(v2_handler(&two))
+            .upcast(upcast_v1)
+            .upcast(|old: Envelope<VariationCompleted>| VariationCompletedV2 {
+                families_failed: 7,
+                ..upcast_v1(old)
+            });
+        handlers
+            .dispatch(&raw_of(VariationCompleted::new("a")))
+            .await
+            .expect("v1");
+        assert_eq!(taken(&two).iter().map(|s| s.1).collect::<Vec<_>>(), [7]);
+    }
+
+    /// `image:variation_completed` v3, to chain upcasts.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct VariationCompletedV3 {
+        variation_id: String,
+        families: u64,
+    }
+
+    impl Validate for VariationCompletedV3 {
+        fn validate_into(&self, _: &mut Validator, _: &Path<'_>) {}
+    }
+
+    impl EventPayload for VariationCompletedV3 {
+        const TYPE: &'static str = "image:variation_completed";
+        const CATEGORY: &'static str = "image";
+        const NAME: &'static str = "variation_completed";
+        const VERSION: u32 = 3;
+        const KEY_TEMPLATE: &'static str = "image_complete:{variationId}";
+        const CORRELATION_FIELD: &'static str = "variationId";
+
+        fn idempotency_key(&self) -> String {
+            format!("image_complete:{}", self.variation_id)
+        }
+
+        fn correlation_id(&self) -> String {
+            self.variation_id.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn upcasts_chain() {
+        let three = Arc::new(Mutex::new(Vec::new()));
+        let handlers = Handlers::new()
+            .upcast(|old: Envelope<VariationCompletedV2>| VariationCompletedV3 {
+                variation_id: old.payload.variation_id,
+                families: old.payload.families_completed + old.payload.families_failed,
+            })
+            .upcast(upcast_v1)
+            .on({
+                let three = three.clone();
+                move |event: Envelope<VariationCompletedV3>| {
+                    if let Ok(mut t) = three.lock() {
+                        t.push((event.version, event.payload.families));
+                    }
+                    async { Ok(()) }
+                }
+            });
+        for raw in [
+            raw_of(VariationCompleted::new("a")),
+            raw_of(VariationCompletedV2::new("b", 1)),
+        ] {
+            assert_eq!(
+                handlers.dispatch(&raw).await.expect("handled"),
+                Dispatched::Handled(1)
+            );
+        }
+        assert_eq!(*three.lock().expect("lock"), [(3, 9), (3, 10)]);
     }
 }

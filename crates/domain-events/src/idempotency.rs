@@ -29,7 +29,10 @@ pub(crate) struct TtlMap<V> {
 
 impl<V> Default for TtlMap<V> {
     fn default() -> Self {
-        Self { entries: HashMap::new(), sweep_at: MIN_SWEEP }
+        Self {
+            entries: HashMap::new(),
+            sweep_at: MIN_SWEEP,
+        }
     }
 }
 
@@ -62,7 +65,8 @@ impl<V> TtlMap<V> {
 
     fn maybe_sweep(&mut self, now: Instant) {
         if self.entries.len() >= self.sweep_at {
-            self.entries.retain(|_, (_, expires)| !is_expired(*expires, now));
+            self.entries
+                .retain(|_, (_, expires)| !is_expired(*expires, now));
             self.sweep_at = (self.entries.len() * 2).max(MIN_SWEEP);
         }
     }
@@ -107,7 +111,11 @@ impl IdempotencyGuard {
     /// A guard for consumer group `group`, keeping records for `ttl`.
     pub fn with_ttl(group: impl Into<String>, ttl: Duration) -> Self {
         Self {
-            inner: Arc::new(GuardInner { group: group.into(), ttl, records: Mutex::new(TtlMap::default()) }),
+            inner: Arc::new(GuardInner {
+                group: group.into(),
+                ttl,
+                records: Mutex::new(TtlMap::default()),
+            }),
         }
     }
 
@@ -134,7 +142,10 @@ impl IdempotencyGuard {
 
 impl fmt::Debug for IdempotencyGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdempotencyGuard").field("group", &self.inner.group).field("ttl", &self.inner.ttl).finish()
+        f.debug_struct("IdempotencyGuard")
+            .field("group", &self.inner.group)
+            .field("ttl", &self.inner.ttl)
+            .finish()
     }
 }
 

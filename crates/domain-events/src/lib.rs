@@ -9,6 +9,7 @@
 //! See the repository README for a walk-through and `docs/schema-language.md` for the TOML format.
 #![deny(missing_docs)]
 
+pub mod cloudevents;
 mod consumer;
 mod emitter;
 mod envelope;
@@ -28,6 +29,10 @@ mod test_support;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use cloudevents::{
+    CLOUDEVENTS_JSON_CONTENT_TYPE, CLOUDEVENTS_SPEC_VERSION, CloudEventError,
+    DEFAULT_SCHEMA_ID_BASE, payload_schema_id,
+};
 pub use consumer::{ConsumerHandle, ConsumerStats, MemoryConsumer, RetryPolicy, Shutdown};
 pub use emitter::{
     DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,

@@ -177,7 +177,9 @@ impl<P: EventPayload> TypedSubscription<P> {
 
 impl<P> fmt::Debug for TypedSubscription<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("TypedSubscription").field(&self.inner.filter).finish()
+        f.debug_tuple("TypedSubscription")
+            .field(&self.inner.filter)
+            .finish()
     }
 }
 
@@ -279,7 +281,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn duplicate(existing: Uuid) -> PublishOutcome {
-    PublishOutcome::Duplicate { existing_event_id: Some(existing) }
+    PublishOutcome::Duplicate {
+        existing_event_id: Some(existing),
+    }
 }
 
 impl Default for MemoryBus {
@@ -316,14 +320,20 @@ impl MemoryBus {
         subscribers.retain(|slot| !slot.tx.is_closed());
         // On a closed bus `tx` is dropped here, so the subscription ends at once.
         if !self.is_closed() {
-            subscribers.push(Slot { filter: filter.clone(), tx });
+            subscribers.push(Slot {
+                filter: filter.clone(),
+                tx,
+            });
         }
         Subscription { rx, filter }
     }
 
     /// Subscribes to the events of payload type `P` (its type string, any version), decoded.
     pub fn subscribe_to<P: EventPayload>(&self) -> TypedSubscription<P> {
-        TypedSubscription { inner: self.subscribe(Filter::Type(P::TYPE)), _payload: PhantomData }
+        TypedSubscription {
+            inner: self.subscribe(Filter::Type(P::TYPE)),
+            _payload: PhantomData,
+        }
     }
 
     /// The number of live subscriptions, after pruning dropped ones.
@@ -399,7 +409,10 @@ impl BusInner {
         }
     }
 
-    async fn publish(&self, events: &[OutgoingEvent]) -> Result<Vec<PublishOutcome>, TransportError> {
+    async fn publish(
+        &self,
+        events: &[OutgoingEvent],
+    ) -> Result<Vec<PublishOutcome>, TransportError> {
         self.ensure_open()?;
         let deliveries = events.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         match self.config.backpressure {
@@ -417,7 +430,10 @@ impl BusInner {
     /// The live claim on `event`'s key.
     fn claimed(&self, event: &OutgoingEvent) -> Option<Uuid> {
         let mut claims = lock(&self.claims);
-        claims.get_mut(event.category)?.get(&event.idempotency_key, Instant::now()).copied()
+        claims
+            .get_mut(event.category)?
+            .get(&event.idempotency_key, Instant::now())
+            .copied()
     }
 
     fn matching_senders(&self, event: &OutgoingEvent) -> Vec<mpsc::Sender<Delivered>> {
@@ -433,7 +449,11 @@ impl BusInner {
     /// Publishes one event under [`Backpressure::Wait`]: reserves room in every matching buffer
     /// (the only `.await`), then claims and delivers without yielding, so a cancelled publish
     /// delivers and claims nothing.
-    async fn publish_waiting(&self, event: &OutgoingEvent, delivered: Delivered) -> Result<PublishOutcome, TransportError> {
+    async fn publish_waiting(
+        &self,
+        event: &OutgoingEvent,
+        delivered: Delivered,
+    ) -> Result<PublishOutcome, TransportError> {
         if let Some(existing) = self.claimed(event) {
             return Ok(duplicate(existing));
         }
@@ -454,7 +474,12 @@ impl BusInner {
                 // Another publish of the same key won the race while we waited.
                 return Ok(duplicate(*existing));
             }
-            keys.insert(event.idempotency_key.clone(), event.event_id, self.config.claim_ttl, now);
+            keys.insert(
+                event.idempotency_key.clone(),
+                event.event_id,
+                self.config.claim_ttl,
+                now,
+            );
         }
         let subscribers = permits.len();
         for permit in permits {
@@ -481,13 +506,18 @@ impl BusInner {
         for (event, delivered) in events.iter().zip(deliveries) {
             let key = (event.category, event.idempotency_key.as_str());
             let existing = new_claims.get(&key).copied().or_else(|| {
-                claims.get_mut(event.category).and_then(|keys| keys.get(&event.idempotency_key, now).copied())
+                claims
+                    .get_mut(event.category)
+                    .and_then(|keys| keys.get(&event.idempotency_key, now).copied())
             });
             if let Some(existing) = existing {
                 outcomes.push(duplicate(existing));
                 continue;
             }
-            for slot in subscribers.iter().filter(|slot| slot.filter.matches(event.event_type, event.category)) {
+            for slot in subscribers
+                .iter()
+                .filter(|slot| slot.filter.matches(event.event_type, event.category))
+            {
                 match slot.tx.try_reserve() {
                     Ok(permit) => sends.push((permit, delivered.clone())),
                     Err(TrySendError::Full(())) => {
@@ -496,7 +526,9 @@ impl BusInner {
                             capacity = self.config.capacity,
                             "subscriber buffer full, batch not published"
                         );
-                        return Err(TransportError::Backpressure { capacity: self.config.capacity });
+                        return Err(TransportError::Backpressure {
+                            capacity: self.config.capacity,
+                        });
                     }
                     Err(TrySendError::Closed(())) => {}
                 }
@@ -505,7 +537,12 @@ impl BusInner {
             outcomes.push(PublishOutcome::Published);
         }
         for ((category, key), event_id) in new_claims {
-            claims.entry(category).or_default().insert(key.to_owned(), event_id, self.config.claim_ttl, now);
+            claims.entry(category).or_default().insert(
+                key.to_owned(),
+                event_id,
+                self.config.claim_ttl,
+                now,
+            );
         }
         for (permit, delivered) in sends {
             permit.send(delivered);
@@ -516,22 +553,34 @@ impl BusInner {
 
 /// Parses the envelope of `event` once, checking that it agrees with the routing metadata.
 fn read(event: &OutgoingEvent) -> Result<Delivered, TransportError> {
-    let raw = RawEnvelope::from_slice(event.json.as_bytes())
-        .map_err(|e| TransportError::Rejected(format!("event `{}` is not an envelope: {e}", event.event_type)))?;
-    if raw.event_type != event.event_type || raw.event_id != event.event_id || raw.idempotency_key != event.idempotency_key {
+    let raw = RawEnvelope::from_slice(event.json.as_bytes()).map_err(|e| {
+        TransportError::Rejected(format!(
+            "event `{}` is not an envelope: {e}",
+            event.event_type
+        ))
+    })?;
+    if raw.event_type != event.event_type
+        || raw.event_id != event.event_id
+        || raw.idempotency_key != event.idempotency_key
+    {
         return Err(TransportError::Rejected(format!(
             "event `{}` does not match its envelope (type, eventId or idempotencyKey differ)",
             event.event_type
         )));
     }
-    Ok(Delivered { event_type: event.event_type, category: event.category, json: event.json.clone(), raw: Arc::new(raw) })
+    Ok(Delivered {
+        event_type: event.event_type,
+        category: event.category,
+        json: event.json.clone(),
+        raw: Arc::new(raw),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::emitter::{EmitBatch, EmitError, Emitter};
-    use crate::test_support::{Signup, VariationCompleted, VariationStarted};
+    use crate::test_support::{Signup, VariationCompleted, VariationStarted, within};
 
     fn emitter(bus: &MemoryBus) -> Emitter {
         Emitter::new("tests", bus.clone())
@@ -541,9 +590,12 @@ mod tests {
     async fn an_emitted_event_reaches_a_subscriber() {
         let bus = MemoryBus::new();
         let mut sub = bus.subscribe(Filter::All);
-        let emitted = emitter(&bus).emit(VariationCompleted::new("var-1")).await.expect("emitted");
+        let emitted = emitter(&bus)
+            .emit(VariationCompleted::new("var-1"))
+            .await
+            .expect("emitted");
 
-        let delivered = sub.recv().await.expect("delivered");
+        let delivered = within(sub.recv()).await.expect("delivered");
         assert_eq!(delivered.event_type, "image:variation_completed");
         assert_eq!(delivered.category, "image");
         assert_eq!(delivered.raw.event_id, emitted.event_id);
@@ -566,9 +618,16 @@ mod tests {
         e.emit(VariationCompleted::new("v")).await.expect("emitted");
         e.emit(Signup::new("u")).await.expect("emitted");
 
-        let drain = |sub: &mut Subscription| std::iter::from_fn(|| sub.try_recv()).map(|d| d.event_type).collect::<Vec<_>>();
+        let drain = |sub: &mut Subscription| {
+            std::iter::from_fn(|| sub.try_recv())
+                .map(|d| d.event_type)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(drain(&mut completed), vec!["image:variation_completed"]);
-        assert_eq!(drain(&mut image), vec!["image:variation_started", "image:variation_completed"]);
+        assert_eq!(
+            drain(&mut image),
+            vec!["image:variation_started", "image:variation_completed"]
+        );
         assert_eq!(drain(&mut funnel), vec!["funnel:signup"]);
         assert_eq!(drain(&mut all).len(), 3);
     }
@@ -578,10 +637,19 @@ mod tests {
         let bus = MemoryBus::new();
         let mut a = bus.subscribe(Filter::Category("image"));
         let mut b = bus.subscribe(Filter::Category("image"));
-        emitter(&bus).emit(VariationCompleted::new("v")).await.expect("emitted");
-        let (da, db) = (a.recv().await.expect("a"), b.recv().await.expect("b"));
+        emitter(&bus)
+            .emit(VariationCompleted::new("v"))
+            .await
+            .expect("emitted");
+        let (da, db) = (
+            within(a.recv()).await.expect("a"),
+            within(b.recv()).await.expect("b"),
+        );
         assert_eq!(da.raw.event_id, db.raw.event_id);
-        assert!(Arc::ptr_eq(&da.raw, &db.raw), "the envelope is parsed once per publish");
+        assert!(
+            Arc::ptr_eq(&da.raw, &db.raw),
+            "the envelope is parsed once per publish"
+        );
         assert!(Arc::ptr_eq(&da.json, &db.json));
     }
 
@@ -592,7 +660,10 @@ mod tests {
         let e = emitter(&bus);
         e.emit(VariationCompleted::new("v")).await.expect("emitted");
         e.emit(Signup::new("u-7")).await.expect("emitted");
-        let envelope = sub.recv().await.expect("an event").expect("decodes");
+        let envelope = within(sub.recv())
+            .await
+            .expect("an event")
+            .expect("decodes");
         assert_eq!(envelope.payload.user_id, "u-7");
         assert_eq!(envelope.correlation_id, "u-7");
         assert!(sub.into_inner().try_recv().is_none());
@@ -604,13 +675,19 @@ mod tests {
         let mut sub = bus.subscribe(Filter::All);
         let e = emitter(&bus);
         let first = e.emit(VariationCompleted::new("v")).await.expect("emitted");
-        let second = e.emit(VariationCompleted::new("v")).await.expect("not an error");
+        let second = e
+            .emit(VariationCompleted::new("v"))
+            .await
+            .expect("not an error");
         assert!(!first.duplicate);
         assert!(second.duplicate);
         assert_eq!(second.existing_event_id, Some(first.event_id));
         assert_ne!(second.event_id, first.event_id);
 
-        assert_eq!(sub.recv().await.expect("first").raw.event_id, first.event_id);
+        assert_eq!(
+            within(sub.recv()).await.expect("first").raw.event_id,
+            first.event_id
+        );
         assert!(sub.try_recv().is_none(), "the duplicate was not delivered");
         assert_eq!(e.stats().emitted, 1);
         assert_eq!(e.stats().duplicates, 1);
@@ -618,13 +695,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn claims_expire_after_their_ttl_and_are_per_category() {
-        let bus = MemoryBus::builder().idempotency_ttl(Duration::from_secs(10)).build();
+        let bus = MemoryBus::builder()
+            .idempotency_ttl(Duration::from_secs(10))
+            .build();
         let e = emitter(&bus);
         assert!(!e.emit(Signup::new("u")).await.expect("emitted").duplicate);
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(e.emit(Signup::new("u")).await.expect("emitted").duplicate);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(!e.emit(Signup::new("u")).await.expect("emitted").duplicate, "the claim expired");
+        assert!(
+            !e.emit(Signup::new("u")).await.expect("emitted").duplicate,
+            "the claim expired"
+        );
 
         // The same key in another category is another claim.
         let json = |t: &str, k: &str, id: Uuid| {
@@ -634,17 +716,35 @@ mod tests {
         };
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let events = [
-            OutgoingEvent { event_type: "x:a", category: "x", event_id: a, idempotency_key: "k".into(), json: json("x:a", "k", a).into() },
-            OutgoingEvent { event_type: "y:a", category: "y", event_id: b, idempotency_key: "k".into(), json: json("y:a", "k", b).into() },
+            OutgoingEvent {
+                event_type: "x:a",
+                category: "x",
+                event_id: a,
+                idempotency_key: "k".into(),
+                json: json("x:a", "k", a).into(),
+            },
+            OutgoingEvent {
+                event_type: "y:a",
+                category: "y",
+                event_id: b,
+                idempotency_key: "k".into(),
+                json: json("y:a", "k", b).into(),
+            },
         ];
-        assert_eq!(bus.publish(&events).await.expect("published"), vec![PublishOutcome::Published; 2]);
+        assert_eq!(
+            bus.publish(&events).await.expect("published"),
+            vec![PublishOutcome::Published; 2]
+        );
     }
 
     #[tokio::test]
     async fn an_invalid_payload_is_not_delivered() {
         let bus = MemoryBus::new();
         let mut sub = bus.subscribe(Filter::All);
-        let err = emitter(&bus).emit(VariationCompleted::new("")).await.expect_err("invalid");
+        let err = emitter(&bus)
+            .emit(VariationCompleted::new(""))
+            .await
+            .expect_err("invalid");
         assert!(matches!(err, EmitError::Invalid(_)), "{err:?}");
         assert!(sub.try_recv().is_none());
     }
@@ -655,22 +755,43 @@ mod tests {
         let mut slow = bus.subscribe(Filter::All);
         let mut fast = bus.subscribe(Filter::All);
         let timeout = Duration::from_millis(200);
-        let e = Emitter::builder("tests", bus.clone()).timeout(timeout).build();
-        e.emit(Signup::new("u1")).await.expect("fits in the buffers");
-        assert!(fast.recv().await.is_some());
+        let e = Emitter::builder("tests", bus.clone())
+            .timeout(timeout)
+            .build();
+        e.emit(Signup::new("u1"))
+            .await
+            .expect("fits in the buffers");
+        assert!(within(fast.recv()).await.is_some());
 
         let started = Instant::now();
-        let err = e.emit(Signup::new("u2")).await.expect_err("slow is full");
-        assert!(matches!(err, EmitError::Timeout(d) if d == timeout), "{err:?}");
+        let err = within(e.emit(Signup::new("u2")))
+            .await
+            .expect_err("slow is full");
+        assert!(
+            matches!(err, EmitError::Timeout(d) if d == timeout),
+            "{err:?}"
+        );
         assert_eq!(started.elapsed(), timeout, "emit returns at the timeout");
-        assert!(fast.try_recv().is_none(), "an event goes to all its subscribers or to none");
+        assert!(
+            fast.try_recv().is_none(),
+            "an event goes to all its subscribers or to none"
+        );
 
         // Once the slow subscriber caught up, the same event goes through: nothing was claimed.
-        assert_eq!(slow.recv().await.expect("u1").raw.correlation_id, "u1");
+        assert_eq!(
+            within(slow.recv()).await.expect("u1").raw.correlation_id,
+            "u1"
+        );
         let again = e.emit(Signup::new("u2")).await.expect("emitted");
         assert!(!again.duplicate);
-        assert_eq!(slow.recv().await.expect("u2").raw.correlation_id, "u2");
-        assert_eq!(fast.recv().await.expect("u2").raw.correlation_id, "u2");
+        assert_eq!(
+            within(slow.recv()).await.expect("u2").raw.correlation_id,
+            "u2"
+        );
+        assert_eq!(
+            within(fast.recv()).await.expect("u2").raw.correlation_id,
+            "u2"
+        );
         assert_eq!(e.stats().failed, 1);
     }
 
@@ -684,14 +805,29 @@ mod tests {
             let e = e.clone();
             async move { e.emit(Signup::new("u2")).await }
         });
-        assert_eq!(sub.recv().await.expect("u1").raw.correlation_id, "u1");
-        assert_eq!(sub.recv().await.expect("u2").raw.correlation_id, "u2");
-        assert!(pending.await.expect("joined").expect("emitted").published());
+        assert_eq!(
+            within(sub.recv()).await.expect("u1").raw.correlation_id,
+            "u1"
+        );
+        assert_eq!(
+            within(sub.recv()).await.expect("u2").raw.correlation_id,
+            "u2"
+        );
+        assert!(
+            within(pending)
+                .await
+                .expect("joined")
+                .expect("emitted")
+                .published()
+        );
     }
 
     #[tokio::test]
     async fn a_full_subscriber_fails_the_whole_batch_under_fail() {
-        let bus = MemoryBus::builder().capacity(2).backpressure(Backpressure::Fail).build();
+        let bus = MemoryBus::builder()
+            .capacity(2)
+            .backpressure(Backpressure::Fail)
+            .build();
         let mut images = bus.subscribe(Filter::Category("image"));
         let mut funnel = bus.subscribe(Filter::Category("funnel"));
         let e = emitter(&bus);
@@ -700,9 +836,21 @@ mod tests {
         batch.push(VariationCompleted::new("v1")).expect("valid");
         batch.push(VariationCompleted::new("v2")).expect("valid");
         batch.push(VariationCompleted::new("v3")).expect("valid");
-        let err = e.emit_batch(batch).await.expect_err("images has room for 2 of 3");
-        assert!(matches!(err, EmitError::Transport(TransportError::Backpressure { capacity: 2 })), "{err:?}");
-        assert!(funnel.try_recv().is_none(), "nothing of the batch was delivered");
+        let err = e
+            .emit_batch(batch)
+            .await
+            .expect_err("images has room for 2 of 3");
+        assert!(
+            matches!(
+                err,
+                EmitError::Transport(TransportError::Backpressure { capacity: 2 })
+            ),
+            "{err:?}"
+        );
+        assert!(
+            funnel.try_recv().is_none(),
+            "nothing of the batch was delivered"
+        );
         assert!(images.try_recv().is_none());
         assert_eq!(e.stats().failed, 4);
 
@@ -725,10 +873,19 @@ mod tests {
             batch.push(VariationCompleted::new("v1")).expect("valid");
             batch.push(Signup::new("u1")).expect("valid");
             let emitted = emitter(&bus).emit_batch(batch).await.expect("emitted");
-            assert_eq!(emitted.iter().map(|e| e.duplicate).collect::<Vec<_>>(), vec![false, false, true]);
+            assert_eq!(
+                emitted.iter().map(|e| e.duplicate).collect::<Vec<_>>(),
+                vec![false, false, true]
+            );
             assert_eq!(emitted[2].existing_event_id, Some(emitted[0].event_id));
-            let got: Vec<_> = std::iter::from_fn(|| sub.try_recv()).map(|d| d.raw.event_id).collect();
-            assert_eq!(got, vec![emitted[0].event_id, emitted[1].event_id], "{backpressure:?}");
+            let got: Vec<_> = std::iter::from_fn(|| sub.try_recv())
+                .map(|d| d.raw.event_id)
+                .collect();
+            assert_eq!(
+                got,
+                vec![emitted[0].event_id, emitted[1].event_id],
+                "{backpressure:?}"
+            );
         }
     }
 
@@ -756,11 +913,17 @@ mod tests {
         e.emit(Signup::new("u1")).await.expect("emitted");
         bus.close();
         assert!(bus.is_closed());
-        assert!(sub.recv().await.is_some(), "buffered events are still received");
-        assert!(sub.recv().await.is_none());
+        assert!(
+            within(sub.recv()).await.is_some(),
+            "buffered events are still received"
+        );
+        assert!(within(sub.recv()).await.is_none());
         let err = e.emit(Signup::new("u2")).await.expect_err("closed");
-        assert!(matches!(err, EmitError::Transport(TransportError::Unavailable(_))), "{err:?}");
-        assert!(bus.subscribe(Filter::All).recv().await.is_none());
+        assert!(
+            matches!(err, EmitError::Transport(TransportError::Unavailable(_))),
+            "{err:?}"
+        );
+        assert!(within(bus.subscribe(Filter::All).recv()).await.is_none());
     }
 
     #[tokio::test]

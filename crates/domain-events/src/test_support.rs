@@ -16,14 +16,20 @@ pub struct VariationCompleted {
 
 impl VariationCompleted {
     pub fn new(id: &str) -> Self {
-        Self { variation_id: id.to_owned(), families_completed: 9 }
+        Self {
+            variation_id: id.to_owned(),
+            families_completed: 9,
+        }
     }
 }
 
 impl Validate for VariationCompleted {
     fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
         if self.variation_id.is_empty() {
-            v.report(&path.field("variationId"), "must be at least 1 character long");
+            v.report(
+                &path.field("variationId"),
+                "must be at least 1 character long",
+            );
         }
     }
 }
@@ -54,7 +60,9 @@ pub struct VariationStarted {
 
 impl VariationStarted {
     pub fn new(id: &str) -> Self {
-        Self { variation_id: id.to_owned() }
+        Self {
+            variation_id: id.to_owned(),
+        }
     }
 }
 
@@ -88,7 +96,9 @@ pub struct Signup {
 
 impl Signup {
     pub fn new(id: &str) -> Self {
-        Self { user_id: id.to_owned() }
+        Self {
+            user_id: id.to_owned(),
+        }
     }
 }
 
@@ -140,8 +150,11 @@ pub enum TestEvent {
 }
 
 impl EventSet for TestEvent {
-    const EVENTS: &'static [EventInfo] =
-        &[info::<VariationCompleted>(), info::<VariationStarted>(), info::<Signup>()];
+    const EVENTS: &'static [EventInfo] = &[
+        info::<VariationCompleted>(),
+        info::<VariationStarted>(),
+        info::<Signup>(),
+    ];
 
     fn decode(raw: &RawEnvelope) -> Result<Self, DecodeError> {
         match raw.event_type.as_str() {
@@ -176,4 +189,64 @@ pub fn raw_with(event_type: &str, version: u32, payload: &str) -> RawEnvelope {
             "idempotencyKey":"k:{event_type}","payload":{payload}}}"#
     );
     RawEnvelope::from_slice(json.as_bytes()).expect("an envelope")
+}
+
+/// How long a test waits for something that should happen at once before it fails instead of
+/// hanging. Under a paused clock this costs no real time.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `future`'s output, or a test failure after [`PATIENCE`].
+pub async fn within<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("gave up waiting after {PATIENCE:?}"),
+    }
+}
+
+/// `image:variation_completed` v2: [`VariationCompleted`] (v1) plus the required `familiesFailed`,
+/// for tests of versions side by side and upcasts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariationCompletedV2 {
+    pub variation_id: String,
+    pub families_completed: u64,
+    pub families_failed: u64,
+}
+
+impl VariationCompletedV2 {
+    pub fn new(id: &str, failed: u64) -> Self {
+        Self {
+            variation_id: id.to_owned(),
+            families_completed: 9,
+            families_failed: failed,
+        }
+    }
+}
+
+impl Validate for VariationCompletedV2 {
+    fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
+        if self.variation_id.is_empty() {
+            v.report(
+                &path.field("variationId"),
+                "must be at least 1 character long",
+            );
+        }
+    }
+}
+
+impl EventPayload for VariationCompletedV2 {
+    const TYPE: &'static str = "image:variation_completed";
+    const CATEGORY: &'static str = "image";
+    const NAME: &'static str = "variation_completed";
+    const VERSION: u32 = 2;
+    const KEY_TEMPLATE: &'static str = "image_complete:{variationId}";
+    const CORRELATION_FIELD: &'static str = "variationId";
+
+    fn idempotency_key(&self) -> String {
+        format!("image_complete:{}", self.variation_id)
+    }
+
+    fn correlation_id(&self) -> String {
+        self.variation_id.clone()
+    }
 }

@@ -121,7 +121,10 @@ impl TransportError {
     /// [`Backpressure`](Self::Backpressure), false for [`Rejected`](Self::Rejected) and
     /// [`Other`](Self::Other).
     pub fn is_transient(&self) -> bool {
-        matches!(self, TransportError::Unavailable(_) | TransportError::Backpressure { .. })
+        matches!(
+            self,
+            TransportError::Unavailable(_) | TransportError::Backpressure { .. }
+        )
     }
 }
 
@@ -199,23 +202,37 @@ mod tests {
         assert_eq!(wrapped.name(), "fixed");
         let events = [event(), event()];
         let outcomes = wrapped.publish(&events).await.expect("publish");
-        assert_eq!(outcomes, vec![PublishOutcome::Published, PublishOutcome::Published]);
+        assert_eq!(
+            outcomes,
+            vec![PublishOutcome::Published, PublishOutcome::Published]
+        );
     }
 
     #[test]
     fn errors_say_what_happened_and_whether_to_retry() {
         let unavailable = TransportError::unavailable("connection refused");
-        assert_eq!(unavailable.to_string(), "transport unavailable: connection refused");
+        assert_eq!(
+            unavailable.to_string(),
+            "transport unavailable: connection refused"
+        );
         assert!(unavailable.is_transient());
         assert!(std::error::Error::source(&unavailable).is_some());
 
         let full = TransportError::Backpressure { capacity: 8 };
-        assert_eq!(full.to_string(), "backpressure: a subscriber's buffer of 8 events is full");
+        assert_eq!(
+            full.to_string(),
+            "backpressure: a subscriber's buffer of 8 events is full"
+        );
         assert!(full.is_transient());
 
         assert!(!TransportError::Rejected("too large".into()).is_transient());
         assert!(!TransportError::other("boom").is_transient());
-        assert!(PublishOutcome::Duplicate { existing_event_id: None }.is_duplicate());
+        assert!(
+            PublishOutcome::Duplicate {
+                existing_event_id: None
+            }
+            .is_duplicate()
+        );
         assert!(!PublishOutcome::Published.is_duplicate());
     }
 }

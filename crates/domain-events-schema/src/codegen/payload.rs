@@ -17,7 +17,15 @@ pub(crate) fn payload(cx: &Cx<'_>, event: &Event, version: &EventVersion) -> Tok
     let doc = docs(version.description.as_deref(), &fallback);
     let schema = serde_json::Value::Object(json_schema::payload_body(cx.catalog, event, version))
         .to_string();
-    let body = object(cx, &name, doc, &version.fields, event.deprecated, schema, true);
+    let body = object(
+        cx,
+        &name,
+        doc,
+        &version.fields,
+        event.deprecated,
+        schema,
+        true,
+    );
 
     let (category, event_name, v) = (&event.category, &event.name, version.version);
     let key_template = &version.key.source;

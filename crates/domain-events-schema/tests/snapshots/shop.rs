@@ -1,6 +1,9 @@
 // This file is @generated from tests/fixtures/good/shop.toml by the codegen snapshot test.
 // Do not edit: run `EXPECTORATE=overwrite cargo test -p domain-events-schema`.
 
+// The generator's own formatting (prettyplease) is the snapshot; rustfmt leaves it alone.
+#![cfg_attr(rustfmt, rustfmt::skip)]
+
 /// The person who ordered.
 #[derive(
     ::core::clone::Clone,

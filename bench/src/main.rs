@@ -1,0 +1,207 @@
+//! `domain-events-bench`: our side of every scenario of `cargo xtask bench` (see
+//! `docs/benchmarks.md`), one subcommand per scenario, each printing one JSON line
+//! `{"scenario", "n", "seconds", "per_sec"}` (plus `peak_rss_bytes` for the memory scenario).
+//!
+//! The peers run elsewhere: BullMQ in `bench/peer/peer.mjs`, `redis-benchmark` from the xtask,
+//! and the bare Tokio channel here (`tokio_channel`). Every scenario warms up untimed first
+//! (connections, the Lua script cache), as the peer harness does.
+//!
+//! Helpers for the xtask: `redis_server` (a private `redis-server`, the test harness's), `fill`
+//! (pre-fills a stream), `sample_envelope` (the envelope `redis-benchmark` appends) and `allocs`
+//! (allocations per event on the hot paths, counted by the global allocator of this binary).
+
+mod alloc;
+mod allocs;
+mod payload;
+mod scenarios;
+
+use std::io::{BufRead as _, Write as _};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+/// Benchmarks of domain-events; run them all with `cargo xtask bench`
+#[derive(Debug, Parser)]
+#[command(name = "domain-events-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(rename_all = "snake_case")]
+enum Command {
+    /// Typed emit awaited one at a time, Redis Streams with the idempotency claim
+    EmitSerial(RedisArgs),
+    /// Typed emits, 64 in flight at a time, Redis Streams with the idempotency claim
+    EmitConcurrent64(RedisArgs),
+    /// Batch emit of 1,000 events, Redis Streams with the idempotency claim
+    EmitBatch1000(RedisArgs),
+    /// Every emit a duplicate of one of 100 keys
+    EmitDuplicates(RedisArgs),
+    /// Batch emit of 1,000 without the idempotency claim (plain pipelined XADD)
+    EmitBatchUnclaimed(RedisArgs),
+    /// Consumer runtime at concurrency 1: no-op typed handler, done record and ack
+    ConsumeC1(RedisArgs),
+    /// Consumer runtime at concurrency 50: no-op typed handler, done record and ack
+    ConsumeC50(RedisArgs),
+    /// Peak RSS of a consumer (concurrency 50) working through a backlog of N events
+    ConsumeMemory(RedisArgs),
+    /// Typed emit awaited one at a time through the BullMQ transport
+    BullmqEmitSerial(RedisArgs),
+    /// In-memory bus: emit, delivered to one typed subscriber
+    MemoryBus(CountArgs),
+    /// Peer of `memory_bus`: the same envelopes through a bare Tokio channel
+    TokioChannel(CountArgs),
+    /// Allocations per event on the hot paths (emit, decode, consume, memory bus)
+    Allocs(RedisArgs),
+    /// Appends N events to the stream (untimed helper of `consume_memory`)
+    Fill(FillArgs),
+    /// Starts a private redis-server, prints its URL, and stops it when stdin closes
+    RedisServer,
+    /// Prints the envelope JSON of the benchmark event (what `redis-benchmark` appends)
+    SampleEnvelope,
+}
+
+/// Where Redis is and how many events to time.
+#[derive(Debug, Clone, Args)]
+struct RedisArgs {
+    /// The Redis URL, e.g. redis://127.0.0.1:6379 (use a scratch server: keys are written)
+    #[arg(long)]
+    url: String,
+    /// Events to time
+    #[arg(long, default_value_t = 20_000)]
+    n: u64,
+    /// Events of the untimed warm-up
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
+}
+
+/// How many events to time.
+#[derive(Debug, Clone, Args)]
+struct CountArgs {
+    /// Events to time
+    #[arg(long, default_value_t = 200_000)]
+    n: u64,
+    /// Events of the untimed warm-up
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
+}
+
+/// What `fill` appends.
+#[derive(Debug, Clone, Args)]
+struct FillArgs {
+    /// The Redis URL
+    #[arg(long)]
+    url: String,
+    /// Events to append
+    #[arg(long)]
+    n: u64,
+    /// The key prefix of the stream
+    #[arg(long, default_value = domain_events_redis::DEFAULT_KEY_PREFIX)]
+    prefix: String,
+}
+
+/// One measured run, printed as a JSON line.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub scenario: &'static str,
+    pub n: u64,
+    pub elapsed: Duration,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl Measured {
+    pub fn new(scenario: &'static str, n: u64, elapsed: Duration) -> Self {
+        Self {
+            scenario,
+            n,
+            elapsed,
+            peak_rss_bytes: None,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let seconds = self.elapsed.as_secs_f64();
+        let mut line = serde_json::json!({
+            "scenario": self.scenario,
+            "n": self.n,
+            "seconds": (seconds * 10_000.0).round() / 10_000.0,
+            "per_sec": (self.n as f64 / seconds.max(1e-9)).round() as u64,
+        });
+        if let Some(rss) = self.peak_rss_bytes {
+            line["peak_rss_bytes"] = rss.into();
+        }
+        line
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::RedisServer => return redis_server(),
+        Command::SampleEnvelope => {
+            println!("{}", scenarios::sample_envelope()?);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the Tokio runtime")?;
+    runtime.block_on(async move {
+        let measured = match cli.command {
+            Command::EmitSerial(a) => scenarios::emit_serial(&a.url, a.n, a.warmup).await?,
+            Command::EmitConcurrent64(a) => {
+                scenarios::emit_concurrent64(&a.url, a.n, a.warmup).await?
+            }
+            Command::EmitBatch1000(a) => scenarios::emit_batch1000(&a.url, a.n, a.warmup).await?,
+            Command::EmitDuplicates(a) => scenarios::emit_duplicates(&a.url, a.n, a.warmup).await?,
+            Command::EmitBatchUnclaimed(a) => {
+                scenarios::emit_batch_unclaimed(&a.url, a.n, a.warmup).await?
+            }
+            Command::ConsumeC1(a) => scenarios::consume(&a.url, a.n, a.warmup, 1).await?,
+            Command::ConsumeC50(a) => scenarios::consume(&a.url, a.n, a.warmup, 50).await?,
+            Command::ConsumeMemory(a) => scenarios::consume_memory(&a.url, a.n).await?,
+            Command::BullmqEmitSerial(a) => {
+                scenarios::bullmq_emit_serial(&a.url, a.n, a.warmup).await?
+            }
+            Command::MemoryBus(a) => scenarios::memory_bus(a.n, a.warmup).await?,
+            Command::TokioChannel(a) => scenarios::tokio_channel(a.n, a.warmup).await?,
+            Command::Allocs(a) => {
+                for line in allocs::run(&a.url, a.n).await? {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
+            Command::Fill(a) => {
+                scenarios::fill_prefix(&a.url, &a.prefix, a.n).await?;
+                return Ok(());
+            }
+            Command::RedisServer | Command::SampleEnvelope => unreachable!("handled above"),
+        };
+        println!("{}", measured.to_json());
+        Ok(())
+    })
+}
+
+/// Runs the test harness's private `redis-server` until stdin is closed (or says `stop`).
+fn redis_server() -> anyhow::Result<()> {
+    let server = domain_events_tests::redis_server::RedisServer::start();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", server.url())?;
+    out.flush()?;
+    drop(out);
+    for line in std::io::stdin().lock().lines() {
+        if line?.trim() == "stop" {
+            break;
+        }
+    }
+    drop(server);
+    Ok(())
+}

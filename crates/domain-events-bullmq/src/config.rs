@@ -1,0 +1,541 @@
+//! [`BullmqConfig`]: where Redis is, which BullMQ queue events go to, and the job options that
+//! make BullMQ's duplicate-id rule an idempotency window.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bullmq::options::{RedisConnectionOptions, TlsCerts};
+use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
+use domain_events_redis::RedisConfig;
+
+use crate::error::Error;
+
+/// The queue unless configured otherwise: `DOMAIN_EVENTS` (CONTRACT.md section 5), the queue of
+/// the platform's `@Processor('DOMAIN_EVENTS')` consumers.
+pub const DEFAULT_QUEUE: &str = "DOMAIN_EVENTS";
+/// The BullMQ key prefix unless configured otherwise: `bull`, BullMQ's own default.
+pub const DEFAULT_PREFIX: &str = "bull";
+/// Attempts per job (the first one included) unless configured otherwise: 5.
+pub const DEFAULT_ATTEMPTS: u32 = 5;
+/// The backoff between attempts unless configured otherwise: exponential from 1 second.
+pub const DEFAULT_BACKOFF: Backoff = Backoff::Exponential(Duration::from_secs(1));
+/// How long connecting may take unless configured otherwise: 5 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long finished jobs are kept unless configured otherwise: 24 hours, the dedup window of
+/// CONTRACT.md section 5 (the same as the Redis Streams claim TTL).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long BullMQ waits before retrying a failed job (the job option `backoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// Retry at once.
+    None,
+    /// Wait the same time before every retry (`{type: "fixed", delay}`).
+    Fixed(Duration),
+    /// Wait `delay × 2^(attempt−1)` (`{type: "exponential", delay}`).
+    Exponential(Duration),
+}
+
+impl Backoff {
+    fn strategy(self) -> Option<BackoffStrategy> {
+        match self {
+            Backoff::None => None,
+            Backoff::Fixed(delay) => Some(BackoffStrategy::Fixed(millis(delay))),
+            Backoff::Exponential(delay) => Some(BackoffStrategy::Exponential(millis(delay))),
+        }
+    }
+}
+
+/// How long BullMQ keeps a finished job (the job options `removeOnComplete` / `removeOnFail`).
+///
+/// A job's id blocks a second job with the same id only while the job's hash exists, so the
+/// retention of finished jobs **is** the producer-side dedup window: an emission of the same
+/// idempotency key after its job was removed adds a new job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep finished jobs this long (`{age: <seconds>}`); removal happens lazily, when later jobs
+    /// finish. The default, for [`DEFAULT_RETENTION`].
+    For(Duration),
+    /// Keep the newest `n` finished jobs (`<n>`); the dedup window then depends on the traffic.
+    Newest(usize),
+    /// Remove a job as soon as it finished (`true`): the dedup window ends at completion.
+    Nothing,
+    /// Never remove finished jobs (`false`): the dedup window never ends and Redis grows.
+    Forever,
+}
+
+impl Retention {
+    pub(crate) fn policy(self) -> RemoveOnFinish {
+        match self {
+            // BullMQ's `age` is in seconds (moveToFinished: `timestamp - maxAge * 1000`).
+            Retention::For(age) => RemoveOnFinish::Options(KeepJobs {
+                age: Some(age.as_secs().max(1)),
+                count: None,
+                limit: None,
+            }),
+            Retention::Newest(count) => RemoveOnFinish::Count(count),
+            Retention::Nothing => RemoveOnFinish::Bool(true),
+            Retention::Forever => RemoveOnFinish::Bool(false),
+        }
+    }
+}
+
+/// How to reach Redis and which BullMQ queue events go to, with the options of every job.
+///
+/// ```
+/// use std::time::Duration;
+/// use domain_events_bullmq::{Backoff, BullmqConfig, Retention};
+///
+/// let config = BullmqConfig::new("redis://app:s3cret@127.0.0.1:6379/0")
+///     .unwrap()
+///     .prefix("{bull}") // a hash tag, for Redis Cluster
+///     .attempts(3)
+///     .backoff(Backoff::Fixed(Duration::from_secs(2)))
+///     .remove_on_complete(Retention::For(Duration::from_secs(48 * 3600)));
+/// assert_eq!(config.queue_name(), "DOMAIN_EVENTS");
+/// assert_eq!(config.queue_key(), "{bull}:DOMAIN_EVENTS");
+/// assert_eq!(config.redacted_url(), "redis://app:***@127.0.0.1:6379/0");
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+///
+/// URL forms are those of [`RedisConfig`]: `redis://host:port/db`, `rediss://` for TLS,
+/// `redis://user:password@host`. The password never appears in `Debug` output, logs or errors.
+///
+/// The consumer's done records (one per consuming service and idempotency key) live outside the
+/// queue, at the key of CONTRACT.md section 4, `<events prefix>:{<category>}:done:<group>:<key>`
+/// (prefix default `domain-events`, see [`done_key_prefix`](Self::done_key_prefix)), so a service
+/// that consumes the same events over Redis Streams and over BullMQ with one group name handles
+/// each key once.
+#[derive(Clone)]
+pub struct BullmqConfig {
+    /// Parsing, redaction and scrubbing of the URL; the done-record layout and TTL.
+    redis: RedisConfig,
+    /// The URL as given, password included: handed to the BullMQ client only, never shown.
+    url: Arc<str>,
+    queue: String,
+    prefix: String,
+    attempts: u32,
+    backoff: Backoff,
+    on_complete: Retention,
+    on_fail: Retention,
+    v5_pause_guard: bool,
+    connect_timeout: Duration,
+    tls_root_cert: Option<Arc<[u8]>>,
+}
+
+impl BullmqConfig {
+    /// Parses `url` with defaults for everything else. The error shows the URL redacted.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let redis = RedisConfig::new(url)?;
+        Ok(Self {
+            redis,
+            url: url.into(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            attempts: DEFAULT_ATTEMPTS,
+            backoff: DEFAULT_BACKOFF,
+            on_complete: Retention::For(DEFAULT_RETENTION),
+            on_fail: Retention::For(DEFAULT_RETENTION),
+            v5_pause_guard: true,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls_root_cert: None,
+        })
+    }
+
+    /// Sets the queue name; default [`DEFAULT_QUEUE`]. It must not contain `:`.
+    pub fn queue(mut self, name: impl Into<String>) -> Self {
+        self.queue = name.into();
+        self
+    }
+
+    /// Sets BullMQ's key prefix; default [`DEFAULT_PREFIX`]. It must not contain `:`; on Redis
+    /// Cluster it must be a hash tag such as `{bull}`, so that all keys of the queue share a slot.
+    /// Node.js consumers must use the same prefix (NestJS: `BullModule.forRoot({ prefix })`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets how many times a job is tried (the first attempt included) before it stays failed;
+    /// default [`DEFAULT_ATTEMPTS`], at least 1. Stored in each job, so Node.js workers honour it.
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets the wait between attempts; default [`DEFAULT_BACKOFF`]. Stored in each job.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets how long completed jobs are kept; default 24 hours ([`DEFAULT_RETENTION`]). This is
+    /// the dedup window: see [`Retention`].
+    pub fn remove_on_complete(mut self, retention: Retention) -> Self {
+        self.on_complete = retention;
+        self
+    }
+
+    /// Sets how long failed jobs are kept; default 24 hours ([`DEFAULT_RETENTION`]). A failed job
+    /// also blocks its id while it is kept.
+    pub fn remove_on_fail(mut self, retention: Retention) -> Self {
+        self.on_fail = retention;
+        self
+    }
+
+    /// Whether the transport refuses to add jobs while the queue holds a BullMQ 5 `paused` list;
+    /// default `true`.
+    ///
+    /// BullMQ 5 pauses a queue by renaming its `wait` list to `paused` and resumes it by renaming
+    /// `paused` back to `wait`. The BullMQ Rust port runs BullMQ 6 scripts, which always push new
+    /// jobs to `wait`; while a BullMQ 5 client holds the queue paused with jobs in its `paused`
+    /// list, such a job would be overwritten from the `wait` list at resume and never run (its
+    /// hash stays and blocks its id). With the guard, such a batch fails with
+    /// [`Error::NotReady`] (a transient error: retry after the queue was resumed). A pause by a
+    /// BullMQ 6 client, or a BullMQ 5 pause of an empty queue, leaves no `paused` list and adds
+    /// go on. The check is a separate command before the add, so a pause that happens between
+    /// the two is not seen.
+    pub fn v5_pause_guard(mut self, on: bool) -> Self {
+        self.v5_pause_guard = on;
+        self
+    }
+
+    /// Sets how long connecting may take; default [`DEFAULT_CONNECT_TIMEOUT`], at least 1 ms.
+    ///
+    /// The transport and the consumer first check the server with one plain connection and
+    /// `PING` within this time (so a wrong address or password fails fast, with Redis's reason),
+    /// then open the BullMQ client's connections within this time again. (The BullMQ Rust port
+    /// itself retries a failing first connection 10 times, about 26 seconds, and does not let that
+    /// be configured.)
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the prefix of the consumer's done records; default `domain-events`, the prefix of
+    /// the Redis Streams layout (CONTRACT.md section 4).
+    pub fn done_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.redis = self.redis.key_prefix(prefix);
+        self
+    }
+
+    /// Sets how long a consumer's done record lives; default 7 days
+    /// ([`domain_events::DEFAULT_DONE_TTL`]). At least one millisecond.
+    pub fn done_ttl(mut self, ttl: Duration) -> Self {
+        self.redis = self.redis.done_ttl(ttl);
+        self
+    }
+
+    /// Trusts the certificate authorities of `pem` (PEM, one or more certificates) instead of the
+    /// bundled web PKI roots for a `rediss://` URL.
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        let pem: Arc<[u8]> = pem.into().into();
+        self.redis = self.redis.tls_root_cert(pem.to_vec());
+        self.tls_root_cert = Some(pem);
+        self
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        self.redis.redacted_url()
+    }
+
+    /// The queue name.
+    pub fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    /// BullMQ's key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The base of every key of the queue: `<prefix>:<queue>`.
+    pub fn queue_key(&self) -> String {
+        format!("{}:{}", self.prefix, self.queue)
+    }
+
+    /// The key of a job's hash: `<prefix>:<queue>:<job id>`.
+    pub fn job_key(&self, job_id: &str) -> String {
+        format!("{}:{job_id}", self.queue_key())
+    }
+
+    /// Attempts per job.
+    pub fn job_attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The backoff between attempts.
+    pub fn job_backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// How long completed jobs are kept.
+    pub fn completed_retention(&self) -> Retention {
+        self.on_complete
+    }
+
+    /// How long failed jobs are kept.
+    pub fn failed_retention(&self) -> Retention {
+        self.on_fail
+    }
+
+    /// How long connecting may take.
+    pub fn connect_timeout_value(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Whether the BullMQ 5 pause guard is on.
+    pub fn v5_pause_guard_enabled(&self) -> bool {
+        self.v5_pause_guard
+    }
+
+    /// The done record of consumer group `group` for `idempotency_key` of an event of
+    /// `category`: `<events prefix>:{<category>}:done:<group>:<key>`.
+    pub fn done_key(&self, category: &str, group: &str, idempotency_key: &str) -> String {
+        self.redis.keys().done(category, group, idempotency_key)
+    }
+
+    /// How long done records live.
+    pub fn done_ttl_value(&self) -> Duration {
+        self.redis.done_ttl_value()
+    }
+
+    /// The Redis settings behind this configuration (redaction, done-record layout).
+    pub fn redis_config(&self) -> &RedisConfig {
+        &self.redis
+    }
+
+    /// `text` with every form of the password replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        self.redis.scrub(text)
+    }
+
+    /// Checks the queue name and prefix as BullMQ would, with a clear message.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.queue.is_empty() || self.queue.contains(':') {
+            return Err(Error::Config(format!(
+                "the BullMQ queue name `{}` must be non-empty and free of `:`",
+                self.queue
+            )));
+        }
+        if self.prefix.is_empty() || self.prefix.contains(':') {
+            return Err(Error::Config(format!(
+                "the BullMQ key prefix `{}` must be non-empty and free of `:`",
+                self.prefix
+            )));
+        }
+        Ok(())
+    }
+
+    /// The job options every emitted job carries (the job id is added per job).
+    pub(crate) fn job_options(&self) -> bullmq::JobOptions {
+        bullmq::JobOptions {
+            attempts: Some(self.attempts),
+            backoff: self.backoff.strategy(),
+            remove_on_complete: Some(self.on_complete.policy()),
+            remove_on_fail: Some(self.on_fail.policy()),
+            ..bullmq::JobOptions::default()
+        }
+    }
+
+    /// Connects once with a plain Redis client and sends `PING`, within the connect timeout: a
+    /// fast check with Redis's own reason, before the BullMQ client (which retries for long)
+    /// connects.
+    pub(crate) async fn probe(&self) -> Result<(), Error> {
+        let unavailable = |message: String| Error::Unavailable {
+            url: self.redacted_url().to_owned(),
+            message,
+        };
+        let client = match &self.tls_root_cert {
+            Some(pem) if self.redis.is_tls() => {
+                install_crypto_provider();
+                redis::Client::build_with_tls(
+                    &*self.url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.to_vec()),
+                    },
+                )
+            }
+            _ => {
+                if self.redis.is_tls() {
+                    install_crypto_provider();
+                }
+                redis::Client::open(&*self.url)
+            }
+        }
+        .map_err(|error| Error::InvalidUrl {
+            url: self.redacted_url().to_owned(),
+            reason: self.scrub(&error.to_string()),
+        })?;
+        let settings = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.connect_timeout));
+        let check = async {
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&settings)
+                .await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        };
+        match tokio::time::timeout(self.connect_timeout, check).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Error::from_redis(&error, self)),
+            Err(_) => Err(unavailable(format!(
+                "no answer within {:?}",
+                self.connect_timeout
+            ))),
+        }
+    }
+
+    /// Runs `connect` (a BullMQ client connecting) within the connect timeout.
+    pub(crate) async fn within_connect_timeout<T>(
+        &self,
+        connect: impl std::future::Future<Output = Result<T, bullmq::Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Error::from_bullmq(&error, self)),
+            Err(_) => Err(Error::Unavailable {
+                url: self.redacted_url().to_owned(),
+                message: format!(
+                    "the BullMQ client did not connect within {:?}",
+                    self.connect_timeout
+                ),
+            }),
+        }
+    }
+
+    /// The connection options of the BullMQ client (they hold the password; their `Debug`
+    /// redacts it).
+    pub(crate) fn connection_options(&self) -> RedisConnectionOptions {
+        if self.redis.is_tls() {
+            install_crypto_provider();
+        }
+        let options = RedisConnectionOptions::new().url(self.url.to_string());
+        match &self.tls_root_cert {
+            Some(pem) => options.tls_certs(TlsCerts {
+                root_cert: Some(pem.to_vec()),
+                client_cert: None,
+                client_key: None,
+            }),
+            None => options,
+        }
+    }
+}
+
+impl fmt::Debug for BullmqConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BullmqConfig")
+            .field("url", &self.redis.redacted_url())
+            .field("queue", &self.queue)
+            .field("prefix", &self.prefix)
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.backoff)
+            .field("remove_on_complete", &self.on_complete)
+            .field("remove_on_fail", &self.on_fail)
+            .field("v5_pause_guard", &self.v5_pause_guard)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("done_key_prefix", &self.redis.prefix())
+            .field("done_ttl", &self.redis.done_ttl_value())
+            .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+/// Whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Installs the `ring` crypto provider as the process default for TLS, unless one is installed.
+fn install_crypto_provider() {
+    // An error means another provider is already installed, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = BullmqConfig::new("redis://127.0.0.1:6379").expect("valid");
+        assert_eq!(config.queue_name(), "DOMAIN_EVENTS");
+        assert_eq!(config.key_prefix(), "bull");
+        assert_eq!(config.queue_key(), "bull:DOMAIN_EVENTS");
+        assert_eq!(config.job_key("ik-a%3Ab"), "bull:DOMAIN_EVENTS:ik-a%3Ab");
+        assert_eq!(
+            config.completed_retention(),
+            Retention::For(DEFAULT_RETENTION)
+        );
+        assert_eq!(config.failed_retention(), Retention::For(DEFAULT_RETENTION));
+        assert_eq!(DEFAULT_RETENTION, domain_events::DEFAULT_CLAIM_TTL);
+        assert_eq!(config.job_attempts(), DEFAULT_ATTEMPTS);
+        assert!(config.v5_pause_guard_enabled());
+        assert_eq!(
+            config.done_key("image", "crm", "image_complete:v1"),
+            "domain-events:{image}:done:crm:image_complete:v1"
+        );
+        assert_eq!(config.done_ttl_value(), domain_events::DEFAULT_DONE_TTL);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn job_options_carry_attempts_backoff_and_retention_in_seconds() {
+        let config = BullmqConfig::new("redis://127.0.0.1:6379")
+            .expect("valid")
+            .attempts(0)
+            .backoff(Backoff::Fixed(Duration::from_millis(250)))
+            .remove_on_fail(Retention::Newest(100));
+        let options = config.job_options();
+        assert_eq!(options.attempts, Some(1), "at least one attempt");
+        let json = serde_json::to_value(&options).expect("serializable");
+        assert_eq!(
+            json["backoff"],
+            serde_json::json!({"type": "fixed", "delay": 250})
+        );
+        assert_eq!(json["removeOnComplete"], serde_json::json!({"age": 86_400}));
+        assert_eq!(json["removeOnFail"], serde_json::json!(100));
+        assert!(options.job_id.is_none());
+
+        let none = config
+            .backoff(Backoff::None)
+            .remove_on_complete(Retention::Nothing);
+        let options = none.job_options();
+        assert!(options.backoff.is_none());
+        assert_eq!(
+            serde_json::to_value(&options).expect("ok")["removeOnComplete"],
+            true
+        );
+        assert_eq!(
+            serde_json::to_value(Retention::Forever.policy()).expect("ok"),
+            false
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_a_clear_message() {
+        let config = BullmqConfig::new("redis://127.0.0.1:6379").expect("valid");
+        let err = config.clone().queue("a:b").validate().expect_err("colon");
+        assert!(err.to_string().contains("queue name `a:b`"), "{err}");
+        assert!(config.clone().queue("").validate().is_err());
+        assert!(config.clone().prefix("bull:x").validate().is_err());
+        assert!(config.clone().prefix("{bull}").validate().is_ok());
+    }
+
+    #[test]
+    fn the_password_never_shows() {
+        let config = BullmqConfig::new("redis://alice:t0psecret@127.0.0.1:1/0").expect("valid");
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("t0psecret") && debug.contains("alice:***@"),
+            "{debug}"
+        );
+        assert!(!format!("{:?}", config.connection_options()).contains("t0psecret"));
+        assert_eq!(config.scrub("auth t0psecret"), "auth ***");
+        let err = BullmqConfig::new("redis://alice:t0psecret@host:notaport").expect_err("bad port");
+        assert!(!format!("{err} {err:?}").contains("t0psecret"));
+    }
+}

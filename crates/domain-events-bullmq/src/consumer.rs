@@ -1,0 +1,791 @@
+//! [`BullmqConsumer`]: runs [`Handlers`] on the jobs of a BullMQ queue, on the BullMQ Rust port's
+//! `Worker`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bullmq::redis_connection::{AnyConnection, RedisConnection};
+use bullmq::worker::{CancellationToken, WorkerEvent};
+use bullmq::{Job, Worker, WorkerOptions};
+use domain_events::{
+    ConsumerStats, DecodeError, DispatchError, Dispatched, Handlers, RawEnvelope, Shutdown,
+};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::config::{BullmqConfig, millis};
+use crate::error::{Error, is_unavailable};
+
+/// Jobs handled at once unless configured otherwise: 16.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How long a worker's lock on a job lasts before it must be renewed, unless configured otherwise:
+/// 30 seconds (BullMQ's default). A job whose lock expires (a crashed process) is handed to
+/// another worker by the stalled-job check.
+pub const DEFAULT_LOCK_DURATION: Duration = Duration::from_secs(30);
+/// How long an idle worker blocks waiting for a job before it looks again, unless configured
+/// otherwise: 5 seconds (BullMQ's `drainDelay`). A shutdown may wait this long.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+/// How long a shutdown waits for the jobs in flight, unless configured otherwise: 30 seconds.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Attempts of one done-record command while Redis is unreachable.
+const DONE_RECORD_TRIES: u32 = 3;
+/// The longest wait between two attempts to reach Redis again while starting.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Configures a [`BullmqConsumer`]; made by [`BullmqConsumer::builder`].
+pub struct BullmqConsumerBuilder {
+    config: BullmqConfig,
+    group: String,
+    handlers: Handlers,
+    concurrency: usize,
+    lock_duration: Duration,
+    stalled_interval: Option<Duration>,
+    max_stalled_count: u32,
+    drain_delay: Duration,
+    close_timeout: Duration,
+    worker_name: Option<String>,
+}
+
+impl BullmqConsumerBuilder {
+    /// How many jobs are handled at once; default [`DEFAULT_CONCURRENCY`], at least 1.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How long the lock on a job lasts (renewed at half that while its handlers run); default
+    /// [`DEFAULT_LOCK_DURATION`], at least 1 ms.
+    pub fn lock_duration(mut self, duration: Duration) -> Self {
+        self.lock_duration = duration.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often jobs whose lock expired are looked for; default the lock duration.
+    pub fn stalled_interval(mut self, interval: Duration) -> Self {
+        self.stalled_interval = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// How often a job may stall (lose its lock) before it is failed; default 1 (BullMQ's default).
+    pub fn max_stalled_count(mut self, count: u32) -> Self {
+        self.max_stalled_count = count;
+        self
+    }
+
+    /// How long an idle worker blocks waiting for a job; default [`DEFAULT_DRAIN_DELAY`]; whole
+    /// seconds, at least 1.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long a shutdown waits for jobs in flight before abandoning them (their locks expire
+    /// and another worker takes them); default [`DEFAULT_CLOSE_TIMEOUT`].
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The worker's name, shown by BullMQ tools (`Queue.getWorkers`); default none.
+    pub fn worker_name(mut self, name: impl Into<String>) -> Self {
+        self.worker_name = Some(name.into());
+        self
+    }
+
+    /// Checks the settings and makes the consumer. Does not connect yet.
+    pub fn build(self) -> Result<BullmqConsumer, Error> {
+        self.config.validate()?;
+        if self.group.is_empty() {
+            return Err(Error::Config("the consumer group name is empty".into()));
+        }
+        if self.handlers.categories().is_empty() {
+            return Err(Error::Config(
+                "no handler is registered, so every job would complete unhandled".into(),
+            ));
+        }
+        let settings = Settings {
+            concurrency: self.concurrency,
+            lock_duration: self.lock_duration,
+            stalled_interval: self.stalled_interval.unwrap_or(self.lock_duration),
+            max_stalled_count: self.max_stalled_count,
+            drain_delay: self.drain_delay,
+            close_timeout: self.close_timeout,
+            worker_name: self.worker_name,
+        };
+        let shutdown = Shutdown::new();
+        Ok(BullmqConsumer {
+            inner: Arc::new(Inner {
+                shutdown: shutdown.clone(),
+                config: self.config,
+                group: self.group,
+                handlers: self.handlers,
+                counters: Counters::default(),
+                running: KeyLocks::default(),
+            }),
+            settings,
+            shutdown,
+        })
+    }
+}
+
+impl fmt::Debug for BullmqConsumerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BullmqConsumerBuilder")
+            .field("config", &self.config)
+            .field("group", &self.group)
+            .field("handlers", &self.handlers)
+            .field("concurrency", &self.concurrency)
+            .field("lock_duration", &self.lock_duration)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    concurrency: usize,
+    lock_duration: Duration,
+    stalled_interval: Duration,
+    max_stalled_count: u32,
+    drain_delay: Duration,
+    close_timeout: Duration,
+    worker_name: Option<String>,
+}
+
+/// Runs typed [`Handlers`] on the jobs of a BullMQ queue (default `DOMAIN_EVENTS` under prefix
+/// `bull`), built on the BullMQ Rust port's `Worker`: the same queue a NestJS
+/// `@Processor('DOMAIN_EVENTS')` reads, fed by [`BullmqTransport`](crate::BullmqTransport) or by
+/// Node.js `Queue.add(type, envelope)`.
+///
+/// For every job:
+///
+/// 1. its data is read as an envelope; data that is not one is **poison**;
+/// 2. if the group's done record for the envelope's idempotency key exists, the job completes
+///    without running a handler (a duplicate enqueued under another job id, or a redelivery after
+///    a crash between the handlers' success and the job's completion). Jobs of one key are
+///    handled one after the other within a consumer, so a duplicate that arrives while the first
+///    job runs waits for it and then finds its record; two consumer processes can still run two
+///    such jobs at the same moment;
+/// 3. [`Handlers::dispatch`] runs the handlers; on success the done record is written
+///    (`SET <key> <eventId> PX <done ttl>`, at [`BullmqConfig::done_key`]) and the job completes;
+/// 4. an event no handler takes completes as unhandled;
+/// 5. a **poison** job (data that is not an envelope; an unknown type or version when the handlers
+///    know an event set, see [`Handlers::knowing`]; a payload that does not match its schema) is
+///    failed at once with BullMQ's unrecoverable error, whatever attempts it has left; its
+///    `failedReason` says why (`poison event: ...`);
+/// 6. a failing handler fails the attempt, so BullMQ retries the job per the job's own `attempts`
+///    and `backoff` options, and fails it for good after the last attempt.
+///
+/// A shutdown stops taking jobs, lets the jobs in flight finish (up to the close timeout) and hands
+/// a job that was taken meanwhile back to the queue unstarted. Jobs whose lock expired (a crashed
+/// process) are taken over by BullMQ's stalled-job check.
+/// Delivery is at least once: handlers must be idempotent, and the done record makes repeats rare.
+/// Jobs enqueued without `removeOnComplete` / `removeOnFail` are kept per the configured
+/// retention (the worker's fallback), so they do not pile up.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use domain_events::{HandlerError, Handlers};
+/// use domain_events_bullmq::{BullmqConfig, BullmqConsumer};
+/// use domain_events_catalog::{DomainEvent, ImageVariationCompletedEvent};
+///
+/// let handlers = Handlers::new()
+///     .on(|event: ImageVariationCompletedEvent| async move {
+///         println!("{} is done", event.payload.variation_id);
+///         Ok::<_, HandlerError>(())
+///     })
+///     .knowing::<DomainEvent>(); // unknown types are poison, not merely unhandled
+/// let config = BullmqConfig::new("redis://127.0.0.1:6379")?;
+/// let handle = BullmqConsumer::builder(config, "notifications", handlers).build()?.spawn();
+/// // ... later, on SIGTERM: stop taking jobs, finish the ones in flight, exit.
+/// let stats = handle.shutdown().await?;
+/// # Ok(()) }
+/// ```
+pub struct BullmqConsumer {
+    inner: Arc<Inner>,
+    settings: Settings,
+    shutdown: Shutdown,
+}
+
+struct Inner {
+    /// The consumer's own shutdown signal: jobs taken after it was triggered go back to `wait`.
+    shutdown: Shutdown,
+    config: BullmqConfig,
+    group: String,
+    handlers: Handlers,
+    counters: Counters,
+    /// One lock per done record: jobs of one idempotency key run one after the other here.
+    running: KeyLocks,
+}
+
+impl BullmqConsumer {
+    /// A builder for a consumer of `group` (the consuming service: it names the done records)
+    /// running `handlers` on the configured queue.
+    pub fn builder(
+        config: BullmqConfig,
+        group: impl Into<String>,
+        handlers: Handlers,
+    ) -> BullmqConsumerBuilder {
+        BullmqConsumerBuilder {
+            config,
+            group: group.into(),
+            handlers,
+            concurrency: DEFAULT_CONCURRENCY,
+            lock_duration: DEFAULT_LOCK_DURATION,
+            stalled_interval: None,
+            max_stalled_count: 1,
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            worker_name: None,
+        }
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.inner.group
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BullmqConfig {
+        &self.inner.config
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ConsumerStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// A handle that stops [`run`](Self::run) when triggered.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Connects (waiting for Redis while it is unreachable), processes jobs until the
+    /// [`Shutdown`] is triggered, then stops taking jobs, lets the jobs in flight finish (up to the
+    /// close timeout) and returns the final counters.
+    ///
+    /// Fails only when the BullMQ client refuses the setup (not for an unreachable Redis).
+    ///
+    /// Counters: `received` jobs taken, `handled` (done record written), `duplicates` (done record
+    /// already there), `unhandled` (no handler), `poison` (failed at once), `retries` (failed
+    /// attempts BullMQ will retry) and `failed` (failed attempts that were the job's last).
+    pub async fn run(self) -> Result<ConsumerStats, Error> {
+        let BullmqConsumer {
+            inner,
+            settings,
+            shutdown,
+        } = self;
+        let result = inner.clone().work(&settings, &shutdown).await;
+        let stats = inner.counters.snapshot();
+        match result {
+            Ok(()) => {
+                tracing::debug!(group = %inner.group, queue = %inner.config.queue_key(), ?stats, "consumer stopped");
+                Ok(stats)
+            }
+            Err(error) => {
+                tracing::error!(group = %inner.group, queue = %inner.config.queue_key(), %error, "consumer failed");
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs the consumer on a new Tokio task.
+    pub fn spawn(self) -> BullmqConsumerHandle {
+        let shutdown = self.shutdown.clone();
+        let inner = self.inner.clone();
+        let task = tokio::spawn(self.run());
+        BullmqConsumerHandle {
+            shutdown,
+            inner,
+            task,
+        }
+    }
+}
+
+impl fmt::Debug for BullmqConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BullmqConsumer")
+            .field("config", &self.inner.config)
+            .field("group", &self.inner.group)
+            .field("handlers", &self.inner.handlers)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`BullmqConsumer`] running on its own task; made by [`BullmqConsumer::spawn`]. Dropping the
+/// handle leaves the consumer running.
+pub struct BullmqConsumerHandle {
+    shutdown: Shutdown,
+    inner: Arc<Inner>,
+    task: JoinHandle<Result<ConsumerStats, Error>>,
+}
+
+impl BullmqConsumerHandle {
+    /// The counters so far.
+    pub fn stats(&self) -> ConsumerStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// A handle that stops the consumer when triggered.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Whether the consumer has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops the consumer, waits until the jobs in flight are finished (up to the close timeout)
+    /// and returns the final counters.
+    pub async fn shutdown(self) -> Result<ConsumerStats, Error> {
+        self.shutdown.trigger();
+        self.join().await
+    }
+
+    /// Waits until the consumer stops (by a [`Shutdown`], or a setup error); returns the final
+    /// counters.
+    pub async fn join(self) -> Result<ConsumerStats, Error> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::error!(error = %error, "consumer task ended abnormally");
+                Ok(self.inner.counters.snapshot())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for BullmqConsumerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BullmqConsumerHandle")
+            .field("group", &self.inner.group)
+            .field("stats", &self.stats())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl Inner {
+    /// Starts the worker, runs until the shutdown, closes the worker.
+    async fn work(self: Arc<Self>, settings: &Settings, shutdown: &Shutdown) -> Result<(), Error> {
+        let Some(worker) = self.start(settings, shutdown).await? else {
+            return Ok(());
+        };
+        let worker = Arc::new(worker);
+        tracing::debug!(group = %self.group, queue = %self.config.queue_key(), url = %self.config.redacted_url(),
+            concurrency = settings.concurrency, "consumer started");
+        let events = tokio::spawn({
+            let worker = worker.clone();
+            let this = self.clone();
+            async move {
+                // The worker's event channel is unbounded: drain it, logging what matters.
+                while let Some(event) = worker.next_event().await {
+                    match event {
+                        WorkerEvent::Error(message) => {
+                            tracing::warn!(group = %this.group, error = %this.config.scrub(&message), "BullMQ worker error");
+                        }
+                        WorkerEvent::Stalled { job_id } => {
+                            tracing::warn!(group = %this.group, job_id = %job_id, "job stalled (its lock expired), it will run again");
+                        }
+                        WorkerEvent::Closed => break,
+                        _ => {}
+                    }
+                }
+            }
+        });
+        shutdown.triggered().await;
+        tracing::debug!(group = %self.group, "shutting down: finishing the jobs in flight");
+        let closed = worker.close(millis(settings.close_timeout)).await;
+        if tokio::time::timeout(Duration::from_secs(1), events)
+            .await
+            .is_err()
+        {
+            tracing::debug!(group = %self.group, "worker events not closed in time");
+        }
+        closed.map_err(|error| Error::from_bullmq(&error, &self.config))
+    }
+
+    /// Connects the done-record connection and the worker, retrying while Redis is unreachable;
+    /// `None` when a shutdown came first.
+    async fn start(
+        self: &Arc<Self>,
+        settings: &Settings,
+        shutdown: &Shutdown,
+    ) -> Result<Option<Worker>, Error> {
+        let mut failures = 0u32;
+        loop {
+            if shutdown.is_triggered() {
+                return Ok(None);
+            }
+            let attempt = tokio::select! {
+                () = shutdown.triggered() => return Ok(None),
+                attempt = self.try_start(settings) => attempt,
+            };
+            match attempt {
+                Ok(worker) => return Ok(Some(worker)),
+                Err(error) if error.is_transient() => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(group = %self.group, %error, "cannot start the BullMQ worker yet, retrying");
+                    }
+                    let wait = connect_backoff(failures);
+                    tokio::select! {
+                        () = shutdown.triggered() => return Ok(None),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn try_start(self: &Arc<Self>, settings: &Settings) -> Result<Worker, Error> {
+        let config = &self.config;
+        config.probe().await?;
+        let options = config.connection_options();
+        let conn = config
+            .within_connect_timeout(RedisConnection::new_managed_only(&options))
+            .await?;
+        let done_conn = conn.connection();
+        let this = self.clone();
+        let processor = move |job: Job, _token: CancellationToken| {
+            let this = this.clone();
+            let conn = done_conn.clone();
+            async move { this.process(job, conn).await }
+        };
+        let mut worker_options = WorkerOptions::new()
+            .connection(options)
+            .prefix(config.key_prefix())
+            .concurrency(settings.concurrency)
+            .lock_duration(settings.lock_duration)
+            .stalled_interval(settings.stalled_interval)
+            .max_stalled_count(settings.max_stalled_count)
+            .drain_delay(settings.drain_delay)
+            .remove_on_complete(config.completed_retention().policy())
+            .remove_on_fail(config.failed_retention().policy());
+        if let Some(name) = &settings.worker_name {
+            worker_options = worker_options.name(name.clone());
+        }
+        config
+            .within_connect_timeout(Worker::with_options(
+                config.queue_name(),
+                processor,
+                worker_options,
+            ))
+            .await
+    }
+
+    /// What the worker runs for each job.
+    async fn process(
+        &self,
+        job: Job,
+        conn: AnyConnection,
+    ) -> Result<serde_json::Value, bullmq::Error> {
+        let c = &self.counters;
+        if self.shutdown.is_triggered() {
+            // Taken while stopping (BullMQ fetches the next job as it completes one): start no
+            // new job, hand it back to `wait` for the next worker, without using an attempt.
+            tracing::debug!(group = %self.group, job_id = %job.id(), "shutting down: job handed back to the queue");
+            return match job.move_to_wait(None).await {
+                // "Already moved by the processor": the worker leaves the job alone.
+                Ok(_) => Err(bullmq::Error::Delayed),
+                // Let the worker move it back itself, as for a rate-limited job.
+                Err(_) => Err(bullmq::Error::RateLimited { delay_ms: 0 }),
+            };
+        }
+        Counters::bump(&c.received);
+        let raw = match decode(&job) {
+            Ok(raw) => raw,
+            Err(error) => {
+                Counters::bump(&c.poison);
+                let reason = DispatchError::Poison(error).to_string();
+                tracing::error!(group = %self.group, job_id = %job.id(), job_name = %job.name(), reason = %reason,
+                    "poison job failed without retry");
+                return Err(bullmq::Error::Unrecoverable(reason));
+            }
+        };
+        if job.name() != raw.event_type {
+            tracing::debug!(group = %self.group, job_id = %job.id(), job_name = %job.name(), event_type = %raw.event_type,
+                "job name differs from the envelope's type; the envelope's type is used");
+        }
+        let category = raw
+            .event_type
+            .split_once(':')
+            .map_or(raw.event_type.as_str(), |(category, _)| category);
+        let done_key = self
+            .config
+            .done_key(category, &self.group, &raw.idempotency_key);
+        // A second job of the same key waits for the first, then finds its done record.
+        let _running = self.running.lock(&done_key).await;
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(&done_key);
+        match self.query::<u64>(&conn, &exists).await {
+            Ok(0) => {}
+            Ok(_) => {
+                Counters::bump(&c.duplicates);
+                tracing::debug!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
+                    idempotency_key = %raw.idempotency_key, "already handled by the group, completed without running");
+                return Ok(json!({ "skipped": "already handled", "group": self.group }));
+            }
+            Err(error) => {
+                return Err(bullmq::Error::ProcessingError(format!(
+                    "cannot check the done record: {error}"
+                )));
+            }
+        }
+        match self.handlers.dispatch(&raw).await {
+            Ok(Dispatched::Handled(handlers)) => {
+                let mut set = redis::cmd("SET");
+                set.arg(&done_key)
+                    .arg(raw.event_id.to_string())
+                    .arg("PX")
+                    .arg(millis(self.config.done_ttl_value()).max(1));
+                if let Err(error) = self.query::<()>(&conn, &set).await {
+                    tracing::warn!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
+                        %error, "handlers succeeded but the done record could not be written; the job will run again");
+                    return Err(bullmq::Error::ProcessingError(format!(
+                        "handlers succeeded but the done record could not be written: {error}"
+                    )));
+                }
+                Counters::bump(&c.handled);
+                tracing::debug!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
+                    handlers, "event handled");
+                Ok(json!({ "handled": handlers }))
+            }
+            Ok(Dispatched::NoHandler) => {
+                Counters::bump(&c.unhandled);
+                tracing::trace!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, "no handler for the event");
+                Ok(json!({ "handled": 0 }))
+            }
+            Err(error @ DispatchError::Poison(_)) => {
+                Counters::bump(&c.poison);
+                let reason = error.to_string();
+                tracing::error!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
+                    idempotency_key = %raw.idempotency_key, reason = %reason, "poison job failed without retry");
+                Err(bullmq::Error::Unrecoverable(reason))
+            }
+            Err(DispatchError::Failed(error)) => {
+                let attempts = job.opts().attempts.unwrap_or(0);
+                let attempt = job.attempts_made().saturating_add(1);
+                let will_retry = attempts > 0 && attempt < attempts;
+                if will_retry {
+                    Counters::bump(&c.retries);
+                    tracing::warn!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
+                        attempt, attempts, error = %error, "handler failed, BullMQ will retry the job");
+                } else {
+                    Counters::bump(&c.failed);
+                    tracing::error!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
+                        idempotency_key = %raw.idempotency_key, attempt, attempts, error = %error, "handler failed on the job's last attempt");
+                }
+                Err(bullmq::Error::ProcessingError(format!(
+                    "handler failed: {error}"
+                )))
+            }
+        }
+    }
+
+    /// Runs a done-record command, trying again a few times while Redis is unreachable. The
+    /// error is classified and scrubbed.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        conn: &AnyConnection,
+        cmd: &redis::Cmd,
+    ) -> Result<T, Error> {
+        let mut tries = 0;
+        loop {
+            let mut conn = conn.clone();
+            match cmd.query_async::<T>(&mut conn).await {
+                Ok(value) => return Ok(value),
+                Err(error) => {
+                    tries += 1;
+                    if !is_unavailable(&error) || tries >= DONE_RECORD_TRIES {
+                        return Err(Error::from_redis(&error, &self.config));
+                    }
+                    tokio::time::sleep(connect_backoff(tries)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The job's data as an envelope (the payload left unparsed).
+fn decode(job: &Job) -> Result<RawEnvelope, DecodeError> {
+    let bytes = serde_json::to_vec(job.data()).map_err(DecodeError::NotAnEnvelope)?;
+    RawEnvelope::from_slice(&bytes)
+}
+
+/// 100 ms doubling per failure, at most 5 s.
+fn connect_backoff(failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    Duration::from_millis(100)
+        .saturating_mul(factor)
+        .min(MAX_CONNECT_BACKOFF)
+}
+
+/// Async locks by key, each dropped from the map when its last user is done.
+#[derive(Default)]
+struct KeyLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        // Nothing panics while the map is locked; should it ever, the map is still consistent.
+        self.locks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no one else holds `key`, and holds it until the guard is dropped.
+    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let mutex = self.map().entry(key.to_owned()).or_default().clone();
+        let guard = mutex.clone().lock_owned().await;
+        KeyGuard {
+            locks: self,
+            key: key.to_owned(),
+            mutex,
+            guard: Some(guard),
+        }
+    }
+}
+
+/// Holds one key of [`KeyLocks`].
+struct KeyGuard<'a> {
+    locks: &'a KeyLocks,
+    key: String,
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.locks.map();
+        // Only the map and this guard still know the lock: no one waits for it.
+        if Arc::strong_count(&self.mutex) <= 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    handled: AtomicU64,
+    duplicates: AtomicU64,
+    unhandled: AtomicU64,
+    retries: AtomicU64,
+    failed: AtomicU64,
+    poison: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ConsumerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ConsumerStats {
+            received: get(&self.received),
+            handled: get(&self.handled),
+            duplicates: get(&self.duplicates),
+            unhandled: get(&self.unhandled),
+            retries: get(&self.retries),
+            failed: get(&self.failed),
+            poison: get(&self.poison),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(data: serde_json::Value) -> Job {
+        Job::new("image:variation_completed", data, None)
+    }
+
+    #[test]
+    fn job_data_that_is_not_an_envelope_is_poison() {
+        for data in [
+            serde_json::Value::Null,
+            json!("text"),
+            json!({"hello": "world"}),
+            json!({"type": "image:variation_completed", "payload": {}}),
+        ] {
+            let error = decode(&job(data.clone())).expect_err("not an envelope");
+            assert!(matches!(error, DecodeError::NotAnEnvelope(_)), "{data}");
+        }
+        let envelope = json!({
+            "eventId": "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33", "type": "image:variation_completed",
+            "version": 1, "occurredAt": "2026-11-26T17:04:05.123Z", "source": "node",
+            "correlationId": "var-1", "causationId": null, "idempotencyKey": "image_complete:var-1",
+            "payload": {"anything": true}, "extraField": 1
+        });
+        let raw = decode(&job(envelope)).expect("an envelope");
+        assert_eq!(raw.idempotency_key, "image_complete:var-1");
+        assert_eq!(raw.payload.get(), r#"{"anything":true}"#);
+    }
+
+    #[tokio::test]
+    async fn key_locks_serialize_one_key_and_forget_it_afterwards() {
+        let locks = Arc::new(KeyLocks::default());
+        let first = locks.lock("k").await;
+        let other = locks.lock("other").await;
+        let waiter = tokio::spawn({
+            let locks = locks.clone();
+            async move {
+                let _second = locks.lock("k").await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "waits for the first holder");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("in time")
+            .expect("joined");
+        drop(other);
+        assert!(locks.map().is_empty(), "no lock left behind");
+    }
+
+    #[test]
+    fn connect_backoff_is_capped() {
+        assert_eq!(connect_backoff(1), Duration::from_millis(100));
+        assert_eq!(connect_backoff(3), Duration::from_millis(400));
+        assert_eq!(connect_backoff(40), MAX_CONNECT_BACKOFF);
+    }
+
+    #[test]
+    fn builder_refuses_unusable_settings() {
+        let config = BullmqConfig::new("redis://127.0.0.1:1").expect("valid");
+        let empty = BullmqConsumer::builder(config.clone(), "crm", Handlers::new()).build();
+        assert!(matches!(empty, Err(Error::Config(_))));
+        let handlers = || {
+            Handlers::new()
+                .on(|_: domain_events_catalog::ImageVariationCompletedEvent| async { Ok(()) })
+        };
+        assert!(matches!(
+            BullmqConsumer::builder(config.clone(), "", handlers()).build(),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            BullmqConsumer::builder(config.clone().queue("a:b"), "crm", handlers()).build(),
+            Err(Error::Config(_))
+        ));
+        let consumer = BullmqConsumer::builder(config, "crm", handlers())
+            .concurrency(0)
+            .drain_delay(Duration::from_millis(10))
+            .build()
+            .expect("valid");
+        assert_eq!(consumer.settings.concurrency, 1);
+        assert_eq!(consumer.settings.drain_delay, Duration::from_secs(1));
+        assert_eq!(consumer.group(), "crm");
+    }
+}

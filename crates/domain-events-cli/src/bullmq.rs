@@ -1,0 +1,252 @@
+//! `--transport bullmq` for `emit` and `tail`: the events as BullMQ jobs (CONTRACT.md section 5)
+//! in the queue the platform's Node.js services consume, instead of Redis streams.
+//!
+//! `emit` adds one job through [`BullmqTransport`]; `tail` consumes the queue as a Rust BullMQ
+//! worker ([`BullmqConsumer`]) and prints each job's envelope as one JSON line.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain_events::{HandlerError, Handlers, RawEnvelope, Transport};
+use domain_events_bullmq::{
+    BullmqConfig, BullmqConsumer, BullmqTransport, DEFAULT_PREFIX, DEFAULT_QUEUE,
+};
+use domain_events_redis::{RedisConfig, RedisTransport};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::redis_args::{block_on, categories, compact_json};
+use crate::{Error, RedisArgs, TailArgs};
+
+/// Where `emit` publishes and `tail` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TransportKind {
+    /// Redis Streams, one stream per category
+    #[default]
+    Redis,
+    /// BullMQ jobs for Node.js services: name = type, data = envelope
+    Bullmq,
+}
+
+/// The transport options of `emit` and `tail`, flattened into both.
+///
+/// `tail --transport bullmq` is a worker of the queue: BullMQ gives each job to one worker, so
+/// the jobs it prints are taken from the services that consume the queue.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransportArgs {
+    /// Where events go (`emit`) or come from (`tail`)
+    #[arg(long, value_name = "TRANSPORT", value_enum, default_value_t = TransportKind::Redis)]
+    pub transport: TransportKind,
+
+    /// BullMQ queue (with --transport bullmq) [default: DOMAIN_EVENTS]
+    #[arg(long, value_name = "NAME")]
+    pub queue: Option<String>,
+
+    /// BullMQ key prefix; a hash tag like {bull} on Redis Cluster [default: bull]
+    #[arg(long, value_name = "PREFIX")]
+    pub bullmq_prefix: Option<String>,
+}
+
+impl TransportArgs {
+    /// Whether BullMQ is selected; an error when BullMQ options come with another transport.
+    pub(crate) fn selects_bullmq(&self) -> Result<bool, Error> {
+        match self.transport {
+            TransportKind::Bullmq => Ok(true),
+            TransportKind::Redis if self.queue.is_some() || self.bullmq_prefix.is_some() => {
+                Err(domain_events_bullmq::Error::Config(
+                    "`--queue` and `--bullmq-prefix` apply only with `--transport bullmq`".into(),
+                )
+                .into())
+            }
+            TransportKind::Redis => Ok(false),
+        }
+    }
+
+    /// The BullMQ configuration: the queue and prefix given (or the contract's defaults); the
+    /// consumer's done records under `--key-prefix`.
+    pub(crate) fn bullmq_config(&self, redis: &RedisArgs) -> Result<BullmqConfig, Error> {
+        Ok(BullmqConfig::new(&redis.url)?
+            .queue(self.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
+            .prefix(self.bullmq_prefix.as_deref().unwrap_or(DEFAULT_PREFIX))
+            .done_key_prefix(redis.key_prefix.clone()))
+    }
+
+    /// The selected transport; `redis_config` is the Redis Streams configuration of `redis`.
+    /// Call inside the Tokio runtime.
+    pub(crate) fn transport(
+        &self,
+        redis: &RedisArgs,
+        redis_config: RedisConfig,
+    ) -> Result<Box<dyn Transport>, Error> {
+        if self.selects_bullmq()? {
+            Ok(Box::new(BullmqTransport::new(self.bullmq_config(redis)?)?))
+        } else {
+            Ok(Box::new(RedisTransport::new(redis_config)?))
+        }
+    }
+}
+
+/// One job's line, handed from the handler to the printer, with the channel on which the printer
+/// says that it was written.
+struct Line {
+    text: String,
+    written: oneshot::Sender<bool>,
+}
+
+/// `tail --transport bullmq`.
+pub(crate) fn tail(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
+    let categories = categories(&args.categories, &args.schema)?;
+    let config = args.transport.bullmq_config(&args.redis)?;
+    block_on(tail_jobs(args, config, categories, out))?
+}
+
+async fn tail_jobs(
+    args: &TailArgs,
+    config: BullmqConfig,
+    categories: Vec<String>,
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
+    BullmqTransport::new(config.clone())?.connect().await?;
+    let queue = config.queue_key();
+
+    // Handlers name their categories as `&'static str`, as generated code has them. This process
+    // runs one consumer and exits, so leaking a few short names costs nothing.
+    let categories = categories
+        .into_iter()
+        .map(|name| &*Box::leak(name.into_boxed_str()));
+    let (lines, mut printer) = mpsc::channel::<Line>(1);
+    let handlers = Handlers::new().on_raw(categories, move |event: Arc<RawEnvelope>| {
+        let lines = lines.clone();
+        async move {
+            let text = serde_json::to_string(&*event).map_err(HandlerError::from_error)?;
+            let (written, confirmed) = oneshot::channel();
+            let line = Line {
+                text: compact_json(&text),
+                written,
+            };
+            lines
+                .send(line)
+                .await
+                .map_err(|_| HandlerError::msg("tail is stopping"))?;
+            match confirmed.await {
+                Ok(true) => Ok(()),
+                _ => Err(HandlerError::msg("the event was not printed")),
+            }
+        }
+    });
+    let mut builder = BullmqConsumer::builder(config, args.group.clone(), handlers)
+        // One job at a time: lines come out in queue order, and `--count` stops exactly (a job
+        // BullMQ hands over while stopping goes back to the queue unstarted).
+        .concurrency(1)
+        .drain_delay(Duration::from_secs(1));
+    if let Some(name) = &args.consumer {
+        builder = builder.worker_name(name.clone());
+    }
+    let consumer = builder.build()?;
+    let stop = consumer.shutdown_handle();
+    let run = consumer.run();
+    tokio::pin!(run);
+    let interrupted = crate::tail::interrupted();
+    tokio::pin!(interrupted);
+
+    let mut printed = 0u64;
+    let mut failure = None;
+    let mut open = true;
+    let stats = loop {
+        tokio::select! {
+            result = &mut run => break result?,
+            line = printer.recv(), if open => {
+                let Some(Line { text, written }) = line else {
+                    open = false;
+                    continue;
+                };
+                // A job in flight is printed even while stopping: failing it would cost one of
+                // its attempts.
+                match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    Ok(()) => {
+                        let _ = written.send(true);
+                        printed += 1;
+                        if args.count.is_some_and(|count| printed >= count) {
+                            stop.trigger();
+                        }
+                    }
+                    Err(error) => {
+                        let _ = written.send(false);
+                        failure = Some(error);
+                        stop.trigger();
+                    }
+                }
+            }
+            () = &mut interrupted, if !stop.is_triggered() => stop.trigger(),
+        }
+    };
+    if let Some(error) = failure {
+        return Err(Error::Output(error));
+    }
+    let dead = stats.poison + stats.failed;
+    if dead > 0 {
+        eprintln!(
+            "note: {dead} {} of queue `{queue}` could not be handled and {} failed in BullMQ; \
+             see the queue's failed jobs",
+            if dead == 1 { "job" } else { "jobs" },
+            if dead == 1 { "was" } else { "were" },
+        );
+    }
+    if stats.unhandled > 0 {
+        eprintln!(
+            "note: {} {} of other categories {} taken from queue `{queue}` and completed without \
+             being printed",
+            stats.unhandled,
+            if stats.unhandled == 1 { "job" } else { "jobs" },
+            if stats.unhandled == 1 { "was" } else { "were" },
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(transport: TransportKind, queue: Option<&str>) -> TransportArgs {
+        TransportArgs {
+            transport,
+            queue: queue.map(str::to_owned),
+            bullmq_prefix: None,
+        }
+    }
+
+    #[test]
+    fn bullmq_options_need_the_bullmq_transport() {
+        assert!(
+            !args(TransportKind::Redis, None)
+                .selects_bullmq()
+                .expect("ok")
+        );
+        assert!(
+            args(TransportKind::Bullmq, Some("Q"))
+                .selects_bullmq()
+                .expect("ok")
+        );
+        let error = args(TransportKind::Redis, Some("Q"))
+            .selects_bullmq()
+            .expect_err("queue without bullmq");
+        assert!(error.to_string().contains("--transport bullmq"), "{error}");
+    }
+
+    #[test]
+    fn the_contract_defaults_apply() {
+        let redis = RedisArgs {
+            url: "redis://app:s3cret@127.0.0.1:6379".into(),
+            key_prefix: "events".into(),
+        };
+        let config = args(TransportKind::Bullmq, None)
+            .bullmq_config(&redis)
+            .expect("valid");
+        assert_eq!(config.queue_key(), "bull:DOMAIN_EVENTS");
+        assert_eq!(config.done_key("shop", "g", "k"), "events:{shop}:done:g:k");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,258 @@
+//! `domain-events dlq list|replay`: inspect the dead letters of a consumer group and put them back.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::builder::NonEmptyStringValueParser;
+use domain_events_redis::{DeadLetter, DeadLetters, RedisConfig};
+use serde_json::value::RawValue;
+
+use crate::redis_args::{block_on, categories, compact_json, parse_category};
+use crate::{Error, RedisArgs, SchemaArgs, say};
+
+/// The options of `domain-events dlq` (its help text is on [`crate::Command::Dlq`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqArgs {
+    /// What to do with the dead letters.
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+/// The `dlq` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqAction {
+    /// Print a group's dead letters, one JSON line each
+    ///
+    /// Each line holds the category, the dead letter's `id`, the `stream` and `entryId` the
+    /// event came from, the `group`, the `reason` it was given up, the number of `deliveries`,
+    /// and the event: `event` when it is JSON, otherwise `eventText` (its bytes as UTF-8, invalid
+    /// sequences replaced). Oldest first, per category.
+    #[command(verbatim_doc_comment)]
+    List(DlqListArgs),
+
+    /// Put a group's dead letters back on their category streams
+    ///
+    /// Each dead letter's event is appended again, unchanged (same eventId and idempotency key),
+    /// and the dead letter is deleted, in one step. Every group reading the category receives the
+    /// new entry; groups that handled the event before skip it while their done record lives.
+    /// Dead letters that hold no event envelope are left in place.
+    ///
+    /// Prints one JSON line per category: `replayed` and the dead letters `left`; with `--id`,
+    /// the category and the new `entryId`.
+    #[command(verbatim_doc_comment)]
+    Replay(DlqReplayArgs),
+}
+
+/// Whose dead letters: the connection, the group and the categories; shared by `list` and
+/// `replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeadLetterArgs {
+    /// Where the dead letters are.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Consumer group whose dead letters these are
+    #[arg(long, value_name = "GROUP", value_parser = NonEmptyStringValueParser::new())]
+    pub group: String,
+
+    /// Category to look in (repeat for several); default: every category of `--schemas`
+    #[arg(long = "category", value_name = "CATEGORY", value_parser = parse_category)]
+    pub categories: Vec<String>,
+
+    /// The schema folder, read only for its categories when no `--category` is given.
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+}
+
+/// The options of `domain-events dlq list`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqListArgs {
+    /// Whose dead letters.
+    #[command(flatten)]
+    pub target: DeadLetterArgs,
+
+    /// Print at most this many dead letters per category
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+}
+
+/// The options of `domain-events dlq replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqReplayArgs {
+    /// Whose dead letters.
+    #[command(flatten)]
+    pub target: DeadLetterArgs,
+
+    /// Replay only this dead letter (its `id`, as `list` prints it)
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+}
+
+/// One line of `dlq list`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed<'a> {
+    category: &'a str,
+    id: &'a str,
+    stream: &'a str,
+    entry_id: &'a str,
+    group: &'a str,
+    reason: &'a str,
+    deliveries: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_text: Option<String>,
+}
+
+/// One line of `dlq replay`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Replayed<'a> {
+    category: &'a str,
+    group: &'a str,
+    replayed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_id: Option<&'a str>,
+}
+
+pub(crate) fn run(args: &DlqArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
+    match &args.action {
+        DlqAction::List(list) => {
+            let (config, categories) = target(&list.target)?;
+            block_on(self::list(list, config, &categories, out))?
+        }
+        DlqAction::Replay(replay) => {
+            let (config, categories) = target(&replay.target)?;
+            block_on(self::replay(replay, config, &categories, out))?
+        }
+    }
+}
+
+/// The Redis configuration and the categories of `target`.
+fn target(target: &DeadLetterArgs) -> Result<(RedisConfig, Vec<String>), Error> {
+    let categories = categories(&target.categories, &target.schema)?;
+    Ok((target.redis.config()?, categories))
+}
+
+async fn list(
+    args: &DlqListArgs,
+    config: RedisConfig,
+    categories: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    let letters = DeadLetters::new(config)?;
+    let group = &args.target.group;
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    for category in categories {
+        let listed = letters.list(category, group, limit).await?;
+        for letter in &listed {
+            say(out, format_args!("{}", listed_line(category, letter)?))?;
+        }
+        if listed.len() >= limit {
+            let total = letters.len(category, group).await?;
+            if total > args.limit {
+                eprintln!(
+                    "note: showed {} of {total} dead letters of group `{group}` in `{category}`; raise --limit to see more",
+                    listed.len()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON line of one dead letter.
+fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
+    let event = serde_json::from_slice::<Box<RawValue>>(&letter.event)
+        .ok()
+        .and_then(|raw| RawValue::from_string(compact_json(raw.get())).ok());
+    let event_text = match event {
+        Some(_) => None,
+        None => Some(String::from_utf8_lossy(&letter.event).into_owned()),
+    };
+    let line = Listed {
+        category,
+        id: &letter.id,
+        stream: &letter.stream,
+        entry_id: &letter.entry_id,
+        group: &letter.group,
+        reason: &letter.reason,
+        deliveries: letter.deliveries,
+        event,
+        event_text,
+    };
+    serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))
+}
+
+async fn replay(
+    args: &DlqReplayArgs,
+    config: RedisConfig,
+    categories: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    let letters = DeadLetters::new(config)?;
+    let group = &args.target.group;
+    let line = |replayed: &Replayed<'_>| {
+        serde_json::to_string(replayed).map_err(|e| Error::Output(e.into()))
+    };
+    let Some(id) = &args.id else {
+        for category in categories {
+            let replayed = letters.replay_all(category, group).await?;
+            let left = letters.len(category, group).await?;
+            let shown = line(&Replayed {
+                category,
+                group,
+                replayed,
+                left: Some(left),
+                id: None,
+                entry_id: None,
+            })?;
+            say(out, format_args!("{shown}"))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+
+    let not_replayable = |problem: String| Error::DeadLetter {
+        id: id.clone(),
+        group: group.clone(),
+        problem,
+    };
+    for category in categories {
+        let Some(letter) = letters.get(category, group, id).await? else {
+            continue;
+        };
+        if letter.envelope().is_none() {
+            return Err(not_replayable(format!(
+                "in `{category}` holds no event envelope and cannot be replayed"
+            )));
+        }
+        let Some(entry_id) = letters.replay(category, group, id).await? else {
+            return Err(not_replayable(format!(
+                "in `{category}` was removed meanwhile (replayed by someone else?)"
+            )));
+        };
+        let shown = line(&Replayed {
+            category,
+            group,
+            replayed: 1,
+            left: None,
+            id: Some(id),
+            entry_id: Some(&entry_id),
+        })?;
+        say(out, format_args!("{shown}"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let searched: Vec<String> = categories.iter().map(|c| format!("`{c}`")).collect();
+    Err(not_replayable(format!(
+        "does not exist in {}",
+        match searched.as_slice() {
+            [one] => format!("category {one}"),
+            _ => format!("categories {}", searched.join(", ")),
+        }
+    )))
+}

@@ -1,0 +1,253 @@
+//! `domain-events emit`: validate a JSON payload against its schema and publish one event.
+//!
+//! Works with any schema folder: the event is looked up by its type string, the payload is checked
+//! against the JSON Schema that `export` writes for it, and the envelope is built the way the
+//! runtime's emitter builds it (same struct, same serialization), so consumers cannot tell the
+//! difference.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::builder::NonEmptyStringValueParser;
+use domain_events::{
+    DEFAULT_EMIT_TIMEOUT, OutgoingEvent, PublishOutcome, RawEnvelope, Timestamp, Transport,
+    TransportError, Uuid, is_valid_traceparent,
+};
+use domain_events_schema::model::{Catalog, Event};
+use domain_events_schema::{Settings, json_schema};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::redis_args::{block_on, compact_json};
+use crate::{Error, RedisArgs, SchemaArgs, TransportArgs, say};
+
+/// How many close matches an unknown type's message lists at most.
+const SUGGESTIONS: usize = 3;
+
+/// The options of `domain-events emit` (its help text is on [`crate::Command::Emit`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmitArgs {
+    /// Where to publish.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Redis Streams or BullMQ.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+
+    /// The schema folder.
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+
+    /// The emitting service: the envelope's `source`
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    pub source: String,
+
+    /// The event type, `<category>:<name>`; its latest version is emitted
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: String,
+
+    /// The payload, a JSON object
+    #[arg(long, value_name = "JSON")]
+    pub payload: String,
+
+    /// The eventId of the event that caused this one: the envelope's `causationId`
+    #[arg(long, value_name = "UUID")]
+    pub causation_id: Option<Uuid>,
+
+    /// W3C trace context of the emitting span: `00-<32 hex>-<16 hex>-<2 hex>`
+    #[arg(long, value_name = "TRACEPARENT", value_parser = parse_traceparent)]
+    pub traceparent: Option<String>,
+}
+
+/// The one line `emit` prints.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    event_id: Uuid,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    idempotency_key: &'a str,
+    duplicate: bool,
+    /// On a duplicate: the event that holds the key's claim, if the transport says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    existing_event_id: Option<Uuid>,
+}
+
+pub(crate) fn run(args: &EmitArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
+    let catalog = args.schema.load(&Settings::new())?;
+    let event = find_event(&catalog, &args.event_type, args)?;
+    let outgoing = envelope(&catalog, event, args)?;
+    let config = args.redis.config()?;
+
+    let outcome = block_on(async {
+        // Everything before is transport-agnostic.
+        let transport = args.transport.transport(&args.redis, config)?;
+        publish(transport.as_ref(), &outgoing).await
+    })??;
+
+    let (duplicate, existing_event_id) = match outcome {
+        PublishOutcome::Published => (false, None),
+        PublishOutcome::Duplicate { existing_event_id } => (true, existing_event_id),
+    };
+    let report = Report {
+        event_id: outgoing.event_id,
+        event_type: outgoing.event_type,
+        idempotency_key: &outgoing.idempotency_key,
+        duplicate,
+        existing_event_id,
+    };
+    let line = serde_json::to_string(&report).map_err(|e| Error::Output(e.into()))?;
+    say(out, format_args!("{line}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The event whose type string is `event_type`, or an error naming close matches.
+fn find_event<'a>(
+    catalog: &'a Catalog,
+    event_type: &str,
+    args: &EmitArgs,
+) -> Result<&'a Event, Error> {
+    if let Some(event) = catalog.events().find(|e| e.type_string == event_type) {
+        return Ok(event);
+    }
+    let wanted = event_type.to_lowercase();
+    // Compare with the whole type and with its name alone, so that a missing or wrong category
+    // (`variation_completed`, `img:variation_completed`) still finds the event.
+    let wanted_name = wanted.rsplit(':').next().unwrap_or(&wanted);
+    let mut scored: Vec<(f64, &str)> = catalog
+        .events()
+        .map(|e| {
+            let whole = strsim::normalized_damerau_levenshtein(&wanted, &e.type_string);
+            let name = strsim::normalized_damerau_levenshtein(wanted_name, &e.name);
+            (whole.max(name), e.type_string.as_str())
+        })
+        .filter(|(score, _)| *score >= 0.6)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    // Only those about as close as the best: a near-exact typo names one type, not its cousins.
+    let best = scored.first().map_or(0.0, |(score, _)| *score);
+    scored.retain(|(score, _)| *score >= best - 0.15);
+    Err(Error::UnknownEventType {
+        event_type: event_type.to_owned(),
+        dir: args.schema.schemas.clone(),
+        suggestions: scored
+            .into_iter()
+            .take(SUGGESTIONS)
+            .map(|(_, t)| t.to_owned())
+            .collect(),
+        declared: catalog.events().count(),
+    })
+}
+
+/// Validates the payload and builds the event to publish: the envelope JSON and its routing.
+fn envelope(catalog: &Catalog, event: &Event, args: &EmitArgs) -> Result<OutgoingEvent, Error> {
+    let version = event.latest();
+    let payload: Value = serde_json::from_str(&args.payload).map_err(Error::PayloadNotJson)?;
+
+    let schema = json_schema::payload_schema(catalog, &Settings::new(), event, version);
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|error| Error::UnusableSchema {
+            event_type: event.type_string.clone(),
+            message: error.to_string(),
+        })?;
+    let mut problems: Vec<String> = validator
+        .iter_errors(&payload)
+        .map(|error| format!("at payload{}: {error}", error.instance_path()))
+        .collect();
+    // The schema requires every field a key or the correlation id uses, and allows only values
+    // with a text form there; these cannot fail for a valid payload.
+    let key = version.key.render(&payload);
+    let correlation_id = version.correlation_id(&payload);
+    if problems.is_empty() && key.is_none() {
+        problems.push(format!(
+            "the idempotency key `{}` cannot be filled from the payload",
+            version.key.source
+        ));
+    }
+    if problems.is_empty() && correlation_id.is_none() {
+        problems.push(format!(
+            "the correlation field `{}` has no text value",
+            version.correlation
+        ));
+    }
+    let (Some(idempotency_key), Some(correlation_id), true) =
+        (key, correlation_id, problems.is_empty())
+    else {
+        return Err(Error::InvalidPayload {
+            event_type: event.type_string.clone(),
+            version: version.version,
+            problems,
+        });
+    };
+
+    // The payload goes into the envelope as written (key order, number text), on one line.
+    let payload =
+        RawValue::from_string(compact_json(&args.payload)).map_err(|e| Error::Output(e.into()))?;
+    let envelope = RawEnvelope {
+        event_id: Uuid::now_v7(),
+        event_type: event.type_string.clone(),
+        version: version.version,
+        occurred_at: Timestamp::now(),
+        source: args.source.clone(),
+        correlation_id,
+        causation_id: args.causation_id,
+        idempotency_key,
+        traceparent: args.traceparent.clone(),
+        payload,
+    };
+    let json = serde_json::to_string(&envelope).map_err(|e| Error::Output(e.into()))?;
+    Ok(OutgoingEvent {
+        // `OutgoingEvent` names the type and category as `&'static str`, as generated payloads
+        // have them; changing that would touch every transport and the emitter's hot path. This
+        // process emits one event and exits, so leaking these two short strings costs nothing.
+        event_type: Box::leak(event.type_string.clone().into_boxed_str()),
+        category: Box::leak(event.category.clone().into_boxed_str()),
+        event_id: envelope.event_id,
+        idempotency_key: envelope.idempotency_key,
+        json: Arc::from(json),
+    })
+}
+
+/// Publishes one event within the emitter's default timeout.
+async fn publish(
+    transport: &dyn Transport,
+    event: &OutgoingEvent,
+) -> Result<PublishOutcome, Error> {
+    let failed = |source| Error::Publish {
+        event_type: event.event_type.to_owned(),
+        source,
+    };
+    let published = tokio::time::timeout(
+        DEFAULT_EMIT_TIMEOUT,
+        transport.publish(std::slice::from_ref(event)),
+    )
+    .await
+    .map_err(|_| {
+        failed(TransportError::unavailable(format!(
+            "no answer from {} within {DEFAULT_EMIT_TIMEOUT:?}; the event may or may not have been appended",
+            transport.name()
+        )))
+    })?
+    .map_err(failed)?;
+    match published.as_slice() {
+        [outcome] => Ok(*outcome),
+        other => Err(failed(TransportError::other(format!(
+            "transport `{}` returned {} outcomes for 1 event",
+            transport.name(),
+            other.len()
+        )))),
+    }
+}
+
+/// Accepts a valid version-00 `traceparent` only (the runtime would silently drop another).
+fn parse_traceparent(value: &str) -> Result<String, String> {
+    if is_valid_traceparent(value) {
+        Ok(value.to_owned())
+    } else {
+        Err("expected `00-<32 lowercase hex>-<16 lowercase hex>-<2 lowercase hex>`, ids not all zero".into())
+    }
+}

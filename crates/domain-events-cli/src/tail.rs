@@ -1,0 +1,219 @@
+//! `domain-events tail`: consume the events of some categories as a consumer group and print them.
+//!
+//! The events go through the Redis consumer runtime like any service's: a raw handler
+//! ([`Handlers::on_raw`]) prints each one, and the runtime acknowledges it and writes the group's
+//! done record only after the line was written, so an event that could not be printed stays
+//! pending for the group.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::builder::NonEmptyStringValueParser;
+use domain_events::{HandlerError, Handlers, RawEnvelope};
+use domain_events_redis::{RedisConsumer, RedisTransport, StartFrom};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::redis_args::{block_on, categories, compact_json, parse_category};
+use crate::{Error, RedisArgs, SchemaArgs, TransportArgs};
+
+/// The options of `domain-events tail` (its help text is on [`crate::Command::Tail`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TailArgs {
+    /// Where the streams are.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    /// Redis Streams or BullMQ.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+
+    /// Consumer group to read as
+    #[arg(long, value_name = "GROUP", value_parser = NonEmptyStringValueParser::new())]
+    pub group: String,
+
+    /// Category to read (repeat for several); default: every category of `--schemas`
+    #[arg(long = "category", value_name = "CATEGORY", value_parser = parse_category)]
+    pub categories: Vec<String>,
+
+    /// The schema folder, read only for its categories when no `--category` is given.
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+
+    /// Exit after printing this many events; default: run until interrupted
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Where a group that does not exist yet starts reading
+    #[arg(long, value_name = "WHERE", value_enum, default_value_t = TailFrom::Beginning)]
+    pub from: TailFrom,
+
+    /// Consumer name within the group; default: <hostname>-<pid>-<random>
+    #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    pub consumer: Option<String>,
+}
+
+/// Where `tail` creates a consumer group that does not exist yet. A group that exists keeps its
+/// position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TailFrom {
+    /// At the first entry still in each stream, as the runtime's consumers do
+    Beginning,
+    /// After the last entry: only events appended from now on
+    New,
+}
+
+impl From<TailFrom> for StartFrom {
+    fn from(from: TailFrom) -> Self {
+        match from {
+            TailFrom::Beginning => StartFrom::Beginning,
+            TailFrom::New => StartFrom::NewOnly,
+        }
+    }
+}
+
+/// One event's line, handed from the handler to the printer, with the channel on which the
+/// printer says whether it was written.
+struct Line {
+    text: String,
+    written: oneshot::Sender<bool>,
+}
+
+pub(crate) fn run(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
+    if args.transport.selects_bullmq()? {
+        return crate::bullmq::tail(args, out);
+    }
+    let categories = categories(&args.categories, &args.schema)?;
+    let config = args.redis.config()?;
+    block_on(tail(args, config, categories, out))?
+}
+
+async fn tail(
+    args: &TailArgs,
+    config: domain_events_redis::RedisConfig,
+    categories: Vec<String>,
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
+    RedisTransport::new(config.clone())?.ping().await?;
+
+    // Handlers name their categories as `&'static str`, as generated code has them. This process
+    // runs one consumer and exits, so leaking a few short names costs nothing.
+    let categories = categories
+        .into_iter()
+        .map(|name| &*Box::leak(name.into_boxed_str()));
+    let (lines, mut printer) = mpsc::channel::<Line>(1);
+    let handlers = Handlers::new().on_raw(categories, move |event: Arc<RawEnvelope>| {
+        let lines = lines.clone();
+        async move {
+            // The payload stays as received; the envelope's fields are written in contract order.
+            let text = serde_json::to_string(&*event).map_err(HandlerError::from_error)?;
+            let (written, confirmed) = oneshot::channel();
+            let line = Line {
+                text: compact_json(&text),
+                written,
+            };
+            lines
+                .send(line)
+                .await
+                .map_err(|_| HandlerError::msg("tail is stopping"))?;
+            match confirmed.await {
+                Ok(true) => Ok(()),
+                _ => Err(HandlerError::msg("the event was not printed")),
+            }
+        }
+    });
+    let mut builder = RedisConsumer::builder(config, args.group.clone(), handlers)
+        // One event at a time: lines come out in stream order, and `--count` stops exactly.
+        .concurrency(1)
+        .start_from(args.from.into());
+    if let Some(name) = &args.consumer {
+        builder = builder.consumer_name(name.clone());
+    }
+    let consumer = builder.build()?;
+    let stop = consumer.shutdown_handle();
+    let run = consumer.run();
+    tokio::pin!(run);
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
+
+    let mut printed = 0u64;
+    let mut failure = None;
+    let mut open = true;
+    let stats = loop {
+        tokio::select! {
+            result = &mut run => break result?,
+            line = printer.recv(), if open => {
+                let Some(Line { text, written }) = line else {
+                    open = false;
+                    continue;
+                };
+                if stop.is_triggered() {
+                    // Stopping: leave the event pending for the group.
+                    let _ = written.send(false);
+                    continue;
+                }
+                match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    Ok(()) => {
+                        let _ = written.send(true);
+                        printed += 1;
+                        if args.count.is_some_and(|count| printed >= count) {
+                            stop.trigger();
+                        }
+                    }
+                    Err(error) => {
+                        let _ = written.send(false);
+                        failure = Some(error);
+                        stop.trigger();
+                    }
+                }
+            }
+            () = &mut interrupted, if !stop.is_triggered() => stop.trigger(),
+        }
+    };
+    if let Some(error) = failure {
+        return Err(Error::Output(error));
+    }
+    let dead = stats.poison + stats.failed;
+    if dead > 0 {
+        eprintln!(
+            "note: {dead} {} of group `{}` could not be handled and went to its dead letters; \
+             see `domain-events dlq list --group {}`",
+            if dead == 1 { "entry" } else { "entries" },
+            args.group,
+            args.group
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or, on Unix, `SIGTERM`; never if the signals cannot be watched.
+pub(crate) async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    watched = tokio::signal::ctrl_c() => {
+                        if watched.is_err() {
+                            terminate.recv().await;
+                        }
+                    }
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! `emit`, `tail` and `dlq` run as a user would, against a private `redis-server` per test.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use domain_events_tests::redis_server::RedisServer;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// How long one run of the binary may take before the test fails instead of hanging.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+const SHOP: &str = r#"category = "shop"
+correlation = "orderId"
+
+[events.order_placed]
+idempotency_key = "order_placed:{orderId}"
+
+[events.order_placed.fields]
+orderId = { type = "string", min_length = 1 }
+total   = "uint"
+contact = "email?"
+
+[events.order_shipped]
+idempotency_key = "order_shipped:{orderId}:{attempt}"
+
+[events.order_shipped.fields]
+orderId = { type = "string", min_length = 1 }
+attempt = "uint"
+"#;
+
+const STREAM: &str = "domain-events:{shop}";
+
+/// A test Redis and a schema folder with the `shop` category.
+struct Setup {
+    redis: RedisServer,
+    dir: TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let schemas = dir.path().join("schemas");
+        std::fs::create_dir(&schemas).expect("the schema folder");
+        std::fs::write(schemas.join("shop.toml"), SHOP).expect("the schema file");
+        Setup {
+            redis: RedisServer::start(),
+            dir,
+        }
+    }
+
+    /// The binary with `args` in the schema folder's parent (so `--schemas` defaults to it) and
+    /// `--redis` from the environment, as a user would set it.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_domain-events"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("DOMAIN_EVENTS_REDIS_URL", self.redis.url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        finish(self.command(args).spawn().expect("the binary starts"))
+    }
+
+    fn emit(&self, event_type: &str, payload: &Value) -> Output {
+        self.run(&[
+            "emit",
+            "--source",
+            "cli-test",
+            "--type",
+            event_type,
+            "--payload",
+            &payload.to_string(),
+        ])
+    }
+
+    fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.redis.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to the test Redis")
+    }
+
+    fn xlen(&self, key: &str) -> i64 {
+        redis::cmd("XLEN")
+            .arg(key)
+            .query(&mut self.conn())
+            .expect("XLEN")
+    }
+
+    /// The `event` field of every entry of the stream, oldest first.
+    fn events(&self) -> Vec<String> {
+        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(STREAM)
+            .arg("-")
+            .arg("+")
+            .query(&mut self.conn())
+            .expect("XRANGE");
+        entries
+            .into_iter()
+            .map(|(_, mut fields)| fields.remove("event").unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Waits for `child` to exit (killing it after [`RUN_LIMIT`]) and collects its output.
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + RUN_LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            if let Some(mut out) = child.stdout.take() {
+                out.read_to_end(&mut stdout).expect("stdout");
+            }
+            if let Some(mut err) = child.stderr.take() {
+                err.read_to_end(&mut stderr).expect("stderr");
+            }
+            return Output {
+                status,
+                stdout,
+                stderr,
+            };
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("the killed child's output");
+            panic!(
+                "the binary did not exit within {RUN_LIMIT:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("UTF-8 errors")
+}
+
+/// The single JSON line of a successful run.
+fn json_line(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", stderr(output));
+    let text = stdout(output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn order(id: &str) -> Value {
+    json!({"orderId": id, "total": 1250, "contact": "buyer@example.com"})
+}
+
+#[test]
+fn emit_publishes_once_and_reports_the_duplicate() {
+    let setup = Setup::new();
+    // The payload goes into the envelope as written, on one line: key order and number text kept.
+    let payload = "{\n  \"total\": 1250,\n  \"orderId\": \"o-1\"\n}";
+    let args = [
+        "emit",
+        "--source",
+        "cli-test",
+        "--type",
+        "shop:order_placed",
+        "--payload",
+        payload,
+        "--causation-id",
+        "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33",
+        "--traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ];
+    let first = json_line(&setup.run(&args));
+    assert_eq!(first["type"], "shop:order_placed");
+    assert_eq!(first["idempotencyKey"], "order_placed:o-1");
+    assert_eq!(first["duplicate"], false);
+    assert!(first.get("existingEventId").is_none(), "{first}");
+    let event_id = first["eventId"].as_str().expect("an eventId").to_owned();
+
+    let events = setup.events();
+    assert_eq!(events.len(), 1);
+    let envelope: Value = serde_json::from_str(&events[0]).expect("the envelope is JSON");
+    assert_eq!(envelope["eventId"], event_id.as_str());
+    assert_eq!(envelope["version"], 1);
+    assert_eq!(envelope["source"], "cli-test");
+    assert_eq!(envelope["correlationId"], "o-1");
+    assert_eq!(
+        envelope["causationId"],
+        "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33"
+    );
+    assert_eq!(
+        envelope["traceparent"],
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+    let occurred_at = envelope["occurredAt"].as_str().expect("occurredAt");
+    assert!(
+        occurred_at.len() == 24 && occurred_at.ends_with('Z'),
+        "{occurred_at}"
+    );
+    assert!(
+        events[0].ends_with(r#""payload":{"total":1250,"orderId":"o-1"}}"#),
+        "{}",
+        events[0]
+    );
+
+    // The same key again: nothing appended, the first event named.
+    let second = json_line(&setup.run(&args));
+    assert_eq!(second["duplicate"], true);
+    assert_eq!(second["existingEventId"], event_id.as_str());
+    assert_ne!(second["eventId"], event_id.as_str());
+    assert_eq!(setup.xlen(STREAM), 1);
+
+    // Keys take integers in their JSON form.
+    let shipped = json_line(&setup.emit(
+        "shop:order_shipped",
+        &json!({"orderId": "o-1", "attempt": 2}),
+    ));
+    assert_eq!(shipped["idempotencyKey"], "order_shipped:o-1:2");
+    assert_eq!(setup.xlen(STREAM), 2);
+}
+
+#[test]
+fn emit_lists_every_schema_violation_and_emits_nothing() {
+    let setup = Setup::new();
+    let output = setup.emit(
+        "shop:order_placed",
+        &json!({"total": -5, "contact": "not an address"}),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    let err = stderr(&output);
+    assert!(
+        err.starts_with(
+            "error: the payload does not match the schema of `shop:order_placed` version 1:\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("at payload: \"orderId\" is a required property"),
+        "{err}"
+    );
+    assert!(
+        err.contains("at payload/total: -5 is less than the minimum of 0"),
+        "{err}"
+    );
+    assert!(err.contains("at payload/contact: "), "{err}");
+    assert!(err.contains("email"), "{err}");
+    assert!(err.trim_end().ends_with("nothing was emitted"), "{err}");
+
+    let output = setup.emit("shop:order_placed", &json!({"orderId": "", "total": 1}));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("at payload/orderId: "),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = setup.run(&[
+        "emit",
+        "--source",
+        "cli-test",
+        "--type",
+        "shop:order_placed",
+        "--payload",
+        "{orderId: 1}",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: the payload is not valid JSON: key must be a string"),
+        "{}",
+        stderr(&output)
+    );
+
+    let mut conn = setup.conn();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(STREAM)
+        .query(&mut conn)
+        .expect("EXISTS");
+    assert_eq!(exists, 0, "nothing may be emitted");
+}
+
+#[test]
+fn emit_names_close_matches_of_an_unknown_type() {
+    let setup = Setup::new();
+    let output = setup.emit("shop:order_placd", &order("o-1"));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(
+        err,
+        "error: unknown event type `shop:order_placd` in the schema folder `schemas`\n  \
+         help: did you mean `shop:order_placed`?\n"
+    );
+
+    let output = setup.emit("order_shipped", &order("o-1"));
+    assert!(
+        stderr(&output).contains("did you mean `shop:order_shipped`?"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = setup.emit("billing:invoice_paid", &order("o-1"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("help: the folder declares 2 event types"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(setup.xlen(STREAM), 0);
+}
+
+#[test]
+fn tail_reads_a_new_group_from_the_beginning_and_acknowledges() {
+    let setup = Setup::new();
+    for id in ["o-1", "o-2"] {
+        json_line(&setup.emit("shop:order_placed", &order(id)));
+    }
+    // `--category` and `--schemas` both name `shop`; the schema folder is the default.
+    let output = setup.run(&["tail", "--group", "audit", "--count", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    let printed: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+    // Each event exactly as it is in the stream.
+    assert_eq!(printed, setup.events());
+
+    let mut conn = setup.conn();
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg("audit")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query(&mut conn)
+        .expect("XPENDING");
+    assert!(pending.is_empty(), "{pending:?}");
+    for id in ["o-1", "o-2"] {
+        let done: i64 = redis::cmd("EXISTS")
+            .arg(format!("{STREAM}:done:audit:order_placed:{id}"))
+            .query(&mut conn)
+            .expect("EXISTS");
+        assert_eq!(done, 1, "no done record for {id}");
+    }
+
+    // The group goes on where it is: the next run gets only the new event.
+    json_line(&setup.emit("shop:order_placed", &order("o-3")));
+    let output = setup.run(&[
+        "tail",
+        "--group",
+        "audit",
+        "--category",
+        "shop",
+        "--count",
+        "1",
+    ]);
+    let line = json_line(&output);
+    assert_eq!(line["idempotencyKey"], "order_placed:o-3");
+}
+
+#[test]
+fn tail_from_new_skips_what_was_there_before() {
+    let setup = Setup::new();
+    json_line(&setup.emit("shop:order_placed", &order("before")));
+    let tail = setup
+        .command(&[
+            "tail",
+            "--group",
+            "fresh",
+            "--from",
+            "new",
+            "--count",
+            "1",
+            "--consumer",
+            "t1",
+        ])
+        .spawn()
+        .expect("tail starts");
+
+    // Emit only once the group exists, or the event could come before it.
+    let deadline = Instant::now() + RUN_LIMIT;
+    loop {
+        let groups: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(STREAM)
+            .query(&mut setup.conn())
+            .expect("XINFO GROUPS");
+        if !groups.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tail never created its group");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    json_line(&setup.emit("shop:order_placed", &order("after")));
+
+    let line = json_line(&finish(tail));
+    assert_eq!(line["idempotencyKey"], "order_placed:after");
+}
+
+#[test]
+fn dead_letters_are_listed_and_replayed() {
+    let setup = Setup::new();
+    let mut conn = setup.conn();
+    // A poison entry, then a good event: the consumer dead-letters the first, prints the second.
+    let _: String = redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("*")
+        .arg("type")
+        .arg("shop:order_placed")
+        .arg("event")
+        .arg("not json")
+        .query(&mut conn)
+        .expect("XADD");
+    json_line(&setup.emit("shop:order_placed", &order("o-1")));
+    let output = setup.run(&["tail", "--group", "billing", "--count", "1"]);
+    let printed = json_line(&output);
+    assert_eq!(printed["idempotencyKey"], "order_placed:o-1");
+    assert!(
+        stderr(&output).contains("1 entry of group `billing` could not be handled"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Two dead letters holding envelopes, as a typed consumer leaves them after its handler kept
+    // failing.
+    let dlq = format!("{STREAM}:dlq:billing");
+    let mut letters = Vec::new();
+    for id in ["o-7", "o-8"] {
+        let envelope = json!({
+            "eventId": "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c3f", "type": "shop:order_placed",
+            "version": 1, "occurredAt": "2026-11-26T17:04:05.123Z", "source": "shop",
+            "correlationId": id, "causationId": null, "idempotencyKey": format!("order_placed:{id}"),
+            "payload": order(id),
+        });
+        let letter: String = redis::cmd("XADD")
+            .arg(&dlq)
+            .arg("*")
+            .arg("stream")
+            .arg(STREAM)
+            .arg("entryId")
+            .arg("1-1")
+            .arg("group")
+            .arg("billing")
+            .arg("reason")
+            .arg("handler failed 5 times")
+            .arg("deliveries")
+            .arg(5)
+            .arg("event")
+            .arg(envelope.to_string())
+            .query(&mut conn)
+            .expect("XADD to the dead letters");
+        letters.push(letter);
+    }
+
+    let output = setup.run(&["dlq", "list", "--group", "billing"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let poison = &listed[0];
+    assert_eq!(poison["category"], "shop");
+    assert_eq!(poison["stream"], STREAM);
+    assert_eq!(poison["group"], "billing");
+    assert_eq!(poison["deliveries"], 1);
+    assert_eq!(poison["eventText"], "not json");
+    assert!(poison.get("event").is_none());
+    assert!(
+        poison["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not an event envelope")),
+        "{poison}"
+    );
+    assert_eq!(listed[1]["id"], letters[0].as_str());
+    assert_eq!(listed[1]["event"]["correlationId"], "o-7");
+    assert!(listed[1].get("eventText").is_none());
+
+    // One by id, then the rest; the poison entry cannot be replayed and stays.
+    let stream_before = setup.xlen(STREAM);
+    let output = setup.run(&["dlq", "replay", "--group", "billing", "--id", &letters[0]]);
+    let replayed = json_line(&output);
+    assert_eq!(replayed["replayed"], 1);
+    assert_eq!(replayed["category"], "shop");
+    assert!(replayed["entryId"].is_string(), "{replayed}");
+    assert_eq!(setup.xlen(STREAM), stream_before + 1);
+    assert_eq!(setup.xlen(&dlq), 2);
+
+    let output = setup.run(&["dlq", "replay", "--group", "billing", "--category", "shop"]);
+    assert_eq!(
+        json_line(&output),
+        json!({"category": "shop", "group": "billing", "replayed": 1, "left": 1})
+    );
+    assert_eq!(setup.xlen(STREAM), stream_before + 2);
+    assert_eq!(setup.xlen(&dlq), 1);
+    let last = setup.events().pop().unwrap_or_default();
+    assert!(last.contains(r#""correlationId":"o-8""#), "{last}");
+
+    let poison_id = poison["id"].as_str().expect("an id");
+    let output = setup.run(&["dlq", "replay", "--group", "billing", "--id", poison_id]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: dead letter `{poison_id}` of group `billing` in `shop` holds no event envelope and cannot be replayed\n"
+        )
+    );
+    let output = setup.run(&["dlq", "replay", "--group", "billing", "--id", "1-1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("does not exist in category `shop`"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(setup.xlen(&dlq), 1);
+}
+
+#[test]
+fn an_unreachable_redis_fails_fast_without_showing_the_password() {
+    let setup = Setup::new();
+    // A port nobody listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://app:s3cret-pw@127.0.0.1:{port}/0");
+    let commands: [&[&str]; 3] = [
+        &[
+            "emit",
+            "--source",
+            "cli-test",
+            "--type",
+            "shop:order_placed",
+            "--payload",
+            r#"{"orderId":"o-1","total":1}"#,
+        ],
+        &["tail", "--group", "g", "--count", "1"],
+        &["dlq", "list", "--group", "g"],
+    ];
+    for args in commands {
+        for from_env in [true, false] {
+            let mut command = setup.command(args);
+            if from_env {
+                command.env("DOMAIN_EVENTS_REDIS_URL", &url);
+            } else {
+                command.arg("--redis").arg(&url);
+            }
+            let started = Instant::now();
+            let output = finish(command.spawn().expect("the binary starts"));
+            let took = started.elapsed();
+            let err = stderr(&output);
+            assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
+            assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+            assert!(!err.contains("s3cret"), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("app:***@127.0.0.1:{port}")),
+                "{args:?}: {err}"
+            );
+            assert_eq!(stdout(&output), "");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn tail_stops_gracefully_on_sigterm() {
+    let setup = Setup::new();
+    json_line(&setup.emit("shop:order_placed", &order("o-1")));
+    let tail = setup
+        .command(&["tail", "--group", "ops"])
+        .spawn()
+        .expect("tail starts");
+
+    // Once the event is handled (its done record written), ask tail to stop.
+    let done = format!("{STREAM}:done:ops:order_placed:o-1");
+    let deadline = Instant::now() + RUN_LIMIT;
+    loop {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&done)
+            .query(&mut setup.conn())
+            .expect("EXISTS");
+        if exists == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tail never handled the event");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(tail.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let started = Instant::now();
+    let output = finish(tail);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let line = json_line(&output);
+    assert_eq!(line["idempotencyKey"], "order_placed:o-1");
+}

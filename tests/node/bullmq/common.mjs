@@ -1,0 +1,58 @@
+// Shared by the BullMQ interop scripts: which BullMQ to load, how to reach Redis, the queue.
+//
+// Every script takes `<version> <redisUrl>` first: `5` loads the npm alias `bullmq5` (latest
+// BullMQ 5), `6` loads `bullmq6` (latest BullMQ 6); both are pinned in ../package-lock.json.
+// Options: `--queue NAME` (default DOMAIN_EVENTS) and `--prefix PREFIX` (default bull).
+
+export async function loadBullmq(version) {
+  switch (version) {
+    case '5':
+      return import('bullmq5');
+    case '6':
+      return import('bullmq6');
+    default:
+      throw new Error(`unknown BullMQ major version \`${version}\`: use 5 or 6`);
+  }
+}
+
+// ioredis options from a redis:// URL (plain options work with the ioredis of both versions).
+export function connectionOptions(redisUrl) {
+  const url = new URL(redisUrl);
+  const options = {
+    host: url.hostname,
+    port: Number(url.port || 6379),
+    maxRetriesPerRequest: null,
+  };
+  if (url.username) options.username = decodeURIComponent(url.username);
+  if (url.password) options.password = decodeURIComponent(url.password);
+  const db = url.pathname.replace(/^\//, '');
+  if (db) options.db = Number(db);
+  return options;
+}
+
+// `--name value` flags after the positional arguments.
+export function flags(args) {
+  const out = { positional: [] };
+  for (let i = 0; i < args.length; i++) {
+    if (args[i].startsWith('--')) {
+      out[args[i].slice(2)] = args[i + 1];
+      i++;
+    } else {
+      out.positional.push(args[i]);
+    }
+  }
+  return out;
+}
+
+export function queueSettings(opts) {
+  return { queue: opts.queue ?? 'DOMAIN_EVENTS', prefix: opts.prefix ?? 'bull' };
+}
+
+export function print(value) {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+export function fail(message) {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
