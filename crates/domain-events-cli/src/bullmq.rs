@@ -6,17 +6,16 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use domain_events::{HandlerError, Handlers, RawEnvelope, Transport};
+use domain_events::Transport;
 use domain_events_bullmq::{
     BullmqConfig, BullmqConsumer, BullmqTransport, DEFAULT_PREFIX, DEFAULT_QUEUE,
 };
 use domain_events_redis::{RedisConfig, RedisTransport};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::redis_args::{block_on, categories, compact_json};
+use crate::redis_args::{block_on, categories};
+use crate::tail::{print_until_done, printing_handlers};
 use crate::{Error, RedisArgs, TailArgs};
 
 /// Where `emit` publishes and `tail` reads.
@@ -87,13 +86,6 @@ impl TransportArgs {
     }
 }
 
-/// One job's line, handed from the handler to the printer, with the channel on which the printer
-/// says that it was written.
-struct Line {
-    text: String,
-    written: oneshot::Sender<bool>,
-}
-
 /// `tail --transport bullmq`.
 pub(crate) fn tail(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
     let categories = categories(&args.categories, &args.schema)?;
@@ -111,31 +103,7 @@ async fn tail_jobs(
     BullmqTransport::new(config.clone())?.connect().await?;
     let queue = config.queue_key();
 
-    // Handlers name their categories as `&'static str`, as generated code has them. This process
-    // runs one consumer and exits, so leaking a few short names costs nothing.
-    let categories = categories
-        .into_iter()
-        .map(|name| &*Box::leak(name.into_boxed_str()));
-    let (lines, mut printer) = mpsc::channel::<Line>(1);
-    let handlers = Handlers::new().on_raw(categories, move |event: Arc<RawEnvelope>| {
-        let lines = lines.clone();
-        async move {
-            let text = serde_json::to_string(&*event).map_err(HandlerError::from_error)?;
-            let (written, confirmed) = oneshot::channel();
-            let line = Line {
-                text: compact_json(&text),
-                written,
-            };
-            lines
-                .send(line)
-                .await
-                .map_err(|_| HandlerError::msg("tail is stopping"))?;
-            match confirmed.await {
-                Ok(true) => Ok(()),
-                _ => Err(HandlerError::msg("the event was not printed")),
-            }
-        }
-    });
+    let (handlers, mut printer) = printing_handlers(categories);
     let mut builder = BullmqConsumer::builder(config, args.group.clone(), handlers)
         // One job at a time: lines come out in queue order, and `--count` stops exactly (a job
         // BullMQ hands over while stopping goes back to the queue unstarted).
@@ -146,45 +114,9 @@ async fn tail_jobs(
     }
     let consumer = builder.build()?;
     let stop = consumer.shutdown_handle();
-    let run = consumer.run();
-    tokio::pin!(run);
-    let interrupted = crate::tail::interrupted();
-    tokio::pin!(interrupted);
-
-    let mut printed = 0u64;
-    let mut failure = None;
-    let mut open = true;
-    let stats = loop {
-        tokio::select! {
-            result = &mut run => break result?,
-            line = printer.recv(), if open => {
-                let Some(Line { text, written }) = line else {
-                    open = false;
-                    continue;
-                };
-                // A job in flight is printed even while stopping: failing it would cost one of
-                // its attempts.
-                match writeln!(out, "{text}").and_then(|()| out.flush()) {
-                    Ok(()) => {
-                        let _ = written.send(true);
-                        printed += 1;
-                        if args.count.is_some_and(|count| printed >= count) {
-                            stop.trigger();
-                        }
-                    }
-                    Err(error) => {
-                        let _ = written.send(false);
-                        failure = Some(error);
-                        stop.trigger();
-                    }
-                }
-            }
-            () = &mut interrupted, if !stop.is_triggered() => stop.trigger(),
-        }
-    };
-    if let Some(error) = failure {
-        return Err(Error::Output(error));
-    }
+    // A job in flight is printed even while stopping: failing it would cost one of its attempts.
+    let stats =
+        print_until_done(consumer.run(), &mut printer, out, args.count, &stop, true).await?;
     let dead = stats.poison + stats.failed;
     if dead > 0 {
         eprintln!(

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::builder::NonEmptyStringValueParser;
-use domain_events::{HandlerError, Handlers, RawEnvelope};
+use domain_events::{ConsumerStats, HandlerError, Handlers, RawEnvelope, Shutdown};
 use domain_events_redis::{RedisConsumer, RedisTransport, StartFrom};
 use tokio::sync::{mpsc, oneshot};
 
@@ -74,7 +74,7 @@ impl From<TailFrom> for StartFrom {
 
 /// One event's line, handed from the handler to the printer, with the channel on which the
 /// printer says whether it was written.
-struct Line {
+pub(crate) struct Line {
     text: String,
     written: oneshot::Sender<bool>,
 }
@@ -97,12 +97,41 @@ async fn tail(
     // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
     RedisTransport::new(config.clone())?.ping().await?;
 
+    let (handlers, mut printer) = printing_handlers(categories);
+    let mut builder = RedisConsumer::builder(config, args.group.clone(), handlers)
+        // One event at a time: lines come out in stream order, and `--count` stops exactly.
+        .concurrency(1)
+        .start_from(args.from.into());
+    if let Some(name) = &args.consumer {
+        builder = builder.consumer_name(name.clone());
+    }
+    let consumer = builder.build()?;
+    let stop = consumer.shutdown_handle();
+    // Stopping: an event not printed yet stays pending for the group.
+    let stats =
+        print_until_done(consumer.run(), &mut printer, out, args.count, &stop, false).await?;
+    let dead = stats.poison + stats.failed;
+    if dead > 0 {
+        eprintln!(
+            "note: {dead} {} of group `{}` could not be handled and went to its dead letters; \
+             see `domain-events dlq list --group {}`",
+            if dead == 1 { "entry" } else { "entries" },
+            args.group,
+            args.group
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Handlers that pass every event of `categories` to the printer, as one compact JSON line, and
+/// succeed only once the printer wrote it: so the consumer acknowledges exactly what was printed.
+pub(crate) fn printing_handlers(categories: Vec<String>) -> (Handlers, mpsc::Receiver<Line>) {
     // Handlers name their categories as `&'static str`, as generated code has them. This process
     // runs one consumer and exits, so leaking a few short names costs nothing.
     let categories = categories
         .into_iter()
         .map(|name| &*Box::leak(name.into_boxed_str()));
-    let (lines, mut printer) = mpsc::channel::<Line>(1);
+    let (lines, printer) = mpsc::channel::<Line>(1);
     let handlers = Handlers::new().on_raw(categories, move |event: Arc<RawEnvelope>| {
         let lines = lines.clone();
         async move {
@@ -123,20 +152,26 @@ async fn tail(
             }
         }
     });
-    let mut builder = RedisConsumer::builder(config, args.group.clone(), handlers)
-        // One event at a time: lines come out in stream order, and `--count` stops exactly.
-        .concurrency(1)
-        .start_from(args.from.into());
-    if let Some(name) = &args.consumer {
-        builder = builder.consumer_name(name.clone());
-    }
-    let consumer = builder.build()?;
-    let stop = consumer.shutdown_handle();
-    let run = consumer.run();
+    (handlers, printer)
+}
+
+/// Prints the lines of a running consumer until it ends: after `count` lines, on Ctrl-C or
+/// `SIGTERM`, or when writing fails. `print_while_stopping` says whether a line that arrives
+/// after the stop was asked for is still printed (or refused, so its event stays pending).
+pub(crate) async fn print_until_done<E>(
+    run: impl Future<Output = Result<ConsumerStats, E>>,
+    printer: &mut mpsc::Receiver<Line>,
+    out: &mut dyn Write,
+    count: Option<u64>,
+    stop: &Shutdown,
+    print_while_stopping: bool,
+) -> Result<ConsumerStats, Error>
+where
+    Error: From<E>,
+{
     tokio::pin!(run);
     let interrupted = interrupted();
     tokio::pin!(interrupted);
-
     let mut printed = 0u64;
     let mut failure = None;
     let mut open = true;
@@ -148,8 +183,7 @@ async fn tail(
                     open = false;
                     continue;
                 };
-                if stop.is_triggered() {
-                    // Stopping: leave the event pending for the group.
+                if stop.is_triggered() && !print_while_stopping {
                     let _ = written.send(false);
                     continue;
                 }
@@ -157,7 +191,7 @@ async fn tail(
                     Ok(()) => {
                         let _ = written.send(true);
                         printed += 1;
-                        if args.count.is_some_and(|count| printed >= count) {
+                        if count.is_some_and(|count| printed >= count) {
                             stop.trigger();
                         }
                     }
@@ -171,20 +205,10 @@ async fn tail(
             () = &mut interrupted, if !stop.is_triggered() => stop.trigger(),
         }
     };
-    if let Some(error) = failure {
-        return Err(Error::Output(error));
+    match failure {
+        Some(error) => Err(Error::Output(error)),
+        None => Ok(stats),
     }
-    let dead = stats.poison + stats.failed;
-    if dead > 0 {
-        eprintln!(
-            "note: {dead} {} of group `{}` could not be handled and went to its dead letters; \
-             see `domain-events dlq list --group {}`",
-            if dead == 1 { "entry" } else { "entries" },
-            args.group,
-            args.group
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Completes on Ctrl-C or, on Unix, `SIGTERM`; never if the signals cannot be watched.
