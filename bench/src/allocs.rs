@@ -105,9 +105,7 @@ pub async fn run(url: &str, n: u64) -> anyhow::Result<Vec<serde_json::Value>> {
 
     let jsons: Vec<Vec<u8>> = payloads(0, n)
         .into_iter()
-        .map(|p| {
-            Envelope::new(SOURCE, p).and_then(|e| Ok(serde_json::to_vec(&e).unwrap_or_default()))
-        })
+        .map(|p| Envelope::new(SOURCE, p).map(|e| serde_json::to_vec(&e).unwrap_or_default()))
         .collect::<Result<_, _>>()?;
     let counter = Counter::start();
     for json in &jsons {

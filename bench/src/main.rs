@@ -28,6 +28,9 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 #[derive(Debug, Parser)]
 #[command(name = "domain-events-bench")]
 struct Cli {
+    /// Run on a current-thread Tokio runtime instead of the default multi-thread one
+    #[arg(long, global = true)]
+    current_thread: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -150,7 +153,12 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = if cli.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the Tokio runtime")?;

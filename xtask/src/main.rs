@@ -7,10 +7,13 @@
 //! - `cargo xtask schema diff --against GIT_REF [--json]` compares `schemas/` with the schema files
 //!   at a commit and fails when an event changed incompatibly without a new version; CI runs it
 //!   against the previous commit;
-//! - `cargo xtask test [-- ARGS]` runs the whole test suite.
+//! - `cargo xtask test [-- ARGS]` runs the whole test suite;
+//! - `cargo xtask bench [--quick] [--rounds N]` measures this library against BullMQ and raw Redis
+//!   and writes `target/bench/results.json`, `report.md` and `ratios.svg` (docs/benchmarks.md).
 //!
 //! Paths are relative to the workspace root, wherever the task is started from.
 
+mod bench;
 mod diff;
 mod schema;
 mod test_suite;
@@ -40,6 +43,22 @@ enum Task {
         /// Passed to every test binary, e.g. a test name filter or `--nocapture`
         #[arg(last = true)]
         test_args: Vec<OsString>,
+    },
+    /// Benchmark against BullMQ on Node.js and raw Redis (docs/benchmarks.md); writes
+    /// target/bench/results.json, report.md and ratios.svg
+    Bench {
+        /// Fewer rounds and smaller counts (under 3 minutes once built)
+        #[arg(long)]
+        quick: bool,
+        /// Rounds per scenario (default 5, with --quick 3)
+        #[arg(long, value_name = "N")]
+        rounds: Option<usize>,
+        /// Only these scenarios (comma-separated ids, e.g. emit_serial,consume_c1)
+        #[arg(long, value_name = "IDS", value_delimiter = ',')]
+        only: Vec<String>,
+        /// Skip the code generation timings
+        #[arg(long)]
+        no_codegen: bool,
     },
 }
 
@@ -83,6 +102,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Task::Bench {
+            quick,
+            rounds,
+            only,
+            no_codegen,
+        } => {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let options = bench::Options {
+                quick,
+                rounds,
+                only,
+                no_codegen,
+            };
+            match bench::run(&cargo, &options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Task::Test { test_args } => {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             match test_suite::run(&test_suite::steps(&cargo, &test_args)) {

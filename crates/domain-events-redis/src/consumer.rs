@@ -6,13 +6,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use domain_events::{
-    ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy, Shutdown,
+    ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy, Shutdown, Uuid,
 };
 use redis::aio::ConnectionManager;
-use redis::{RedisError, Value};
+use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -450,9 +451,20 @@ impl Counters {
 /// An entry taken by this consumer, with the stream it came from and its delivery count.
 #[derive(Debug)]
 struct Delivery {
-    stream: String,
+    stream: Arc<str>,
     entry: Entry,
     deliveries: u64,
+    /// Filled by [`Inner::check_done`] for the entries of a read whose envelope parses.
+    checked: Option<Checked>,
+}
+
+/// An entry's envelope, parsed once, and whether its done record existed when the batch it came
+/// in was checked (`None` when Redis did not answer that check).
+#[derive(Debug)]
+struct Checked {
+    raw: RawEnvelope,
+    done_key: String,
+    done: Option<bool>,
 }
 
 /// What became of an entry's settlement.
@@ -483,7 +495,7 @@ struct Inner {
     reads: ConnectionManager,
     counters: Counters,
     /// `(stream, entry id)` of the entries being processed here, never claimed again meanwhile.
-    in_flight: Mutex<HashSet<(String, String)>>,
+    in_flight: Mutex<HashSet<(Arc<str>, String)>>,
 }
 
 /// Exponential backoff for reaching Redis again: 100 ms doubling up to 5 s.
@@ -528,10 +540,12 @@ impl Inner {
             }
             let free = permits.available_permits();
             if free == 0 {
+                // A slot frees when a handler finished (its entry may still be settling).
                 tokio::select! {
                     biased;
                     () = stop.triggered() => break,
                     joined = tasks.join_next() => { if let Some(joined) = joined { log_join(joined); } }
+                    _ = permits.acquire() => {}
                 }
                 continue;
             }
@@ -541,7 +555,7 @@ impl Inner {
                     Ok(claimed) => {
                         failures = 0;
                         let any = !claimed.is_empty();
-                        for delivery in claimed {
+                        for delivery in self.check_done(claimed).await {
                             self.start(delivery, &permits, &mut tasks, stop);
                         }
                         if any {
@@ -576,7 +590,7 @@ impl Inner {
                         tracing::info!(group = %self.group, consumer = %self.consumer, "Redis is back, consuming again");
                     }
                     failures = 0;
-                    for delivery in deliveries {
+                    for delivery in self.check_done(deliveries).await {
                         self.start(delivery, &permits, &mut tasks, stop);
                     }
                 }
@@ -750,7 +764,7 @@ impl Inner {
         let in_flight_here = self
             .lock_in_flight()
             .iter()
-            .filter(|(s, _)| s == stream)
+            .filter(|(s, _)| &**s == stream)
             .count();
         let mut pending = redis::cmd("XPENDING");
         pending
@@ -769,10 +783,11 @@ impl Inner {
         let rows = parse_pending(&reply)
             .map_err(|e| RedisError::from((redis::ErrorKind::Parse, "XPENDING", e.to_string())))?;
         let last = rows.last().map(|row| row.id.clone());
+        let stream_key: Arc<str> = Arc::from(stream);
         let rows: Vec<_> = {
             let in_flight = self.lock_in_flight();
             rows.into_iter()
-                .filter(|row| !in_flight.contains(&(stream.to_owned(), row.id.clone())))
+                .filter(|row| !in_flight.contains(&(stream_key.clone(), row.id.clone())))
                 .take(count)
                 .collect()
         };
@@ -789,7 +804,7 @@ impl Inner {
             xclaim.arg(&row.id);
         }
         let reply: Value = xclaim.query_async(&mut conn).await?;
-        let entries = parse_entries(&reply)
+        let entries = parse_entries(reply)
             .map_err(|e| RedisError::from((redis::ErrorKind::Parse, "XCLAIM", e.to_string())))?;
         let deliveries = entries
             .into_iter()
@@ -800,7 +815,7 @@ impl Inner {
                     tracing::debug!(group = %self.group, consumer = %self.consumer, stream, entry_id = %entry.id,
                         from, deliveries = before + 1, "claimed a pending entry");
                 }
-                Delivery { stream: stream.to_owned(), entry, deliveries: before + 1 }
+                Delivery { stream: stream_key.clone(), entry, deliveries: before + 1, checked: None }
             })
             .collect();
         Ok((deliveries, last))
@@ -825,22 +840,72 @@ impl Inner {
         }
         let mut conn = self.reads.clone();
         let reply: Value = cmd.query_async(&mut conn).await?;
-        let read = parse_read(&reply).map_err(|e| {
+        let read = parse_read(reply).map_err(|e| {
             RedisError::from((redis::ErrorKind::Parse, "XREADGROUP", e.to_string()))
         })?;
         Ok(read
             .into_iter()
             .flat_map(|(stream, entries)| {
+                let stream: Arc<str> = Arc::from(stream);
                 entries.into_iter().map(move |entry| Delivery {
                     stream: stream.clone(),
                     entry,
                     deliveries: 1,
+                    checked: None,
                 })
             })
             .collect())
     }
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+    /// Parses the envelopes of a batch of entries and checks all their done records in one
+    /// pipeline, instead of one round trip per entry from [`process`](Self::process). Entries
+    /// whose envelope does not parse are left for `process` (it dead-letters them); when Redis
+    /// does not answer, `process` checks each entry itself, waiting for Redis as before.
+    async fn check_done(&self, mut deliveries: Vec<Delivery>) -> Vec<Delivery> {
+        let mut pipe = redis::Pipeline::with_capacity(deliveries.len());
+        let mut checked = Vec::with_capacity(deliveries.len());
+        for (index, delivery) in deliveries.iter_mut().enumerate() {
+            let Some(Ok(raw)) = delivery.entry.field("event").map(RawEnvelope::from_slice) else {
+                continue;
+            };
+            let category = self
+                .keys
+                .category_of_stream(&delivery.stream)
+                .unwrap_or_default();
+            let done_key = self.keys.done(category, &self.group, &raw.idempotency_key);
+            pipe.cmd("EXISTS").arg(&done_key);
+            delivery.checked = Some(Checked {
+                raw,
+                done_key,
+                done: None,
+            });
+            checked.push(index);
+        }
+        if checked.is_empty() {
+            return deliveries;
+        }
+        let mut conn = self.commands.clone();
+        match pipe.query_async::<Vec<u64>>(&mut conn).await {
+            Ok(found) if found.len() == checked.len() => {
+                for (index, found) in checked.into_iter().zip(found) {
+                    if let Some(checked) = &mut deliveries[index].checked {
+                        checked.done = Some(found > 0);
+                    }
+                }
+            }
+            Ok(found) => {
+                tracing::warn!(group = %self.group, answers = found.len(), asked = checked.len(),
+                    "unexpected answer to the done checks; checking each entry on its own");
+            }
+            Err(error) => {
+                tracing::debug!(group = %self.group, error = %self.config.error(&error),
+                    "done checks failed; checking each entry on its own");
+            }
+        }
+        deliveries
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(Arc<str>, String)>> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -874,59 +939,71 @@ impl Inner {
         });
     }
 
-    async fn process(&self, delivery: Delivery, stop: &Shutdown, _permit: OwnedSemaphorePermit) {
+    async fn process(&self, delivery: Delivery, stop: &Shutdown, permit: OwnedSemaphorePermit) {
         let c = &self.counters;
         Counters::bump(&c.received);
         let Delivery {
             stream,
             entry,
             deliveries,
+            checked,
         } = delivery;
+        let stream: &str = &stream;
         if entry.fields.is_none() {
             // Deleted from the stream while pending: nothing to run.
-            self.settle(stop, &stream, &entry.id, |mut conn| {
+            self.settle(stop, stream, &entry.id, |mut conn| {
                 let mut cmd = redis::cmd("XACK");
-                cmd.arg(&stream).arg(&self.group).arg(&entry.id);
+                cmd.arg(stream).arg(&self.group).arg(&entry.id);
                 async move { cmd.query_async::<()>(&mut conn).await }
             })
             .await;
             return;
         }
-        let Some(event) = entry.field("event") else {
-            Counters::bump(&c.poison);
-            self.dead_letter(
-                stop,
-                &stream,
-                &entry,
-                deliveries,
-                "entry has no `event` field",
-            )
-            .await;
-            return;
-        };
-        let raw = match RawEnvelope::from_slice(event) {
-            Ok(raw) => raw,
-            Err(error) => {
-                Counters::bump(&c.poison);
-                self.dead_letter(stop, &stream, &entry, deliveries, &error.to_string())
+        let (raw, done_key, done) = match checked {
+            Some(Checked {
+                raw,
+                done_key,
+                done,
+            }) => (raw, done_key, done),
+            None => {
+                let Some(event) = entry.field("event") else {
+                    Counters::bump(&c.poison);
+                    self.dead_letter(
+                        stop,
+                        stream,
+                        &entry,
+                        deliveries,
+                        "entry has no `event` field",
+                    )
                     .await;
-                return;
+                    return;
+                };
+                let raw = match RawEnvelope::from_slice(event) {
+                    Ok(raw) => raw,
+                    Err(error) => {
+                        Counters::bump(&c.poison);
+                        self.dead_letter(stop, stream, &entry, deliveries, &error.to_string())
+                            .await;
+                        return;
+                    }
+                };
+                let category = self.keys.category_of_stream(stream).unwrap_or_default();
+                let done_key = self.keys.done(category, &self.group, &raw.idempotency_key);
+                (raw, done_key, None)
             }
         };
-        let category = self
-            .keys
-            .category_of_stream(&stream)
-            .unwrap_or_default()
-            .to_owned();
-        let done_key = self.keys.done(&category, &self.group, &raw.idempotency_key);
-        match self.is_done(stop, &done_key).await {
+        let done = match done {
+            Some(done) => Some(done),
+            None => self.is_done(stop, &done_key).await,
+        };
+        match done {
             Some(true) => {
                 Counters::bump(&c.duplicates);
                 tracing::debug!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
                     event_id = %raw.event_id, idempotency_key = %raw.idempotency_key, "already handled by the group, acknowledged");
-                self.settle(stop, &stream, &entry.id, |mut conn| {
+                self.settle(stop, stream, &entry.id, |mut conn| {
                     let mut cmd = redis::cmd("XACK");
-                    cmd.arg(&stream).arg(&self.group).arg(&entry.id);
+                    cmd.arg(stream).arg(&self.group).arg(&entry.id);
                     async move { cmd.query_async::<()>(&mut conn).await }
                 })
                 .await;
@@ -943,7 +1020,7 @@ impl Inner {
                 "delivered {deliveries} times, more than the maximum of {}",
                 self.max_deliveries
             );
-            self.dead_letter(stop, &stream, &entry, deliveries, &reason)
+            self.dead_letter(stop, stream, &entry, deliveries, &reason)
                 .await;
             return;
         }
@@ -952,17 +1029,10 @@ impl Inner {
         loop {
             match self.handlers.dispatch(&raw).await {
                 Ok(Dispatched::Handled(handlers)) => {
+                    // The handler slot is free once the acknowledgement is on its way.
                     let settled = self
-                        .settle(stop, &stream, &entry.id, |mut conn| {
-                            let mut invocation = ACK_DONE_SCRIPT.prepare_invoke();
-                            invocation
-                                .key(&stream)
-                                .key(&done_key)
-                                .arg(&self.group)
-                                .arg(&entry.id)
-                                .arg(ttl_ms(self.config.done_ttl_value()))
-                                .arg(raw.event_id.to_string());
-                            async move { invocation.invoke_async::<()>(&mut conn).await }
+                        .settle_releasing(stop, stream, &entry.id, Some(permit), |conn| {
+                            self.ack_done(conn, stream, &entry.id, &done_key, raw.event_id)
                         })
                         .await;
                     if matches!(settled, Settle::Done) {
@@ -974,9 +1044,9 @@ impl Inner {
                 }
                 Ok(Dispatched::NoHandler) => {
                     Counters::bump(&c.unhandled);
-                    self.settle(stop, &stream, &entry.id, |mut conn| {
+                    self.settle(stop, stream, &entry.id, |mut conn| {
                         let mut cmd = redis::cmd("XACK");
-                        cmd.arg(&stream).arg(&self.group).arg(&entry.id);
+                        cmd.arg(stream).arg(&self.group).arg(&entry.id);
                         async move { cmd.query_async::<()>(&mut conn).await }
                     })
                     .await;
@@ -986,7 +1056,7 @@ impl Inner {
                     Counters::bump(&c.poison);
                     self.dead_letter(
                         stop,
-                        &stream,
+                        stream,
                         &entry,
                         deliveries,
                         &format!("poison event: {error}"),
@@ -1013,7 +1083,7 @@ impl Inner {
                             "handler failed {deliveries} times (delivery {deliveries} of at most {}, {attempts} attempts in the last): {error}",
                             self.max_deliveries
                         );
-                        self.dead_letter(stop, &stream, &entry, deliveries, &reason)
+                        self.dead_letter(stop, stream, &entry, deliveries, &reason)
                             .await;
                     } else if exhausted {
                         tracing::warn!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
@@ -1026,6 +1096,46 @@ impl Inner {
                     return;
                 }
             }
+        }
+    }
+
+    /// `EVALSHA <ack-done> 2 <stream> <done record> <group> <entry id> <ttl> <eventId>` in one
+    /// buffer (the script is loaded after `NOSCRIPT`): the done record and the acknowledgement.
+    async fn ack_done(
+        &self,
+        mut conn: ConnectionManager,
+        stream: &str,
+        entry_id: &str,
+        done_key: &str,
+        event_id: Uuid,
+    ) -> Result<(), RedisError> {
+        let mut buffer = Uuid::encode_buffer();
+        let event_id: &str = event_id.hyphenated().encode_lower(&mut buffer);
+        let ttl = ttl_ms(self.config.done_ttl_value());
+        let size = stream.len() + done_key.len() + self.group.len() + entry_id.len() + 128;
+        let mut cmd = redis::Cmd::with_capacity(9, size);
+        cmd.arg("EVALSHA")
+            .arg(ACK_DONE_SCRIPT.get_hash())
+            .arg(2)
+            .arg(stream)
+            .arg(done_key)
+            .arg(&self.group)
+            .arg(entry_id)
+            .arg(ttl)
+            .arg(event_id);
+        match cmd.query_async::<()>(&mut conn).await {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let mut invocation = ACK_DONE_SCRIPT.prepare_invoke();
+                invocation
+                    .key(stream)
+                    .key(done_key)
+                    .arg(&self.group)
+                    .arg(entry_id)
+                    .arg(ttl)
+                    .arg(event_id);
+                invocation.invoke_async::<()>(&mut conn).await
+            }
+            other => other,
         }
     }
 
@@ -1092,10 +1202,43 @@ impl Inner {
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = Result<(), RedisError>>,
     {
+        self.settle_releasing(stop, stream, entry_id, None, step)
+            .await
+    }
+
+    /// [`settle`](Self::settle), giving back the handler slot `release` as soon as the first
+    /// attempt has been handed to the connection (polled once), so the next entry can be read
+    /// while this one is acknowledged. Requests on one connection are sent in order, so the done
+    /// check of an entry read after that is answered after this step's write.
+    async fn settle_releasing<F, Fut>(
+        &self,
+        stop: &Shutdown,
+        stream: &str,
+        entry_id: &str,
+        mut release: Option<OwnedSemaphorePermit>,
+        step: F,
+    ) -> Settle
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<(), RedisError>>,
+    {
         let mut failures = 0;
         let mut after_stop = 0;
         loop {
-            let result = step(self.commands.clone()).await;
+            let attempt = step(self.commands.clone());
+            let result = match release.take() {
+                None => attempt.await,
+                Some(permit) => {
+                    let mut attempt = std::pin::pin!(attempt);
+                    let first =
+                        std::future::poll_fn(|cx| Poll::Ready(attempt.as_mut().poll(cx))).await;
+                    drop(permit);
+                    match first {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => attempt.await,
+                    }
+                }
+            };
             match result {
                 Ok(()) => return Settle::Done,
                 Err(error) => {

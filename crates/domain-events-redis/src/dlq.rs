@@ -141,7 +141,7 @@ impl DeadLetters {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.config.error(&e))?;
-        Ok(parse_entries(&reply)?.first().map(DeadLetter::from_entry))
+        Ok(parse_entries(reply)?.first().map(DeadLetter::from_entry))
     }
 
     async fn range(
@@ -161,7 +161,7 @@ impl DeadLetters {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.config.error(&e))?;
-        Ok(parse_entries(&reply)?
+        Ok(parse_entries(reply)?
             .iter()
             .map(DeadLetter::from_entry)
             .collect())

@@ -58,27 +58,49 @@ pub(crate) fn text_of(value: &Value) -> Option<String> {
     bytes_of(value).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The bytes of a string-like value, moved out of it (replies are read once, so nothing is
+/// copied: an entry's `event` JSON goes from the reply to the handler without a copy).
+fn into_bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text.into_bytes()),
+        Value::Int(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+/// A string-like value as text (lossy), moved out of it.
+fn into_text(value: Value) -> Option<String> {
+    into_bytes(value).map(|bytes| {
+        String::from_utf8(bytes)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+    })
+}
+
 /// One entry, `[id, [k, v, k, v, ...]]` (fields nil for a deleted entry). `None` for anything
 /// else, including the nil that old servers send for claimed entries that were deleted.
-pub(crate) fn parse_entry(value: &Value) -> Option<Entry> {
+pub(crate) fn parse_entry(value: Value) -> Option<Entry> {
     let Value::Array(parts) = value else {
         return None;
     };
-    let id = text_of(parts.first()?)?;
-    let fields = match parts.get(1) {
+    let mut parts = parts.into_iter();
+    let id = into_text(parts.next()?)?;
+    let fields = match parts.next() {
         None | Some(Value::Nil) => None,
-        Some(Value::Array(flat)) => Some(
-            flat.chunks(2)
-                .filter_map(|pair| match pair {
-                    [k, v] => Some((bytes_of(k)?, bytes_of(v).unwrap_or_default())),
-                    _ => None,
-                })
-                .collect(),
-        ),
+        Some(Value::Array(flat)) => {
+            let mut fields = Vec::with_capacity(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                if let Some(k) = into_bytes(k) {
+                    fields.push((k, into_bytes(v).unwrap_or_default()));
+                }
+            }
+            Some(fields)
+        }
         Some(Value::Map(pairs)) => Some(
             pairs
-                .iter()
-                .filter_map(|(k, v)| Some((bytes_of(k)?, bytes_of(v).unwrap_or_default())))
+                .into_iter()
+                .filter_map(|(k, v)| Some((into_bytes(k)?, into_bytes(v).unwrap_or_default())))
                 .collect(),
         ),
         Some(_) => None,
@@ -87,41 +109,44 @@ pub(crate) fn parse_entry(value: &Value) -> Option<Entry> {
 }
 
 /// A list of entries (`XRANGE`, `XCLAIM`).
-pub(crate) fn parse_entries(value: &Value) -> Result<Vec<Entry>, Error> {
+pub(crate) fn parse_entries(value: Value) -> Result<Vec<Entry>, Error> {
     match value {
         Value::Nil => Ok(Vec::new()),
-        Value::Array(items) => Ok(items.iter().filter_map(parse_entry).collect()),
+        Value::Array(items) => Ok(items.into_iter().filter_map(parse_entry).collect()),
         other => Err(Error::Protocol(format!(
             "expected a list of stream entries, got {}",
-            kind(other)
+            kind(&other)
         ))),
     }
 }
 
 /// An `XREAD`/`XREADGROUP` reply: entries per stream key (RESP2 array or RESP3 map); nil when the
 /// block timed out.
-pub(crate) fn parse_read(value: &Value) -> Result<Vec<(String, Vec<Entry>)>, Error> {
-    let pairs: Vec<(&Value, &Value)> = match value {
+pub(crate) fn parse_read(value: Value) -> Result<Vec<(String, Vec<Entry>)>, Error> {
+    let pairs: Vec<(Value, Value)> = match value {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => streams
-            .iter()
+            .into_iter()
             .filter_map(|stream| match stream {
-                Value::Array(pair) if pair.len() == 2 => Some((&pair[0], &pair[1])),
+                Value::Array(pair) if pair.len() == 2 => {
+                    let mut pair = pair.into_iter();
+                    Some((pair.next()?, pair.next()?))
+                }
                 _ => None,
             })
             .collect(),
-        Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        Value::Map(pairs) => pairs,
         other => {
             return Err(Error::Protocol(format!(
                 "expected a stream read reply, got {}",
-                kind(other)
+                kind(&other)
             )));
         }
     };
     pairs
         .into_iter()
         .map(|(key, entries)| {
-            let key = text_of(key)
+            let key = into_text(key)
                 .ok_or_else(|| Error::Protocol("stream name is not a string".into()))?;
             Ok((key, parse_entries(entries)?))
         })
@@ -207,7 +232,7 @@ mod tests {
                 Value::Int(7),
             ]),
         ])]);
-        let read = parse_read(&reply).expect("parsed");
+        let read = parse_read(reply).expect("parsed");
         assert_eq!(read.len(), 1);
         let (stream, entries) = &read[0];
         assert_eq!(stream, "p:{image}");
@@ -220,8 +245,8 @@ mod tests {
             !format!("{:?}", entries[0]).contains('t')
                 || format!("{:?}", entries[0]).contains("bytes")
         );
-        assert_eq!(parse_read(&Value::Nil).expect("timeout"), Vec::new());
-        assert!(parse_read(&Value::Int(1)).is_err());
+        assert_eq!(parse_read(Value::Nil).expect("timeout"), Vec::new());
+        assert!(parse_read(Value::Int(1)).is_err());
     }
 
     #[test]

@@ -42,22 +42,45 @@ impl Keys {
 
     /// The stream of `category`: `<prefix>:{<category>}`.
     pub fn stream(&self, category: &str) -> String {
-        format!("{}:{{{category}}}", self.prefix)
+        let mut key = Vec::with_capacity(self.prefix.len() + category.len() + 3);
+        let _ = self.write_stream(&mut key, category);
+        String::from_utf8(key).unwrap_or_default()
     }
 
     /// The producer-side claim of `key`: `<prefix>:{<category>}:idem:<key>`.
     pub fn idem(&self, category: &str, key: &str) -> String {
-        format!("{}:idem:{key}", self.stream(category))
+        let mut out = Vec::with_capacity(self.prefix.len() + category.len() + key.len() + 9);
+        let _ = self.write_idem(&mut out, category, key);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// The done record of `group` for `key`: `<prefix>:{<category>}:done:<group>:<key>`.
     pub fn done(&self, category: &str, group: &str, key: &str) -> String {
-        format!("{}:done:{group}:{key}", self.stream(category))
+        format!("{}:{{{category}}}:done:{group}:{key}", self.prefix)
     }
 
     /// The dead-letter stream of `group`: `<prefix>:{<category>}:dlq:<group>`.
     pub fn dlq(&self, category: &str, group: &str) -> String {
-        format!("{}:dlq:{group}", self.stream(category))
+        format!("{}:{{{category}}}:dlq:{group}", self.prefix)
+    }
+
+    /// Writes [`stream`](Self::stream) into `out` (a command argument, without a `String`).
+    pub(crate) fn write_stream(
+        &self,
+        out: &mut impl std::io::Write,
+        category: &str,
+    ) -> std::io::Result<()> {
+        write!(out, "{}:{{{category}}}", self.prefix)
+    }
+
+    /// Writes [`idem`](Self::idem) into `out` (a command argument, without a `String`).
+    pub(crate) fn write_idem(
+        &self,
+        out: &mut impl std::io::Write,
+        category: &str,
+        key: &str,
+    ) -> std::io::Result<()> {
+        write!(out, "{}:{{{category}}}:idem:{key}", self.prefix)
     }
 
     /// The category of a stream key of this layout, `None` for any other key.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
 use redis::aio::ConnectionManager;
-use redis::{Cmd, ErrorKind, Pipeline, RedisResult, ServerErrorKind, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisResult, RedisWrite as _, ServerErrorKind, Value};
 
 use crate::config::RedisConfig;
 use crate::error::Error;
@@ -83,13 +83,12 @@ impl RedisTransport {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let calls: Vec<Cmd> = events.iter().map(|event| self.emit_call(event)).collect();
-        let mut replies = self.send(&calls, false).await?;
+        let mut replies = self.send(events, false).await?;
         if replies.iter().any(is_noscript) {
             // The script cache was emptied (a restart): nothing ran. Load and send again, in one
             // round trip.
             tracing::debug!(url = %self.config.redacted_url(), "emit script not loaded, loading it");
-            replies = self.send(&calls, true).await?;
+            replies = self.send(events, true).await?;
         }
         replies
             .into_iter()
@@ -100,44 +99,63 @@ impl RedisTransport {
     }
 
     /// `EVALSHA <emit> 2 <idem> <stream> <eventId> <ttl> <maxlen> <type> <event>`, or without
-    /// claims `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>`.
+    /// claims `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>`, written straight into
+    /// one buffer of the right size (keys and eventId included, no intermediate strings).
     fn emit_call(&self, event: &OutgoingEvent) -> Cmd {
+        let json = event.json.as_bytes();
+        let size = json.len()
+            + 2 * (self.config.prefix().len() + event.category.len())
+            + event.idempotency_key.len()
+            + event.event_type.len()
+            + 160;
+        let mut cmd = Cmd::with_capacity(12, size);
         if !self.config.idempotency_claims_enabled() {
-            let mut cmd = redis::cmd("XADD");
-            cmd.arg(self.keys.stream(event.category))
-                .arg("MAXLEN")
+            cmd.arg("XADD");
+            let _ = self
+                .keys
+                .write_stream(&mut cmd.writer_for_next_arg(), event.category);
+            cmd.arg("MAXLEN")
                 .arg("~")
                 .arg(self.config.max_len())
                 .arg("*")
                 .arg("type")
                 .arg(event.event_type)
                 .arg("event")
-                .arg(event.json.as_bytes());
+                .arg(json);
             return cmd;
         }
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(EMIT_SCRIPT.get_hash())
-            .arg(2)
-            .arg(self.keys.idem(event.category, &event.idempotency_key))
-            .arg(self.keys.stream(event.category))
-            .arg(event.event_id.to_string())
+        cmd.arg("EVALSHA").arg(EMIT_SCRIPT.get_hash()).arg(2);
+        let _ = self.keys.write_idem(
+            &mut cmd.writer_for_next_arg(),
+            event.category,
+            &event.idempotency_key,
+        );
+        let _ = self
+            .keys
+            .write_stream(&mut cmd.writer_for_next_arg(), event.category);
+        let mut event_id = Uuid::encode_buffer();
+        cmd.arg(&*event.event_id.hyphenated().encode_lower(&mut event_id))
             .arg(ttl_ms(self.config.claim_ttl_value()))
             .arg(self.config.max_len())
             .arg(event.event_type)
-            .arg(event.json.as_bytes());
+            .arg(json);
         cmd
     }
 
-    /// Sends the calls as one pipeline (preceded by `SCRIPT LOAD` when `load`), returning one reply
-    /// per call.
-    async fn send(&self, calls: &[Cmd], load: bool) -> Result<Vec<RedisResult<Value>>, Error> {
-        let mut pipe = Pipeline::with_capacity(calls.len() + 1);
+    /// Sends one call per event as one pipeline (preceded by `SCRIPT LOAD` when `load`), returning
+    /// one reply per event.
+    async fn send(
+        &self,
+        events: &[OutgoingEvent],
+        load: bool,
+    ) -> Result<Vec<RedisResult<Value>>, Error> {
+        let mut pipe = Pipeline::with_capacity(events.len() + 1);
         if load {
             pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(EMIT).clone())
                 .ignore();
         }
-        for call in calls {
-            pipe.add_command(call.clone());
+        for event in events {
+            pipe.add_command(self.emit_call(event));
         }
         pipe.ignore_errors();
         let mut conn = self.conn.clone();
@@ -145,15 +163,15 @@ impl RedisTransport {
             .query_async(&mut conn)
             .await
             .map_err(|error| self.config.error(&error))?;
-        if load && replies.len() == calls.len() + 1 {
+        if load && replies.len() == events.len() + 1 {
             // `ignore()` does not drop replies when errors are kept; drop the SCRIPT LOAD reply.
             drop(replies.remove(0));
         }
-        if replies.len() != calls.len() {
+        if replies.len() != events.len() {
             return Err(Error::Protocol(format!(
                 "{} replies to {} emit calls",
                 replies.len(),
-                calls.len()
+                events.len()
             )));
         }
         Ok(replies)
@@ -197,22 +215,23 @@ impl RedisTransport {
                 )));
             }
         };
-        let text = match detail {
-            Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            Value::SimpleString(text) => text.clone(),
+        let detail: &[u8] = match detail {
+            Value::BulkString(bytes) => bytes,
+            Value::SimpleString(text) => text.as_bytes(),
             other => return Err(Error::Protocol(format!("emit script answered {other:?}"))),
         };
         if flag == 1 {
-            tracing::trace!(event_type = event.event_type, event_id = %event.event_id, entry_id = %text, "event appended");
+            tracing::trace!(event_type = event.event_type, event_id = %event.event_id,
+                entry_id = %String::from_utf8_lossy(detail), "event appended");
             return Ok(PublishOutcome::Published);
         }
-        let existing = Uuid::parse_str(&text).ok();
+        let existing = Uuid::try_parse_ascii(detail).ok();
         if existing == Some(event.event_id) {
             // Our own earlier attempt holds the claim (a retried call): it was published.
             return Ok(PublishOutcome::Published);
         }
         tracing::debug!(event_type = event.event_type, idempotency_key = %event.idempotency_key,
-            existing_event_id = %text, "duplicate emission, not appended");
+            existing_event_id = %String::from_utf8_lossy(detail), "duplicate emission, not appended");
         Ok(PublishOutcome::Duplicate {
             existing_event_id: existing,
         })

@@ -242,11 +242,12 @@ impl Emitter {
             Ok(event) => event,
             Err(e) => return Err(self.failed(1, e)),
         };
-        let mut emitted = self.publish(vec![event]).await?;
-        // `publish` checks that there is one outcome per event, so this is never `None`.
-        emitted
-            .pop()
-            .ok_or_else(|| self.failed(1, TransportError::other("no outcome for the event").into()))
+        let outcomes = self.call(std::slice::from_ref(&event)).await?;
+        // `call` checks that there is one outcome per event.
+        match outcomes.first() {
+            Some(outcome) => Ok(self.record(event, *outcome)),
+            None => Err(self.failed(1, TransportError::other("no outcome for the event").into())),
+        }
     }
 
     /// Fire-and-forget [`emit`](Self::emit): never fails. A failure is logged with
@@ -295,9 +296,20 @@ impl Emitter {
 
     /// Publishes `events` through the transport within the timeout, and counts the outcome.
     async fn publish(&self, events: Vec<OutgoingEvent>) -> Result<Vec<Emitted>, EmitError> {
+        let outcomes = self.call(&events).await?;
+        Ok(events
+            .into_iter()
+            .zip(outcomes)
+            .map(|(event, outcome)| self.record(event, outcome))
+            .collect())
+    }
+
+    /// Calls the transport within the timeout; fails (counting every event as failed) unless it
+    /// answered one outcome per event.
+    async fn call(&self, events: &[OutgoingEvent]) -> Result<Vec<PublishOutcome>, EmitError> {
         let timeout = self.inner.timeout;
         let transport = &self.inner.transport;
-        let outcomes = match tokio::time::timeout(timeout, transport.publish(&events)).await {
+        let outcomes = match tokio::time::timeout(timeout, transport.publish(events)).await {
             Err(_elapsed) => return Err(self.failed(events.len(), EmitError::Timeout(timeout))),
             Ok(Err(e)) => return Err(self.failed(events.len(), e.into())),
             Ok(Ok(outcomes)) => outcomes,
@@ -311,39 +323,40 @@ impl Emitter {
             );
             return Err(self.failed(events.len(), TransportError::other(message).into()));
         }
-        let mut emitted = Vec::with_capacity(events.len());
-        for (event, outcome) in events.into_iter().zip(outcomes) {
-            let existing_event_id = match outcome {
-                PublishOutcome::Published => {
-                    Counters::add(&self.inner.counters.emitted, 1);
-                    tracing::debug!(
-                        event_type = event.event_type,
-                        event_id = %event.event_id,
-                        idempotency_key = %event.idempotency_key,
-                        "event emitted"
-                    );
-                    None
-                }
-                PublishOutcome::Duplicate { existing_event_id } => {
-                    Counters::add(&self.inner.counters.duplicates, 1);
-                    tracing::debug!(
-                        event_type = event.event_type,
-                        idempotency_key = %event.idempotency_key,
-                        existing_event_id = ?existing_event_id,
-                        "duplicate event not published"
-                    );
-                    existing_event_id
-                }
-            };
-            emitted.push(Emitted {
-                event_id: event.event_id,
-                event_type: event.event_type,
-                idempotency_key: event.idempotency_key,
-                duplicate: outcome.is_duplicate(),
-                existing_event_id,
-            });
+        Ok(outcomes)
+    }
+
+    /// Counts and logs the outcome of one published event.
+    fn record(&self, event: OutgoingEvent, outcome: PublishOutcome) -> Emitted {
+        let existing_event_id = match outcome {
+            PublishOutcome::Published => {
+                Counters::add(&self.inner.counters.emitted, 1);
+                tracing::debug!(
+                    event_type = event.event_type,
+                    event_id = %event.event_id,
+                    idempotency_key = %event.idempotency_key,
+                    "event emitted"
+                );
+                None
+            }
+            PublishOutcome::Duplicate { existing_event_id } => {
+                Counters::add(&self.inner.counters.duplicates, 1);
+                tracing::debug!(
+                    event_type = event.event_type,
+                    idempotency_key = %event.idempotency_key,
+                    existing_event_id = ?existing_event_id,
+                    "duplicate event not published"
+                );
+                existing_event_id
+            }
+        };
+        Emitted {
+            event_id: event.event_id,
+            event_type: event.event_type,
+            idempotency_key: event.idempotency_key,
+            duplicate: outcome.is_duplicate(),
+            existing_event_id,
         }
-        Ok(emitted)
     }
 
     /// Counts `n` failed events and hands `error` back.
@@ -371,14 +384,48 @@ fn outgoing<P: EventPayload>(
     context: &Context,
 ) -> Result<OutgoingEvent, serde_json::Error> {
     context.apply(&mut envelope);
-    let json = serde_json::to_string(&envelope)?;
+    let json = shared_json(&envelope)?;
     Ok(OutgoingEvent {
         event_type: P::TYPE,
         category: P::CATEGORY,
         event_id: envelope.event_id,
         idempotency_key: envelope.idempotency_key,
-        json: Arc::from(json),
+        json,
     })
+}
+
+/// Serialization buffers larger than this are not kept for the next event.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer envelopes are serialized into, reused by the next emission on the thread.
+    static JSON_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The JSON of `value` as a shared string, in one allocation: serialized into a buffer kept per
+/// thread (instead of a new one grown several times per event), then copied once.
+fn shared_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, serde_json::Error> {
+    fn shared(bytes: &[u8]) -> Result<Arc<str>, serde_json::Error> {
+        // serde_json writes UTF-8 only, so this never fails.
+        std::str::from_utf8(bytes)
+            .map(Arc::from)
+            .map_err(<serde_json::Error as serde::ser::Error>::custom)
+    }
+    let reused = JSON_BUFFER.try_with(|cell| {
+        // Busy only if serializing re-entered an emission on this thread.
+        let mut buffer = cell.try_borrow_mut().ok()?;
+        buffer.clear();
+        let json = serde_json::to_writer(&mut *buffer, value).and_then(|()| shared(&buffer));
+        if buffer.capacity() > MAX_KEPT_BUFFER {
+            *buffer = Vec::new();
+        }
+        Some(json)
+    });
+    match reused {
+        Ok(Some(json)) => json,
+        // The thread is shutting down, or the buffer is in use.
+        _ => shared(&serde_json::to_vec(value)?),
+    }
 }
 
 /// An envelope waiting in a batch for the emitter's source and context.

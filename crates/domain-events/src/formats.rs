@@ -182,15 +182,28 @@ impl Timestamp {
 
     /// Formats `at` in UTC with millisecond precision (`2026-11-26T17:04:05.123Z`).
     pub fn from_datetime(at: OffsetDateTime) -> Self {
+        use std::fmt::Write as _;
+
         let at = at.to_offset(UtcOffset::UTC);
-        let format = format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
-        match at.format(&format) {
-            Ok(text) => Self(text),
+        if !(0..=9999).contains(&at.year()) {
             // Years outside 0..=9999 cannot be written with four digits; fall back to RFC 3339.
-            Err(_) => Self(at.format(&Rfc3339).unwrap_or_default()),
+            return Self(at.format(&Rfc3339).unwrap_or_default());
         }
+        // Written by hand into one exact-size allocation: every envelope takes this path, and
+        // `time`'s formatter grows its buffer several times.
+        let mut text = String::with_capacity(24);
+        let _ = write!(
+            text,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        );
+        Self(text)
     }
 
     /// The instant this timestamp names.
@@ -264,6 +277,35 @@ mod tests {
         assert_eq!(ts.as_str(), "2026-11-26T17:04:05.123+01:00");
         assert!(Timestamp::parse("2026-11-26 17:04:05").is_err());
         assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn datetimes_are_written_in_utc_with_truncated_milliseconds() {
+        use time::macros::datetime;
+        let cases = [
+            (
+                datetime!(2026-11-26 17:04:05.123999 +01:00),
+                "2026-11-26T16:04:05.123Z",
+            ),
+            (
+                datetime!(0007-01-02 03:04:05 UTC),
+                "0007-01-02T03:04:05.000Z",
+            ),
+            (
+                datetime!(9999-12-31 23:59:59.999 UTC),
+                "9999-12-31T23:59:59.999Z",
+            ),
+        ];
+        for (at, want) in cases {
+            let ts = Timestamp::from_datetime(at);
+            assert_eq!(ts.as_str(), want);
+            assert_eq!(
+                ts.to_datetime(),
+                at.to_offset(UtcOffset::UTC)
+                    .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+                    .unwrap()
+            );
+        }
     }
 
     #[test]
