@@ -1,9 +1,9 @@
 //! [`BullmqConsumer`]: runs [`Handlers`] on the jobs of a BullMQ queue, on the BullMQ Rust port's
 //! `Worker`.
 
+use domain_events::ConsumerCounters as Counters;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -669,36 +669,6 @@ impl Drop for KeyGuard<'_> {
         // Only the map and this guard still know the lock: no one waits for it.
         if Arc::strong_count(&self.mutex) <= 2 {
             map.remove(&self.key);
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    received: AtomicU64,
-    handled: AtomicU64,
-    duplicates: AtomicU64,
-    unhandled: AtomicU64,
-    retries: AtomicU64,
-    failed: AtomicU64,
-    poison: AtomicU64,
-}
-
-impl Counters {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> ConsumerStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ConsumerStats {
-            received: get(&self.received),
-            handled: get(&self.handled),
-            duplicates: get(&self.duplicates),
-            unhandled: get(&self.unhandled),
-            retries: get(&self.retries),
-            failed: get(&self.failed),
-            poison: get(&self.poison),
         }
     }
 }

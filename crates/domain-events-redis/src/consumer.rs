@@ -2,9 +2,9 @@
 //!
 //! See [`RedisConsumer`] for what it does with each entry.
 
+use domain_events::ConsumerCounters as Counters;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -415,36 +415,6 @@ impl fmt::Debug for RedisConsumerHandle {
             .field("consumer", &self.inner.consumer)
             .field("finished", &self.is_finished())
             .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    received: AtomicU64,
-    handled: AtomicU64,
-    duplicates: AtomicU64,
-    unhandled: AtomicU64,
-    retries: AtomicU64,
-    failed: AtomicU64,
-    poison: AtomicU64,
-}
-
-impl Counters {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> ConsumerStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ConsumerStats {
-            received: get(&self.received),
-            handled: get(&self.handled),
-            duplicates: get(&self.duplicates),
-            unhandled: get(&self.unhandled),
-            retries: get(&self.retries),
-            failed: get(&self.failed),
-            poison: get(&self.poison),
-        }
     }
 }
 

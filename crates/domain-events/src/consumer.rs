@@ -78,23 +78,34 @@ pub struct ConsumerStats {
     pub poison: u64,
 }
 
+/// The live counters behind [`ConsumerStats`], shared by every transport's consumer: bumped as
+/// events go through, read with [`ConsumerCounters::snapshot`].
 #[derive(Debug, Default)]
-struct Counters {
-    received: AtomicU64,
-    handled: AtomicU64,
-    duplicates: AtomicU64,
-    unhandled: AtomicU64,
-    retries: AtomicU64,
-    failed: AtomicU64,
-    poison: AtomicU64,
+pub struct ConsumerCounters {
+    /// See [`ConsumerStats::received`].
+    pub received: AtomicU64,
+    /// See [`ConsumerStats::handled`].
+    pub handled: AtomicU64,
+    /// See [`ConsumerStats::duplicates`].
+    pub duplicates: AtomicU64,
+    /// See [`ConsumerStats::unhandled`].
+    pub unhandled: AtomicU64,
+    /// See [`ConsumerStats::retries`].
+    pub retries: AtomicU64,
+    /// See [`ConsumerStats::failed`].
+    pub failed: AtomicU64,
+    /// See [`ConsumerStats::poison`].
+    pub poison: AtomicU64,
 }
 
-impl Counters {
-    fn bump(counter: &AtomicU64) {
+impl ConsumerCounters {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> ConsumerStats {
+    /// The counts now.
+    pub fn snapshot(&self) -> ConsumerStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ConsumerStats {
             received: get(&self.received),
@@ -188,7 +199,7 @@ pub struct MemoryConsumer {
     handlers: Handlers,
     guard: IdempotencyGuard,
     retry: RetryPolicy,
-    counters: Arc<Counters>,
+    counters: Arc<ConsumerCounters>,
     shutdown: Shutdown,
 }
 
@@ -277,9 +288,9 @@ impl MemoryConsumer {
         let raw = &delivered.raw;
         let key = raw.idempotency_key.as_str();
         let c = &self.counters;
-        Counters::bump(&c.received);
+        ConsumerCounters::bump(&c.received);
         if self.guard.seen(key) {
-            Counters::bump(&c.duplicates);
+            ConsumerCounters::bump(&c.duplicates);
             tracing::debug!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,
                 idempotency_key = %key, "event already handled by the group, skipped");
             return;
@@ -289,38 +300,38 @@ impl MemoryConsumer {
             match self.handlers.dispatch(raw).await {
                 Ok(Dispatched::Handled(handlers)) => {
                     self.guard.record(key);
-                    Counters::bump(&c.handled);
+                    ConsumerCounters::bump(&c.handled);
                     tracing::debug!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,
                         handlers, "event handled");
                     return;
                 }
                 Ok(Dispatched::NoHandler) => {
-                    Counters::bump(&c.unhandled);
+                    ConsumerCounters::bump(&c.unhandled);
                     tracing::trace!(group = %self.group, event_type = %raw.event_type, "no handler for the event");
                     return;
                 }
                 Err(DispatchError::Poison(error)) => {
-                    Counters::bump(&c.poison);
+                    ConsumerCounters::bump(&c.poison);
                     tracing::error!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,
                         idempotency_key = %key, error = %error, "poison event dropped");
                     return;
                 }
                 Err(DispatchError::Failed(error)) => {
                     if retry >= self.retry.max_retries {
-                        Counters::bump(&c.failed);
+                        ConsumerCounters::bump(&c.failed);
                         tracing::error!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,
                             idempotency_key = %key, attempts = retry + 1, error = %error, "event failed, giving up");
                         return;
                     }
                     retry += 1;
-                    Counters::bump(&c.retries);
+                    ConsumerCounters::bump(&c.retries);
                     let delay = self.retry.backoff(retry);
                     tracing::warn!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,
                         idempotency_key = %key, retry, ?delay, error = %error, "handler failed, retrying");
                     tokio::select! {
                         biased;
                         () = stopped(stop) => {
-                            Counters::bump(&c.failed);
+                            ConsumerCounters::bump(&c.failed);
                             tracing::warn!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,
                                 idempotency_key = %key, "shutting down, retry abandoned");
                             return;
@@ -350,7 +361,7 @@ impl fmt::Debug for MemoryConsumer {
 #[derive(Debug)]
 pub struct ConsumerHandle {
     shutdown: Shutdown,
-    counters: Arc<Counters>,
+    counters: Arc<ConsumerCounters>,
     task: JoinHandle<ConsumerStats>,
 }
 

@@ -33,7 +33,9 @@ pub use cloudevents::{
     CLOUDEVENTS_JSON_CONTENT_TYPE, CLOUDEVENTS_SPEC_VERSION, CloudEventError,
     DEFAULT_SCHEMA_ID_BASE, payload_schema_id,
 };
-pub use consumer::{ConsumerHandle, ConsumerStats, MemoryConsumer, RetryPolicy, Shutdown};
+pub use consumer::{
+    ConsumerCounters, ConsumerHandle, ConsumerStats, MemoryConsumer, RetryPolicy, Shutdown,
+};
 pub use emitter::{
     DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,
 };
