@@ -3,25 +3,48 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use domain_events_tests::redis_server::RedisServer;
 
-/// `cargo test` builds the examples next to the test binaries (`target/<profile>/examples`).
+/// The example's binary, built (or found up to date) by cargo once per test run: `cargo test`
+/// builds examples only as test harnesses, so the plain binary may be missing or stale.
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("image_pipeline{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run through `cargo test`, which builds examples",
-        path.display()
-    );
-    path
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "domain-events-catalog",
+                    "--example",
+                    "image_pipeline",
+                ])
+                .status()
+                .expect("run cargo to build the example");
+            assert!(
+                status.success(),
+                "building the image_pipeline example failed"
+            );
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/<profile>");
+            let path = profile_dir
+                .join("examples")
+                .join(format!("image_pipeline{}", std::env::consts::EXE_SUFFIX));
+            assert!(
+                path.exists(),
+                "{} is missing after building it",
+                path.display()
+            );
+            path
+        })
+        .clone()
 }
 
 fn run(args: &[&str]) -> (String, Output) {
