@@ -3,7 +3,7 @@
 //! Events are declared in TOML files; [`include_events!`] turns a folder of them into payload
 //! structs, the `DomainEventType` enum, envelope aliases and the rules for idempotency keys and
 //! correlation ids. This crate holds what that generated code runs on: the [`Envelope`], the
-//! [`Emitter`] and its [`Transport`]s, the embedded [`MemoryBus`], and the consumer-side
+//! [`Emitter`](struct@Emitter) and its [`Transport`]s, the embedded [`MemoryBus`], and the consumer-side
 //! [`Handlers`] registry.
 //!
 //! See the repository README for a walk-through and `docs/schema-language.md` for the TOML format.
@@ -17,7 +17,8 @@ mod formats;
 mod handlers;
 mod idempotency;
 mod key;
-mod memory;
+/// The embedded in-memory bus; its types are also re-exported at the crate root.
+pub mod memory;
 mod payload;
 mod transport;
 mod validation;

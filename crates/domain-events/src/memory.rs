@@ -25,7 +25,7 @@
 //!
 //! - [`Backpressure::Wait`] (default): the publish waits until every matching subscriber has room,
 //!   so a slow subscriber slows its producers down. The wait is bounded by the
-//!   [`Emitter`](crate::Emitter)'s timeout, after which the emission fails with
+//!   [`Emitter`](struct@crate::Emitter)'s timeout, after which the emission fails with
 //!   [`EmitError::Timeout`](crate::EmitError::Timeout). Each event is delivered to all its
 //!   subscribers or to none: room is reserved in every matching buffer first, then the key is
 //!   claimed and the event handed over in one step that cannot be interrupted. When a batch times
@@ -243,7 +243,7 @@ impl MemoryBusBuilder {
     }
 }
 
-/// An in-process event bus: a [`Transport`] for an [`Emitter`](crate::Emitter), and subscriptions
+/// An in-process event bus: a [`Transport`] for an [`Emitter`](struct@crate::Emitter), and subscriptions
 /// and consumers for the same process. See the [module docs](self) for delivery, idempotency and
 /// backpressure.
 ///

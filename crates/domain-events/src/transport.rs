@@ -1,4 +1,4 @@
-//! The seam between the [`Emitter`](crate::Emitter) and wherever events go: the [`Transport`] trait.
+//! The seam between the [`Emitter`](struct@crate::Emitter) and wherever events go: the [`Transport`] trait.
 //!
 //! A transport receives events that are already validated and serialized (the envelope JSON is
 //! built exactly once, by the emitter) and publishes them in one round trip per batch. It also
@@ -128,7 +128,7 @@ impl TransportError {
     }
 }
 
-/// Publishes events for an [`Emitter`](crate::Emitter).
+/// Publishes events for an [`Emitter`](struct@crate::Emitter).
 ///
 /// Implementations must:
 /// - return exactly one [`PublishOutcome`] per event, in the order of `events`;
