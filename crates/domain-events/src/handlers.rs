@@ -1344,26 +1344,16 @@ mod upcast_tests {
         families: u64,
     }
 
-    impl Validate for VariationCompletedV3 {
-        fn validate_into(&self, _: &mut Validator, _: &Path<'_>) {}
-    }
-
-    impl EventPayload for VariationCompletedV3 {
-        const TYPE: &'static str = "image:variation_completed";
-        const CATEGORY: &'static str = "image";
-        const NAME: &'static str = "variation_completed";
-        const VERSION: u32 = 3;
-        const KEY_TEMPLATE: &'static str = "image_complete:{variationId}";
-        const CORRELATION_FIELD: &'static str = "variationId";
-
-        fn idempotency_key(&self) -> String {
-            format!("image_complete:{}", self.variation_id)
-        }
-
-        fn correlation_id(&self) -> String {
-            self.variation_id.clone()
-        }
-    }
+    crate::test_support::test_payload!(
+        VariationCompletedV3,
+        "image:variation_completed",
+        "image",
+        "variation_completed",
+        3,
+        "image_complete",
+        "variationId",
+        variation_id
+    );
 
     #[tokio::test]
     async fn upcasts_chain() {

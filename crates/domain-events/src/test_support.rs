@@ -6,6 +6,50 @@ use crate::envelope::{DecodeError, Envelope, RawEnvelope};
 use crate::payload::{EventInfo, EventPayload, EventSet};
 use crate::validation::{Path, Validate, Validator};
 
+/// Implements `EventPayload` for a hand-written test payload keyed by one string field:
+/// `key_prefix:{wire field}`, with the same field as correlation. `non_empty` adds the
+/// `minLength 1` check generated code would have for an id field.
+macro_rules! test_payload {
+    ($ty:ty, $type_str:literal, $category:literal, $name:literal, $version:literal,
+     $prefix:literal, $wire:literal, $field:ident, non_empty) => {
+        impl Validate for $ty {
+            fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
+                if self.$field.is_empty() {
+                    v.report(&path.field($wire), "must be at least 1 character long");
+                }
+            }
+        }
+        $crate::test_support::test_payload!(@payload $ty, $type_str, $category, $name, $version, $prefix, $wire, $field);
+    };
+    ($ty:ty, $type_str:literal, $category:literal, $name:literal, $version:literal,
+     $prefix:literal, $wire:literal, $field:ident) => {
+        impl Validate for $ty {
+            fn validate_into(&self, _: &mut Validator, _: &Path<'_>) {}
+        }
+        $crate::test_support::test_payload!(@payload $ty, $type_str, $category, $name, $version, $prefix, $wire, $field);
+    };
+    (@payload $ty:ty, $type_str:literal, $category:literal, $name:literal, $version:literal,
+     $prefix:literal, $wire:literal, $field:ident) => {
+        impl EventPayload for $ty {
+            const TYPE: &'static str = $type_str;
+            const CATEGORY: &'static str = $category;
+            const NAME: &'static str = $name;
+            const VERSION: u32 = $version;
+            const KEY_TEMPLATE: &'static str = concat!($prefix, ":{", $wire, "}");
+            const CORRELATION_FIELD: &'static str = $wire;
+
+            fn idempotency_key(&self) -> String {
+                format!(concat!($prefix, ":{}"), self.$field)
+            }
+
+            fn correlation_id(&self) -> String {
+                self.$field.clone()
+            }
+        }
+    };
+}
+pub(crate) use test_payload;
+
 /// `image:variation_completed` v1, key `image_complete:{variationId}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -23,33 +67,17 @@ impl VariationCompleted {
     }
 }
 
-impl Validate for VariationCompleted {
-    fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
-        if self.variation_id.is_empty() {
-            v.report(
-                &path.field("variationId"),
-                "must be at least 1 character long",
-            );
-        }
-    }
-}
-
-impl EventPayload for VariationCompleted {
-    const TYPE: &'static str = "image:variation_completed";
-    const CATEGORY: &'static str = "image";
-    const NAME: &'static str = "variation_completed";
-    const VERSION: u32 = 1;
-    const KEY_TEMPLATE: &'static str = "image_complete:{variationId}";
-    const CORRELATION_FIELD: &'static str = "variationId";
-
-    fn idempotency_key(&self) -> String {
-        format!("image_complete:{}", self.variation_id)
-    }
-
-    fn correlation_id(&self) -> String {
-        self.variation_id.clone()
-    }
-}
+test_payload!(
+    VariationCompleted,
+    "image:variation_completed",
+    "image",
+    "variation_completed",
+    1,
+    "image_complete",
+    "variationId",
+    variation_id,
+    non_empty
+);
 
 /// `image:variation_started` v1, key `image_started:{variationId}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,26 +94,16 @@ impl VariationStarted {
     }
 }
 
-impl Validate for VariationStarted {
-    fn validate_into(&self, _: &mut Validator, _: &Path<'_>) {}
-}
-
-impl EventPayload for VariationStarted {
-    const TYPE: &'static str = "image:variation_started";
-    const CATEGORY: &'static str = "image";
-    const NAME: &'static str = "variation_started";
-    const VERSION: u32 = 1;
-    const KEY_TEMPLATE: &'static str = "image_started:{variationId}";
-    const CORRELATION_FIELD: &'static str = "variationId";
-
-    fn idempotency_key(&self) -> String {
-        format!("image_started:{}", self.variation_id)
-    }
-
-    fn correlation_id(&self) -> String {
-        self.variation_id.clone()
-    }
-}
+test_payload!(
+    VariationStarted,
+    "image:variation_started",
+    "image",
+    "variation_started",
+    1,
+    "image_started",
+    "variationId",
+    variation_id
+);
 
 /// `funnel:signup` v1, key `funnel_signup:{userId}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,30 +120,17 @@ impl Signup {
     }
 }
 
-impl Validate for Signup {
-    fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
-        if self.user_id.is_empty() {
-            v.report(&path.field("userId"), "must be at least 1 character long");
-        }
-    }
-}
-
-impl EventPayload for Signup {
-    const TYPE: &'static str = "funnel:signup";
-    const CATEGORY: &'static str = "funnel";
-    const NAME: &'static str = "signup";
-    const VERSION: u32 = 1;
-    const KEY_TEMPLATE: &'static str = "funnel_signup:{userId}";
-    const CORRELATION_FIELD: &'static str = "userId";
-
-    fn idempotency_key(&self) -> String {
-        format!("funnel_signup:{}", self.user_id)
-    }
-
-    fn correlation_id(&self) -> String {
-        self.user_id.clone()
-    }
-}
+test_payload!(
+    Signup,
+    "funnel:signup",
+    "funnel",
+    "signup",
+    1,
+    "funnel_signup",
+    "userId",
+    user_id,
+    non_empty
+);
 
 const fn info<P: EventPayload>() -> EventInfo {
     EventInfo {
@@ -223,30 +228,14 @@ impl VariationCompletedV2 {
     }
 }
 
-impl Validate for VariationCompletedV2 {
-    fn validate_into(&self, v: &mut Validator, path: &Path<'_>) {
-        if self.variation_id.is_empty() {
-            v.report(
-                &path.field("variationId"),
-                "must be at least 1 character long",
-            );
-        }
-    }
-}
-
-impl EventPayload for VariationCompletedV2 {
-    const TYPE: &'static str = "image:variation_completed";
-    const CATEGORY: &'static str = "image";
-    const NAME: &'static str = "variation_completed";
-    const VERSION: u32 = 2;
-    const KEY_TEMPLATE: &'static str = "image_complete:{variationId}";
-    const CORRELATION_FIELD: &'static str = "variationId";
-
-    fn idempotency_key(&self) -> String {
-        format!("image_complete:{}", self.variation_id)
-    }
-
-    fn correlation_id(&self) -> String {
-        self.variation_id.clone()
-    }
-}
+test_payload!(
+    VariationCompletedV2,
+    "image:variation_completed",
+    "image",
+    "variation_completed",
+    2,
+    "image_complete",
+    "variationId",
+    variation_id,
+    non_empty
+);
