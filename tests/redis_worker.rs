@@ -63,6 +63,8 @@ pub struct WorkerSettings {
     pub counters: String,
     /// `CONCURRENCY`.
     pub concurrency: usize,
+    /// `PREFETCH`: entries read ahead of the free handler slots.
+    pub prefetch: usize,
     /// `DELAY_MS`: how long each handler waits after counting.
     pub delay: Duration,
     /// `CLAIM_IDLE_MS`.
@@ -79,6 +81,7 @@ impl WorkerSettings {
             ("CONSUMER", self.consumer.clone()),
             ("COUNTERS", self.counters.clone()),
             ("CONCURRENCY", self.concurrency.to_string()),
+            ("PREFETCH", self.prefetch.to_string()),
             ("DELAY_MS", self.delay.as_millis().to_string()),
             ("CLAIM_IDLE_MS", self.claim_idle.as_millis().to_string()),
         ]
@@ -102,6 +105,8 @@ impl WorkerSettings {
             counters: var("COUNTERS")?,
             concurrency: usize::try_from(number("CONCURRENCY")?)
                 .map_err(|_| "CONCURRENCY too large".to_owned())?,
+            prefetch: usize::try_from(number("PREFETCH")?)
+                .map_err(|_| "PREFETCH too large".to_owned())?,
             delay: Duration::from_millis(number("DELAY_MS")?),
             claim_idle: Duration::from_millis(number("CLAIM_IDLE_MS")?),
         })

@@ -295,14 +295,24 @@ async fn shutdown_finishes_and_acks_the_handlers_in_flight_and_starts_no_other()
         "no handler started after the shutdown"
     );
 
+    // Both were acknowledged; the three read ahead are still pending, released: marked idle for
+    // the claim time, so the next consumer claims them at once instead of after 30 s.
     let mut conn = server.connection().await;
-    assert_eq!(
-        pending(&mut conn, "stop:{image}", "stop-group").await,
-        0,
-        "both were acknowledged"
-    );
+    assert_eq!(pending(&mut conn, "stop:{image}", "stop-group").await, 3);
+    let released: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg("stop:{image}")
+        .arg("stop-group")
+        .arg("IDLE")
+        .arg(30_000)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 3, "released for claiming: {released:?}");
 
-    // The three events never read are there for the next consumer of the group.
+    // The three events not run are there for the next consumer of the group.
     let (handlers, mut rx) = reporting();
     let next = RedisConsumer::builder(config, "stop-group", handlers)
         .block(Duration::from_millis(50))
@@ -323,6 +333,62 @@ async fn shutdown_finishes_and_acks_the_handlers_in_flight_and_starts_no_other()
     let first: HashSet<u64> = started.lock().unwrap().iter().copied().collect();
     assert!(rest.is_disjoint(&first) && rest.len() + first.len() == 5);
     assert_eq!(next.shutdown().await.unwrap().handled, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_read_ahead_a_shutdown_leaves_entries_not_run_unread() {
+    init_tracing();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .key_prefix("noahead");
+    let emitter = Emitter::new("stop-test", RedisTransport::new(config.clone()).unwrap());
+    for index in 0..5 {
+        emitter
+            .emit(family_completed("noahead", index))
+            .await
+            .unwrap();
+    }
+    let release = Arc::new(Semaphore::new(0));
+    let started = Arc::new(Mutex::new(0));
+    let handlers = Handlers::new().on({
+        let (release, started) = (release.clone(), started.clone());
+        move |_: ImageFamilyCompletedEvent| {
+            let (release, started) = (release.clone(), started.clone());
+            async move {
+                *started.lock().unwrap() += 1;
+                release.acquire().await.map_err(|_| "closed")?.forget();
+                Ok(())
+            }
+        }
+    });
+    let handle = RedisConsumer::builder(config.clone(), "stop-group", handlers)
+        .concurrency(2)
+        .prefetch(0)
+        .block(Duration::from_millis(50))
+        .build()
+        .unwrap()
+        .spawn();
+    eventually("two handlers are running", WAIT, || async {
+        *started.lock().unwrap() == 2
+    })
+    .await;
+    // Triggered before the handlers are released, or the freed slots would take more entries.
+    handle.shutdown_handle().trigger();
+    let shutdown = tokio::spawn(handle.join());
+    release.add_permits(2);
+    let stats = tokio::time::timeout(WAIT, shutdown)
+        .await
+        .expect("stopped in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!((stats.received, stats.handled), (2, 2));
+    let mut conn = server.connection().await;
+    assert_eq!(
+        pending(&mut conn, "noahead:{image}", "stop-group").await,
+        0,
+        "both were acknowledged and no other entry was read"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,4 +534,133 @@ async fn a_setup_redis_refuses_fails_the_run_instead_of_retrying_forever() {
         .build()
         .expect_err("nothing to read");
     assert!(error.to_string().contains("no handler"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_read_ahead_with_one_key_run_once() {
+    init_tracing();
+    let server = RedisServer::start();
+    // Without producer claims both emissions of one key reach the stream; the group's done
+    // record is then the only guard, also for two entries read in one batch.
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .key_prefix("onekey")
+        .idempotency_claims(false);
+    let emitter = Emitter::new("onekey-test", RedisTransport::new(config.clone()).unwrap());
+    for _ in 0..3 {
+        for index in 0..4 {
+            emitter
+                .emit(family_completed("onekey", index))
+                .await
+                .unwrap();
+        }
+    }
+    let (handlers, mut rx) = reporting();
+    let consumer = RedisConsumer::builder(config, "onekey-group", handlers)
+        .concurrency(1)
+        .prefetch(16)
+        .block(Duration::from_millis(50))
+        .build()
+        .unwrap()
+        .spawn();
+    let mut runs = Vec::new();
+    while runs.len() < 4 {
+        runs.push(
+            tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap()
+                .payload
+                .family_index,
+        );
+    }
+    eventually(
+        "the 8 repeats are acknowledged as duplicates",
+        WAIT,
+        || async { consumer.stats().duplicates == 8 },
+    )
+    .await;
+    let stats = consumer.shutdown().await.unwrap();
+    runs.sort_unstable();
+    assert_eq!(runs, vec![0, 1, 2, 3], "each key ran once");
+    assert_eq!((stats.received, stats.handled), (12, 4));
+    assert!(rx.try_recv().is_err(), "no key ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_read_ahead_that_wait_too_long_are_released_not_run_twice() {
+    init_tracing();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url()).unwrap().key_prefix("ahead");
+    let emitter = Emitter::new("ahead-test", RedisTransport::new(config.clone()).unwrap());
+    const EVENTS: u64 = 12;
+    for index in 0..EVENTS {
+        emitter
+            .emit(family_completed("ahead", index))
+            .await
+            .unwrap();
+    }
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let slow_handlers = |runs: Arc<Mutex<Vec<u64>>>, delay: Duration| {
+        Handlers::new().on(move |event: ImageFamilyCompletedEvent| {
+            let runs = runs.clone();
+            async move {
+                runs.lock().unwrap().push(event.payload.family_index);
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+        })
+    };
+    // A slow consumer reads ten entries ahead of its one slot: at 100 ms a handler, the last of
+    // them would wait a second, past the claim idle time of 400 ms, and the other consumer would
+    // claim and run them while they still wait here.
+    let claim_idle = Duration::from_millis(400);
+    let slow = RedisConsumer::builder(
+        config.clone(),
+        "ahead-group",
+        slow_handlers(runs.clone(), Duration::from_millis(100)),
+    )
+    .consumer_name("slow")
+    .concurrency(1)
+    .prefetch(10)
+    .claim_idle(claim_idle)
+    .block(Duration::from_millis(50))
+    .build()
+    .unwrap()
+    .spawn();
+    eventually("the slow consumer started", WAIT, || async {
+        !runs.lock().unwrap().is_empty()
+    })
+    .await;
+    let other = RedisConsumer::builder(
+        config,
+        "ahead-group",
+        slow_handlers(runs.clone(), Duration::ZERO),
+    )
+    .consumer_name("other")
+    .concurrency(4)
+    .claim_idle(claim_idle)
+    .block(Duration::from_millis(50))
+    .build()
+    .unwrap()
+    .spawn();
+    eventually("every event ran", WAIT, || async {
+        runs.lock().unwrap().len() as u64 >= EVENTS
+    })
+    .await;
+    // Long enough for a second run of anything still held by the slow consumer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (slow, other) = (
+        slow.shutdown().await.unwrap(),
+        other.shutdown().await.unwrap(),
+    );
+    let mut seen = runs.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..EVENTS).collect::<Vec<_>>(), "each event ran once");
+    assert!(
+        other.handled > 0,
+        "the other consumer took over entries the slow one released"
+    );
+    assert_eq!(slow.handled + other.handled, EVENTS);
+    assert_eq!((slow.failed, other.failed), (0, 0));
 }

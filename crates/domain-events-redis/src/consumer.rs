@@ -3,7 +3,7 @@
 //! See [`RedisConsumer`] for what it does with each entry.
 
 use domain_events::ConsumerCounters as Counters;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
@@ -33,6 +33,8 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
 /// How long one read waits for new entries, unless configured otherwise: 2 seconds.
 pub const DEFAULT_BLOCK: Duration = Duration::from_secs(2);
+/// Entries read ahead of the free handler slots, unless configured otherwise: 64.
+pub const DEFAULT_PREFETCH: usize = 64;
 
 /// The longest wait between two attempts to reach Redis again.
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
@@ -66,6 +68,7 @@ pub struct RedisConsumerBuilder {
     consumer_name: Option<String>,
     concurrency: usize,
     batch_size: Option<usize>,
+    prefetch: usize,
     block: Duration,
     retry: RetryPolicy,
     max_deliveries: u32,
@@ -88,10 +91,23 @@ impl RedisConsumerBuilder {
         self
     }
 
-    /// How many entries one read asks for at most; default the concurrency. A read never asks for
-    /// more entries than there are free handler slots.
+    /// How many entries one read asks for at most; default the concurrency plus the
+    /// [prefetch](Self::prefetch).
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = Some(batch_size.max(1));
+        self
+    }
+
+    /// How many entries may wait in this process for a free handler slot; default
+    /// [`DEFAULT_PREFETCH`]; 0 reads only as many entries as there are free slots.
+    ///
+    /// Reading ahead saves a read and a done check per entry: they are made for a whole batch.
+    /// An entry read ahead is pending under this consumer while it waits, so keep
+    /// `prefetch ÷ concurrency × a handler's run` well under the claim idle time. An entry that
+    /// waited longer than half of it is not run but released for claiming (and the read-ahead
+    /// halved); so are the entries still waiting at shutdown.
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.prefetch = prefetch;
         self
     }
 
@@ -177,7 +193,10 @@ impl RedisConsumerBuilder {
             handlers: self.handlers,
             streams,
             concurrency: self.concurrency,
-            batch_size: self.batch_size.unwrap_or(self.concurrency),
+            batch_size: self
+                .batch_size
+                .unwrap_or(self.concurrency.saturating_add(self.prefetch)),
+            prefetch: self.prefetch,
             block: self.block,
             retry: self.retry,
             max_deliveries: self.max_deliveries,
@@ -232,7 +251,9 @@ impl fmt::Debug for RedisConsumerBuilder {
 ///
 /// Entries left pending by a consumer that died are claimed by the others after the claim idle
 /// time; a consumer restarted under the same name first takes back its own pending entries.
-/// Handlers of one consumer run concurrently up to the configured concurrency. When Redis goes
+/// Handlers of one consumer run concurrently up to the configured concurrency; up to
+/// [`prefetch`](RedisConsumerBuilder::prefetch) more entries are read ahead and wait for a slot in
+/// this process, so reads and done checks are made per batch, not per entry. When Redis goes
 /// away the consumer logs (without secrets), waits with exponential backoff (up to 5 s) and goes on.
 ///
 /// ```no_run
@@ -274,6 +295,7 @@ impl RedisConsumer {
             consumer_name: None,
             concurrency: DEFAULT_CONCURRENCY,
             batch_size: None,
+            prefetch: DEFAULT_PREFETCH,
             block: DEFAULT_BLOCK,
             retry: RetryPolicy::default(),
             max_deliveries: DEFAULT_MAX_DELIVERIES,
@@ -453,6 +475,7 @@ struct Inner {
     streams: Vec<String>,
     concurrency: usize,
     batch_size: usize,
+    prefetch: usize,
     block: Duration,
     retry: RetryPolicy,
     max_deliveries: u32,
@@ -464,8 +487,76 @@ struct Inner {
     /// Blocking reads only, so they never hold up an acknowledgement.
     reads: ConnectionManager,
     counters: Counters,
-    /// `(stream, entry id)` of the entries being processed here, never claimed again meanwhile.
-    in_flight: Mutex<HashSet<(Arc<str>, String)>>,
+    /// The entries read ahead or being processed here.
+    in_flight: Mutex<InFlight>,
+}
+
+/// The entries this consumer holds: read ahead and waiting for a slot, or being processed.
+#[derive(Default)]
+struct InFlight {
+    /// `(stream, entry id)`: never claimed again while held here.
+    entries: HashSet<(Arc<str>, String)>,
+    /// How many held entries have each done record key. An entry read while another of the same
+    /// key is held has its done record checked again just before it runs.
+    done_keys: HashMap<String, usize>,
+    /// The done record keys of the entries running: an entry of the same key waits until that
+    /// one settled, so its check sees the done record.
+    running: HashSet<String>,
+}
+
+impl InFlight {
+    /// Holds `delivery`: `None` if it is held already, else whether another entry held has the
+    /// same done record key.
+    fn hold(&mut self, delivery: &Delivery) -> Option<bool> {
+        if !self
+            .entries
+            .insert((delivery.stream.clone(), delivery.entry.id.clone()))
+        {
+            return None;
+        }
+        let Some(checked) = &delivery.checked else {
+            return Some(false);
+        };
+        let held = self.done_keys.entry(checked.done_key.clone()).or_default();
+        *held += 1;
+        Some(*held > 1)
+    }
+
+    /// Lets go of an entry held by [`hold`](Self::hold), run or not.
+    fn release(&mut self, stream: &Arc<str>, entry_id: &str, done_key: Option<&str>) {
+        self.entries.remove(&(stream.clone(), entry_id.to_owned()));
+        if let Some(done_key) = done_key {
+            self.running.remove(done_key);
+            if let Some(held) = self.done_keys.get_mut(done_key) {
+                *held -= 1;
+                if *held == 0 {
+                    self.done_keys.remove(done_key);
+                }
+            }
+        }
+    }
+}
+
+/// An entry being processed; lets go of it in [`InFlight`] when dropped.
+struct Held {
+    inner: Arc<Inner>,
+    stream: Arc<str>,
+    entry_id: String,
+    done_key: Option<String>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.inner
+            .lock_in_flight()
+            .release(&self.stream, &self.entry_id, self.done_key.as_deref());
+    }
+}
+
+/// An entry read ahead, waiting for a handler slot since `since`.
+struct Waiting {
+    delivery: Delivery,
+    since: Instant,
 }
 
 /// Exponential backoff for reaching Redis again: 100 ms doubling up to 5 s.
@@ -504,12 +595,33 @@ impl Inner {
 
         let mut failures = 0u32;
         let mut next_claim = Instant::now();
+        let mut waiting: VecDeque<Waiting> = VecDeque::new();
+        let mut read_ahead = self.prefetch;
+        // Whether the entries waiting were topped up since a handler slot last freed.
+        let mut topped_up = false;
         while !stop.is_triggered() {
             while let Some(joined) = tasks.try_join_next() {
                 log_join(joined);
             }
+            if self
+                .start_waiting(&mut waiting, &mut read_ahead, &permits, &mut tasks, stop)
+                .await
+            {
+                // The next entry waits for one of its key to settle.
+                tokio::select! {
+                    biased;
+                    () = stop.triggered() => break,
+                    joined = tasks.join_next() => { if let Some(joined) = joined { log_join(joined); } }
+                }
+                continue;
+            }
             let free = permits.available_permits();
-            if free == 0 {
+            let room = (free + read_ahead).saturating_sub(waiting.len());
+            // Top up entries waiting for a slot once they are down to half the read-ahead, with a
+            // read that does not block: the slots are busy, and a read of a few entries per
+            // freed slot would cost as much as no read-ahead.
+            let top_up = !waiting.is_empty() && !topped_up && waiting.len() <= read_ahead / 2;
+            if room == 0 || (!waiting.is_empty() && !top_up) {
                 // A slot frees when a handler finished (its entry may still be settling).
                 tokio::select! {
                     biased;
@@ -517,17 +629,16 @@ impl Inner {
                     joined = tasks.join_next() => { if let Some(joined) = joined { log_join(joined); } }
                     _ = permits.acquire() => {}
                 }
+                topped_up = false;
                 continue;
             }
             if Instant::now() >= next_claim {
                 next_claim = Instant::now() + self.claim_interval;
-                match self.claim_idle_entries(free).await {
+                match self.claim_idle_entries(room).await {
                     Ok(claimed) => {
                         failures = 0;
                         let any = !claimed.is_empty();
-                        for delivery in self.check_done(claimed).await {
-                            self.start(delivery, &permits, &mut tasks, stop);
-                        }
+                        self.hold(claimed, &mut waiting).await;
                         if any {
                             continue;
                         }
@@ -544,11 +655,13 @@ impl Inner {
                     }
                 }
             }
-            let block = self
-                .block
-                .min(next_claim.saturating_duration_since(Instant::now()))
-                .max(Duration::from_millis(1));
-            let count = self.batch_size.min(free);
+            let block = (!top_up).then(|| {
+                self.block
+                    .min(next_claim.saturating_duration_since(Instant::now()))
+                    .max(Duration::from_millis(1))
+            });
+            topped_up |= top_up;
+            let count = self.batch_size.min(room);
             let read = tokio::select! {
                 biased;
                 () = stop.triggered() => break,
@@ -560,9 +673,7 @@ impl Inner {
                         tracing::info!(group = %self.group, consumer = %self.consumer, "Redis is back, consuming again");
                     }
                     failures = 0;
-                    for delivery in self.check_done(deliveries).await {
-                        self.start(delivery, &permits, &mut tasks, stop);
-                    }
+                    self.hold(deliveries, &mut waiting).await;
                 }
                 Err(error) => {
                     failures += 1;
@@ -575,12 +686,111 @@ impl Inner {
                 }
             }
         }
+        if !waiting.is_empty() {
+            tracing::debug!(group = %self.group, consumer = %self.consumer, waiting = waiting.len(),
+                "shutting down: releasing the entries read ahead");
+            self.release(waiting.drain(..).map(|waiting| waiting.delivery).collect())
+                .await;
+        }
         tracing::debug!(group = %self.group, consumer = %self.consumer, in_flight = tasks.len(),
             "shutting down: waiting for the handlers in flight");
         while let Some(joined) = tasks.join_next().await {
             log_join(joined);
         }
         Ok(())
+    }
+
+    /// Holds newly read or claimed entries (see [`check_done`](Self::check_done)) to wait for a
+    /// slot.
+    async fn hold(&self, deliveries: Vec<Delivery>, waiting: &mut VecDeque<Waiting>) {
+        let since = Instant::now();
+        waiting.extend(
+            self.check_done(deliveries)
+                .await
+                .into_iter()
+                .map(|delivery| Waiting { delivery, since }),
+        );
+    }
+
+    /// Starts the entries waiting, in order, as many as there are free slots. Entries that waited
+    /// longer than half the claim idle time are released for claiming instead (another consumer
+    /// may claim them soon), and the read-ahead is halved. Returns true when the next entry must
+    /// wait for a running one of the same key to settle.
+    async fn start_waiting(
+        self: &Arc<Self>,
+        waiting: &mut VecDeque<Waiting>,
+        read_ahead: &mut usize,
+        permits: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+        stop: &Shutdown,
+    ) -> bool {
+        let stale_after = self.claim_idle / 2;
+        let mut stale = Vec::new();
+        let mut blocked = false;
+        while let Some(next) = waiting.front() {
+            if let Some(checked) = &next.delivery.checked
+                && self.lock_in_flight().running.contains(&checked.done_key)
+            {
+                blocked = true;
+                break;
+            }
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some(Waiting { delivery, since }) = waiting.pop_front() else {
+                break;
+            };
+            if since.elapsed() > stale_after {
+                drop(permit);
+                stale.push(delivery);
+                continue;
+            }
+            self.start(delivery, permit, tasks, stop);
+        }
+        if !stale.is_empty() {
+            *read_ahead /= 2;
+            tracing::warn!(group = %self.group, consumer = %self.consumer, entries = stale.len(),
+                read_ahead = *read_ahead, "entries read ahead waited too long for a handler slot; \
+                released for claiming, reading fewer ahead");
+            self.release(stale).await;
+        }
+        blocked
+    }
+
+    /// Lets go of entries held but not run: they stay pending under this consumer, marked idle
+    /// for the claim idle time (`XCLAIM ... IDLE ... JUSTID`, which leaves the delivery count
+    /// alone), so any consumer of the group claims them at its next look for pending entries.
+    async fn release(&self, deliveries: Vec<Delivery>) {
+        let idle_ms = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
+        let mut by_stream: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+        {
+            let mut in_flight = self.lock_in_flight();
+            for delivery in deliveries {
+                let done_key = delivery.checked.as_ref().map(|c| c.done_key.as_str());
+                in_flight.release(&delivery.stream, &delivery.entry.id, done_key);
+                by_stream
+                    .entry(delivery.stream)
+                    .or_default()
+                    .push(delivery.entry.id);
+            }
+        }
+        for (stream, ids) in by_stream {
+            let mut cmd = redis::cmd("XCLAIM");
+            cmd.arg(&*stream)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(0)
+                .arg(&ids)
+                .arg("IDLE")
+                .arg(idle_ms)
+                .arg("JUSTID");
+            let mut conn = self.commands.clone();
+            if let Err(error) = cmd.query_async::<Value>(&mut conn).await {
+                tracing::debug!(group = %self.group, stream = %stream, entries = ids.len(),
+                    error = %self.config.error(&error),
+                    "could not release entries; they are claimed once idle for the claim time");
+            }
+        }
     }
 
     /// Logs a Redis error and waits before the next attempt. Fails for errors that waiting cannot
@@ -678,7 +888,18 @@ impl Inner {
                         let Some(last) = last else { break };
                         cursor = format!("({last}");
                         for delivery in claimed {
-                            self.start(delivery, permits, tasks, stop);
+                            if self.lock_in_flight().hold(&delivery).is_none() {
+                                continue;
+                            }
+                            // A slot is free: the claim asked for no more entries than that.
+                            match permits.clone().try_acquire_owned() {
+                                Ok(permit) => self.start(delivery, permit, tasks, stop),
+                                Err(_) => self.lock_in_flight().release(
+                                    &delivery.stream,
+                                    &delivery.entry.id,
+                                    None,
+                                ),
+                            }
                         }
                     }
                     Err(error) => {
@@ -733,6 +954,7 @@ impl Inner {
         let idle_ms = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
         let in_flight_here = self
             .lock_in_flight()
+            .entries
             .iter()
             .filter(|(s, _)| &**s == stream)
             .count();
@@ -757,7 +979,11 @@ impl Inner {
         let rows: Vec<_> = {
             let in_flight = self.lock_in_flight();
             rows.into_iter()
-                .filter(|row| !in_flight.contains(&(stream_key.clone(), row.id.clone())))
+                .filter(|row| {
+                    !in_flight
+                        .entries
+                        .contains(&(stream_key.clone(), row.id.clone()))
+                })
                 .take(count)
                 .collect()
         };
@@ -791,17 +1017,23 @@ impl Inner {
         Ok((deliveries, last))
     }
 
-    /// `XREADGROUP ... >`: new entries of every stream, waiting up to `block`.
-    async fn read_new(&self, count: usize, block: Duration) -> Result<Vec<Delivery>, RedisError> {
+    /// `XREADGROUP ... >`: new entries of every stream, waiting up to `block` if given.
+    async fn read_new(
+        &self,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Delivery>, RedisError> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.group)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1))
-            .arg("STREAMS");
+            .arg(count);
+        if let Some(block) = block {
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
+        }
+        cmd.arg("STREAMS");
         for stream in &self.streams {
             cmd.arg(stream);
         }
@@ -827,14 +1059,17 @@ impl Inner {
             .collect())
     }
 
-    /// Parses the envelopes of a batch of entries and checks all their done records in one
-    /// pipeline, instead of one round trip per entry from [`process`](Self::process). Entries
-    /// whose envelope does not parse are left for `process` (it dead-letters them); when Redis
-    /// does not answer, `process` checks each entry itself, waiting for Redis as before.
+    /// Parses the envelopes of a batch of entries, holds the entries ([`InFlight::hold`]; those
+    /// held already are dropped) and checks their done records in one pipeline, instead of one
+    /// round trip per entry from [`process`](Self::process).
+    ///
+    /// Entries whose envelope does not parse are left for `process` (it dead-letters them). The
+    /// done record of an entry is checked again by `process`, just before it runs, when Redis does
+    /// not answer here, or when another entry of the same key was held at this check: that one
+    /// may settle after the check. Entries are held before the check is sent, so one of the same
+    /// key that settled before was acknowledged before the check (one connection, in order).
     async fn check_done(&self, mut deliveries: Vec<Delivery>) -> Vec<Delivery> {
-        let mut pipe = redis::Pipeline::with_capacity(deliveries.len());
-        let mut checked = Vec::with_capacity(deliveries.len());
-        for (index, delivery) in deliveries.iter_mut().enumerate() {
+        for delivery in &mut deliveries {
             let Some(Ok(raw)) = delivery.entry.field("event").map(RawEnvelope::from_slice) else {
                 continue;
             };
@@ -843,28 +1078,45 @@ impl Inner {
                 .category_of_stream(&delivery.stream)
                 .unwrap_or_default();
             let done_key = self.keys.done(category, &self.group, &raw.idempotency_key);
-            pipe.cmd("EXISTS").arg(&done_key);
             delivery.checked = Some(Checked {
                 raw,
                 done_key,
                 done: None,
             });
-            checked.push(index);
         }
-        if checked.is_empty() {
+        let mut to_check = Vec::with_capacity(deliveries.len());
+        {
+            let mut in_flight = self.lock_in_flight();
+            deliveries.retain(|delivery| match in_flight.hold(delivery) {
+                None => false,
+                Some(shared) => {
+                    to_check.push(delivery.checked.is_some() && !shared);
+                    true
+                }
+            });
+        }
+        let mut pipe = redis::Pipeline::with_capacity(deliveries.len());
+        for (delivery, check) in deliveries.iter().zip(&to_check) {
+            if let (true, Some(checked)) = (check, &delivery.checked) {
+                pipe.cmd("EXISTS").arg(&checked.done_key);
+            }
+        }
+        let asked = to_check.iter().filter(|check| **check).count();
+        if asked == 0 {
             return deliveries;
         }
         let mut conn = self.commands.clone();
         match pipe.query_async::<Vec<u64>>(&mut conn).await {
-            Ok(found) if found.len() == checked.len() => {
-                for (index, found) in checked.into_iter().zip(found) {
-                    if let Some(checked) = &mut deliveries[index].checked {
-                        checked.done = Some(found > 0);
+            Ok(found) if found.len() == asked => {
+                let mut found = found.into_iter();
+                for (delivery, check) in deliveries.iter_mut().zip(to_check) {
+                    if let (true, Some(checked)) = (check, &mut delivery.checked) {
+                        checked.done = found.next().map(|n| n > 0);
                     }
                 }
             }
             Ok(found) => {
-                tracing::warn!(group = %self.group, answers = found.len(), asked = checked.len(),
+                tracing::warn!(group = %self.group, answers = found.len(), asked,
                     "unexpected answer to the done checks; checking each entry on its own");
             }
             Err(error) => {
@@ -875,37 +1127,38 @@ impl Inner {
         deliveries
     }
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(Arc<str>, String)>> {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Processes `delivery` on a new task holding one handler slot.
+    /// Processes `delivery`, held by [`InFlight::hold`], on a new task holding the handler slot
+    /// `permit`; lets go of the entry when done.
     fn start(
         self: &Arc<Self>,
         delivery: Delivery,
-        permits: &Arc<Semaphore>,
+        permit: OwnedSemaphorePermit,
         tasks: &mut JoinSet<()>,
         stop: &Shutdown,
     ) {
-        let key = (delivery.stream.clone(), delivery.entry.id.clone());
-        if !self.lock_in_flight().insert(key.clone()) {
-            return;
+        let stream = delivery.stream.clone();
+        let entry_id = delivery.entry.id.clone();
+        let done_key = delivery.checked.as_ref().map(|c| c.done_key.clone());
+        if let Some(done_key) = &done_key {
+            self.lock_in_flight().running.insert(done_key.clone());
         }
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // Never happens: reads ask for no more than the free slots. Leave it pending.
-                self.lock_in_flight().remove(&key);
-                return;
-            }
-        };
         let this = self.clone();
         let stop = stop.clone();
         tasks.spawn(async move {
+            // Let go of the entry however the task ends (a panicking handler included).
+            let _held = Held {
+                inner: this.clone(),
+                stream,
+                entry_id,
+                done_key,
+            };
             this.process(delivery, &stop, permit).await;
-            this.lock_in_flight().remove(&key);
         });
     }
 

@@ -43,6 +43,7 @@ async fn run() -> Result<(), String> {
     let consumer = RedisConsumer::builder(config, &settings.group, handlers)
         .consumer_name(&settings.consumer)
         .concurrency(settings.concurrency)
+        .prefetch(settings.prefetch)
         .claim_idle(settings.claim_idle)
         .block(Duration::from_millis(200))
         .retry(RetryPolicy {
