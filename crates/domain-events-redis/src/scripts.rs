@@ -9,26 +9,43 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Producer side: take the idempotency claim and append the entry, or do neither.
+/// Producer side: for each event of one category, take its idempotency claim and append its
+/// entry, or do neither. One call carries a whole batch (or one event), so Redis runs one script
+/// per batch and category instead of one per event.
 ///
-/// - `KEYS[1]`: the claim `<prefix>:{<category>}:idem:<key>`; `KEYS[2]`: the stream.
-/// - `ARGV`: eventId, claim TTL in ms (≥ 1), MAXLEN (approximate), type string, envelope JSON.
-/// - Returns `{1, <entry id>}` when the claim was free and the entry was appended, and
-///   `{0, <eventId holding the claim>}` when the key was already claimed (nothing appended).
-/// - If the append fails (e.g. the stream key holds another type), the claim is released and the
-///   error is returned, so a claim never exists without its entry.
+/// - `KEYS[1]`: the stream; `KEYS[1 + i]`: the claim `<prefix>:{<category>}:idem:<key>` of event
+///   `i` (1-based).
+/// - `ARGV[1]`: claim TTL in ms (≥ 1); `ARGV[2]`: MAXLEN (approximate); then three per event:
+///   eventId, type string, envelope JSON.
+/// - Returns two items per event, in order: `1, <entry id>` when the claim was free and the
+///   entry was appended; `0, <eventId holding the claim>` when the key was already claimed
+///   (nothing appended); `2, <error>` when the append failed (e.g. the stream key holds another
+///   type), in which case the claim was released, so a claim never exists without its entry.
 pub(crate) const EMIT: &str = r#"
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local holder = redis.call('GET', KEYS[1])
-  return {0, holder or ''}
+local out = {}
+for i = 2, #KEYS do
+  local a = 3 * i - 3
+  if redis.call('SET', KEYS[i], ARGV[a], 'NX', 'PX', ARGV[1]) then
+    local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[a + 1], 'event', ARGV[a + 2])
+    if type(id) == 'table' and id.err then
+      redis.call('DEL', KEYS[i])
+      out[#out + 1] = 2
+      out[#out + 1] = id.err
+    else
+      out[#out + 1] = 1
+      out[#out + 1] = id
+    end
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = redis.call('GET', KEYS[i]) or ''
+  end
 end
-local id = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'type', ARGV[4], 'event', ARGV[5])
-if type(id) == 'table' and id.err then
-  redis.call('DEL', KEYS[1])
-  return id
-end
-return {1, id}
+return out
 "#;
+
+/// Events per [`EMIT`] call at most: bounds how long one call keeps Redis busy (about a
+/// millisecond) while still spreading the call's own cost over many events.
+pub(crate) const EMIT_CHUNK: usize = 256;
 
 /// Consumer side, after the handlers succeeded: write the done record and acknowledge the entry
 /// in one step.

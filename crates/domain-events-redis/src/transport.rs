@@ -9,7 +9,7 @@ use redis::{Cmd, ErrorKind, Pipeline, RedisResult, RedisWrite as _, ServerErrorK
 use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::scripts::{EMIT, EMIT_SCRIPT, ttl_ms};
+use crate::scripts::{EMIT, EMIT_CHUNK, EMIT_SCRIPT, ttl_ms};
 
 /// Publishes events to one Redis stream per category (`<prefix>:{<category>}`), each entry with
 /// the fields `type` and `event`, trimmed with `MAXLEN ~`.
@@ -17,8 +17,8 @@ use crate::scripts::{EMIT, EMIT_SCRIPT, ttl_ms};
 /// Each event's idempotency claim and its entry are written by one Lua script
 /// ([the emit script](crate#lua-scripts)), so two emissions of one key inside the claim TTL give
 /// one entry, even when they race from different processes; the second gets
-/// [`PublishOutcome::Duplicate`] with the eventId holding the claim. A batch is one pipeline of
-/// script calls: one round trip.
+/// [`PublishOutcome::Duplicate`] with the eventId holding the claim. A batch is one round trip:
+/// one script call per category (and per 256 events), sent as one pipeline.
 ///
 /// A producer that does not need the claim turns it off with
 /// [`RedisConfig::idempotency_claims`]`(false)`: then a batch is one pipeline of plain `XADD`s
@@ -83,79 +83,150 @@ impl RedisTransport {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut replies = self.send(events, false).await?;
+        if !self.config.idempotency_claims_enabled() {
+            let replies = self
+                .send(
+                    events.iter().map(|event| self.append_call(event)),
+                    false,
+                    events.len(),
+                )
+                .await?;
+            return replies
+                .into_iter()
+                .zip(events)
+                .enumerate()
+                .map(|(i, (reply, event))| {
+                    // A plain `XADD` answers the new entry id.
+                    match self.reply(i, events.len(), reply, event)? {
+                        Value::BulkString(_) | Value::SimpleString(_) => {
+                            Ok(PublishOutcome::Published)
+                        }
+                        other => Err(Error::Protocol(format!("XADD answered {other:?}"))),
+                    }
+                })
+                .collect();
+        }
+        let calls = emit_calls(events);
+        let build = || calls.iter().map(|indices| self.emit_call(events, indices));
+        let mut replies = self.send(build(), false, calls.len()).await?;
         if replies.iter().any(is_noscript) {
             // The script cache was emptied (a restart): nothing ran. Load and send again, in one
             // round trip.
             tracing::debug!(url = %self.config.redacted_url(), "emit script not loaded, loading it");
-            replies = self.send(events, true).await?;
+            replies = self.send(build(), true, calls.len()).await?;
         }
-        replies
+        let mut outcomes: Vec<Option<PublishOutcome>> = vec![None; events.len()];
+        for (indices, reply) in calls.iter().zip(replies) {
+            let first = indices.first().map_or(0, |i| *i);
+            let value = self.reply(first, events.len(), reply, &events[first])?;
+            let Value::Array(items) = value else {
+                return Err(Error::Protocol(format!("emit script answered {value:?}")));
+            };
+            if items.len() != 2 * indices.len() {
+                return Err(Error::Protocol(format!(
+                    "emit script answered {} items for {} events",
+                    items.len(),
+                    indices.len()
+                )));
+            }
+            for (&index, pair) in indices.iter().zip(items.chunks_exact(2)) {
+                outcomes[index] = Some(self.outcome(index, events.len(), pair, &events[index])?);
+            }
+        }
+        outcomes
             .into_iter()
-            .zip(events)
-            .enumerate()
-            .map(|(i, (reply, event))| self.outcome(i, events.len(), reply, event))
+            .map(|outcome| outcome.ok_or_else(|| Error::Protocol("an event got no answer".into())))
             .collect()
     }
 
-    /// `EVALSHA <emit> 2 <idem> <stream> <eventId> <ttl> <maxlen> <type> <event>`, or without
-    /// claims `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>`, written straight into
-    /// one buffer of the right size (keys and eventId included, no intermediate strings).
-    fn emit_call(&self, event: &OutgoingEvent) -> Cmd {
+    /// `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>` (no claim), written straight
+    /// into one buffer of the right size.
+    fn append_call(&self, event: &OutgoingEvent) -> Cmd {
         let json = event.json.as_bytes();
         let size = json.len()
-            + 2 * (self.config.prefix().len() + event.category.len())
-            + event.idempotency_key.len()
+            + self.config.prefix().len()
+            + event.category.len()
             + event.event_type.len()
-            + 160;
-        let mut cmd = Cmd::with_capacity(12, size);
-        if !self.config.idempotency_claims_enabled() {
-            cmd.arg("XADD");
-            let _ = self
-                .keys
-                .write_stream(&mut cmd.writer_for_next_arg(), event.category);
-            cmd.arg("MAXLEN")
-                .arg("~")
-                .arg(self.config.max_len())
-                .arg("*")
-                .arg("type")
-                .arg(event.event_type)
-                .arg("event")
-                .arg(json);
-            return cmd;
-        }
-        cmd.arg("EVALSHA").arg(EMIT_SCRIPT.get_hash()).arg(2);
-        let _ = self.keys.write_idem(
-            &mut cmd.writer_for_next_arg(),
-            event.category,
-            &event.idempotency_key,
-        );
+            + 96;
+        let mut cmd = Cmd::with_capacity(10, size);
+        cmd.arg("XADD");
         let _ = self
             .keys
             .write_stream(&mut cmd.writer_for_next_arg(), event.category);
-        let mut event_id = Uuid::encode_buffer();
-        cmd.arg(&*event.event_id.hyphenated().encode_lower(&mut event_id))
-            .arg(ttl_ms(self.config.claim_ttl_value()))
+        cmd.arg("MAXLEN")
+            .arg("~")
             .arg(self.config.max_len())
+            .arg("*")
+            .arg("type")
             .arg(event.event_type)
+            .arg("event")
             .arg(json);
         cmd
     }
 
-    /// Sends one call per event as one pipeline (preceded by `SCRIPT LOAD` when `load`), returning
-    /// one reply per event.
+    /// `EVALSHA <emit> <1 + n> <stream> <claim>... <ttl> <maxlen> (<eventId> <type> <event>)...`
+    /// for the events at `indices` (one category), written straight into one buffer of the right
+    /// size (keys and eventIds included, no intermediate strings).
+    fn emit_call(&self, events: &[OutgoingEvent], indices: &[usize]) -> Cmd {
+        let prefix = self.config.prefix().len();
+        let size: usize = indices
+            .iter()
+            .map(|&i| {
+                let event = &events[i];
+                event.json.len()
+                    + prefix
+                    + event.category.len()
+                    + event.idempotency_key.len()
+                    + event.event_type.len()
+                    + 96
+            })
+            .sum::<usize>()
+            + 128;
+        let mut cmd = Cmd::with_capacity(6 + 4 * indices.len(), size);
+        cmd.arg("EVALSHA")
+            .arg(EMIT_SCRIPT.get_hash())
+            .arg(1 + indices.len());
+        let Some(&first) = indices.first() else {
+            return cmd;
+        };
+        let _ = self
+            .keys
+            .write_stream(&mut cmd.writer_for_next_arg(), events[first].category);
+        for &i in indices {
+            let event = &events[i];
+            let _ = self.keys.write_idem(
+                &mut cmd.writer_for_next_arg(),
+                event.category,
+                &event.idempotency_key,
+            );
+        }
+        cmd.arg(ttl_ms(self.config.claim_ttl_value()))
+            .arg(self.config.max_len());
+        let mut event_id = Uuid::encode_buffer();
+        for &i in indices {
+            let event = &events[i];
+            cmd.arg(&*event.event_id.hyphenated().encode_lower(&mut event_id))
+                .arg(event.event_type)
+                .arg(event.json.as_bytes());
+        }
+        cmd
+    }
+
+    /// Sends `calls` as one pipeline (preceded by `SCRIPT LOAD` when `load`), returning one reply
+    /// per call.
     async fn send(
         &self,
-        events: &[OutgoingEvent],
+        calls: impl Iterator<Item = Cmd>,
         load: bool,
+        count: usize,
     ) -> Result<Vec<RedisResult<Value>>, Error> {
-        let mut pipe = Pipeline::with_capacity(events.len() + 1);
+        let mut pipe = Pipeline::with_capacity(count + 1);
         if load {
             pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(EMIT).clone())
                 .ignore();
         }
-        for event in events {
-            pipe.add_command(self.emit_call(event));
+        for call in calls {
+            pipe.add_command(call);
         }
         pipe.ignore_errors();
         let mut conn = self.conn.clone();
@@ -163,79 +234,116 @@ impl RedisTransport {
             .query_async(&mut conn)
             .await
             .map_err(|error| self.config.error(&error))?;
-        if load && replies.len() == events.len() + 1 {
+        if load && replies.len() == count + 1 {
             // `ignore()` does not drop replies when errors are kept; drop the SCRIPT LOAD reply.
             drop(replies.remove(0));
         }
-        if replies.len() != events.len() {
+        if replies.len() != count {
             return Err(Error::Protocol(format!(
-                "{} replies to {} emit calls",
+                "{} replies to {count} calls",
                 replies.len(),
-                events.len()
             )));
         }
         Ok(replies)
     }
 
-    fn outcome(
+    /// The value of a reply, or its error naming the (first) event it was for.
+    fn reply(
         &self,
         index: usize,
         total: usize,
         reply: RedisResult<Value>,
         event: &OutgoingEvent,
-    ) -> Result<PublishOutcome, Error> {
-        let value = reply.map_err(|error| {
-            let error = self.config.error(&error);
-            match error {
-                Error::Server(message) => Error::Server(format!(
-                    "event {} of {total} ({}, {}): {message}",
-                    index + 1,
-                    event.event_type,
-                    event.event_id
-                )),
-                other => other,
-            }
-        })?;
-        if !self.config.idempotency_claims_enabled() {
-            // A plain `XADD` answers the new entry id.
-            return match value {
-                Value::BulkString(_) | Value::SimpleString(_) => Ok(PublishOutcome::Published),
-                other => Err(Error::Protocol(format!("XADD answered {other:?}"))),
-            };
+    ) -> Result<Value, Error> {
+        reply.map_err(|error| self.event_error(index, total, event, self.config.error(&error)))
+    }
+
+    fn event_error(
+        &self,
+        index: usize,
+        total: usize,
+        event: &OutgoingEvent,
+        error: Error,
+    ) -> Error {
+        match error {
+            Error::Server(message) => Error::Server(format!(
+                "event {} of {total} ({}, {}): {message}",
+                index + 1,
+                event.event_type,
+                event.event_id
+            )),
+            other => other,
         }
-        let Value::Array(items) = value else {
-            return Err(Error::Protocol(format!("emit script answered {value:?}")));
-        };
-        let (flag, detail) = match items.as_slice() {
+    }
+
+    /// The outcome of one event from its two items of the emit script's answer.
+    fn outcome(
+        &self,
+        index: usize,
+        total: usize,
+        pair: &[Value],
+        event: &OutgoingEvent,
+    ) -> Result<PublishOutcome, Error> {
+        let (flag, detail) = match pair {
             [Value::Int(flag), detail] => (*flag, detail),
-            _ => {
-                return Err(Error::Protocol(format!(
-                    "emit script answered {} items",
-                    items.len()
-                )));
-            }
+            _ => return Err(Error::Protocol(format!("emit script answered {pair:?}"))),
         };
         let detail: &[u8] = match detail {
             Value::BulkString(bytes) => bytes,
             Value::SimpleString(text) => text.as_bytes(),
             other => return Err(Error::Protocol(format!("emit script answered {other:?}"))),
         };
-        if flag == 1 {
-            tracing::trace!(event_type = event.event_type, event_id = %event.event_id,
-                entry_id = %String::from_utf8_lossy(detail), "event appended");
-            return Ok(PublishOutcome::Published);
+        match flag {
+            1 => {
+                tracing::trace!(event_type = event.event_type, event_id = %event.event_id,
+                    entry_id = %String::from_utf8_lossy(detail), "event appended");
+                Ok(PublishOutcome::Published)
+            }
+            0 => {
+                let existing = Uuid::try_parse_ascii(detail).ok();
+                if existing == Some(event.event_id) {
+                    // Our own earlier attempt holds the claim (a retried call): it was published.
+                    return Ok(PublishOutcome::Published);
+                }
+                tracing::debug!(event_type = event.event_type, idempotency_key = %event.idempotency_key,
+                    existing_event_id = %String::from_utf8_lossy(detail), "duplicate emission, not appended");
+                Ok(PublishOutcome::Duplicate {
+                    existing_event_id: existing,
+                })
+            }
+            _ => Err(self.event_error(
+                index,
+                total,
+                event,
+                Error::Server(String::from_utf8_lossy(detail).into_owned()),
+            )),
         }
-        let existing = Uuid::try_parse_ascii(detail).ok();
-        if existing == Some(event.event_id) {
-            // Our own earlier attempt holds the claim (a retried call): it was published.
-            return Ok(PublishOutcome::Published);
-        }
-        tracing::debug!(event_type = event.event_type, idempotency_key = %event.idempotency_key,
-            existing_event_id = %String::from_utf8_lossy(detail), "duplicate emission, not appended");
-        Ok(PublishOutcome::Duplicate {
-            existing_event_id: existing,
-        })
     }
+}
+
+/// The events of each emit script call, by index: grouped by category (the keys of one call
+/// share the category's hash tag, so one slot) in the order categories first appear, at most
+/// [`EMIT_CHUNK`] per call, each group in the order of `events`.
+fn emit_calls(events: &[OutgoingEvent]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(category, _)| *category == event.category)
+        {
+            Some((_, indices)) => indices.push(index),
+            None => groups.push((event.category, vec![index])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(_, indices)| {
+            indices
+                .chunks(EMIT_CHUNK)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn is_noscript(reply: &RedisResult<Value>) -> bool {
