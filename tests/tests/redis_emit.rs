@@ -357,6 +357,58 @@ async fn a_batch_of_several_categories_makes_one_script_call_per_category() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_emits_go_to_redis_together_with_their_own_outcomes() {
+    init_tracing();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .key_prefix("together");
+    let emitter = Emitter::new(
+        "together-test",
+        RedisTransport::new(config.clone()).unwrap(),
+    );
+    // Loads the script, so the counts below hold the concurrent emits' calls only.
+    let earlier = emitter.emit(family_completed("together", 0)).await.unwrap();
+    let mut conn = server.connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // 64 emits in flight at once; keys 0..32 twice each (key 0 was emitted before).
+    let emits = (0..64u64).map(|i| emitter.emit(family_completed("together", i % 32)));
+    let results: Vec<_> = futures_util::future::join_all(emits)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let evalsha = info_field(&mut conn, "commandstats", "cmdstat_evalsha:").await;
+    let calls: u64 = evalsha
+        .trim_start_matches("cmdstat_evalsha:calls=")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(calls <= 2, "64 concurrent emits made {calls} script calls");
+    for key in 0..32usize {
+        let (first, second) = (&results[key], &results[key + 32]);
+        if key == 0 {
+            assert!(first.duplicate && second.duplicate);
+            assert_eq!(first.existing_event_id, Some(earlier.event_id));
+            assert_eq!(second.existing_event_id, Some(earlier.event_id));
+        } else {
+            assert!(first.published(), "key {key}: {first:?}");
+            assert!(second.duplicate, "key {key}: {second:?}");
+            assert_eq!(second.existing_event_id, Some(first.event_id));
+        }
+    }
+    let stored = entries(&mut conn, &config.keys().stream("image")).await;
+    assert_eq!(stored.len(), 32);
+    assert_eq!(emitter.stats().emitted, 32);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_that_fails_releases_its_claim_and_names_the_event() {
     init_tracing();
     let server = RedisServer::start();
@@ -369,7 +421,17 @@ async fn an_append_that_fails_releases_its_claim_and_names_the_event() {
     let mut batch = EmitBatch::new();
     batch.push(family_completed("wrong", 0)).unwrap();
     batch.push(family_completed("wrong", 1)).unwrap();
-    let error = emitter.emit_batch(batch).await.expect_err("WRONGTYPE");
+    // An emit to another stream, in flight at the same time (so sent in the same call), is not
+    // failed by the broken one.
+    let signup = FunnelSignupPayload {
+        user_id: "u1".into(),
+        anonymous_id: None,
+        method: FunnelSignupMethod::Email,
+        occurred_at: Timestamp::now(),
+    };
+    let (failed, other) = tokio::join!(emitter.emit_batch(batch), emitter.emit(signup));
+    assert!(other.unwrap().published());
+    let error = failed.expect_err("WRONGTYPE");
     let message = error.to_string();
     assert!(message.contains("WRONGTYPE"), "{message}");
     assert!(message.contains("event 1 of 2"), "{message}");

@@ -66,6 +66,7 @@
 //! ([`RedisConfig::scrub`]). Event payloads are never logged.
 #![deny(missing_docs)]
 
+mod coalesce;
 mod config;
 mod consumer;
 mod dlq;

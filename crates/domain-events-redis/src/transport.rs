@@ -1,11 +1,13 @@
 //! [`RedisTransport`]: the emitter's side of Redis Streams.
 
 use std::fmt;
+use std::sync::Arc;
 
 use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
 use redis::aio::ConnectionManager;
 use redis::{Cmd, ErrorKind, Pipeline, RedisResult, RedisWrite as _, ServerErrorKind, Value};
 
+use crate::coalesce::Coalescer;
 use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::keys::Keys;
@@ -19,6 +21,11 @@ use crate::scripts::{EMIT, EMIT_CHUNK, EMIT_SCRIPT, ttl_ms};
 /// one entry, even when they race from different processes; the second gets
 /// [`PublishOutcome::Duplicate`] with the eventId holding the claim. A batch is one round trip:
 /// one script call per category (and per 256 events), sent as one pipeline.
+///
+/// Publishes of one transport (and its clones) that overlap are sent together: one that finds
+/// another in flight waits for it, then goes to Redis with the others that came meanwhile, as one
+/// batch. A serial emitter never waits; concurrent emitters cost Redis one script call per batch
+/// instead of one per event.
 ///
 /// A producer that does not need the claim turns it off with
 /// [`RedisConfig::idempotency_claims`]`(false)`: then a batch is one pipeline of plain `XADD`s
@@ -41,6 +48,8 @@ pub struct RedisTransport {
     config: RedisConfig,
     keys: Keys,
     conn: ConnectionManager,
+    /// Publishes waiting for the call in flight (shared by clones).
+    coalescer: Arc<Coalescer>,
 }
 
 impl RedisTransport {
@@ -57,7 +66,12 @@ impl RedisTransport {
             keys: config.keys(),
             config,
             conn,
+            coalescer: Arc::default(),
         })
+    }
+
+    pub(crate) fn coalescer(&self) -> &Coalescer {
+        &self.coalescer
     }
 
     /// The configuration, for its redacted URL and key layout.
@@ -74,12 +88,27 @@ impl RedisTransport {
             .map_err(|error| self.config.error(&error))
     }
 
-    /// Publishes `events` in one round trip; one outcome per event, in order. What
-    /// [`Transport::publish`] calls.
+    /// Publishes `events`; one outcome per event, in order. What [`Transport::publish`] calls.
+    ///
+    /// The events go to Redis in one round trip, at once when no other publish of this transport
+    /// (or a clone) is in flight; otherwise they wait for it and then go together with the
+    /// others that came meanwhile (see [`RedisTransport`]).
     pub async fn publish_events(
         &self,
         events: &[OutgoingEvent],
     ) -> Result<Vec<PublishOutcome>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.publish_coalesced(events).await
+    }
+
+    /// Publishes `events` in one round trip, now: one result per event, in order, or the error
+    /// that kept the whole call from Redis.
+    pub(crate) async fn publish_now(
+        &self,
+        events: &[OutgoingEvent],
+    ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -91,20 +120,18 @@ impl RedisTransport {
                     events.len(),
                 )
                 .await?;
-            return replies
+            return Ok(replies
                 .into_iter()
-                .zip(events)
-                .enumerate()
-                .map(|(i, (reply, event))| {
+                .map(|reply| {
                     // A plain `XADD` answers the new entry id.
-                    match self.reply(i, events.len(), reply, event)? {
+                    match reply.map_err(|error| self.config.error(&error))? {
                         Value::BulkString(_) | Value::SimpleString(_) => {
                             Ok(PublishOutcome::Published)
                         }
                         other => Err(Error::Protocol(format!("XADD answered {other:?}"))),
                     }
                 })
-                .collect();
+                .collect());
         }
         let calls = emit_calls(events);
         let build = || calls.iter().map(|indices| self.emit_call(events, indices));
@@ -115,28 +142,53 @@ impl RedisTransport {
             tracing::debug!(url = %self.config.redacted_url(), "emit script not loaded, loading it");
             replies = self.send(build(), true, calls.len()).await?;
         }
-        let mut outcomes: Vec<Option<PublishOutcome>> = vec![None; events.len()];
+        let mut outcomes: Vec<Option<Result<PublishOutcome, Error>>> = vec![None; events.len()];
         for (indices, reply) in calls.iter().zip(replies) {
-            let first = indices.first().map_or(0, |i| *i);
-            let value = self.reply(first, events.len(), reply, &events[first])?;
-            let Value::Array(items) = value else {
-                return Err(Error::Protocol(format!("emit script answered {value:?}")));
-            };
-            if items.len() != 2 * indices.len() {
-                return Err(Error::Protocol(format!(
-                    "emit script answered {} items for {} events",
-                    items.len(),
-                    indices.len()
-                )));
-            }
-            for (&index, pair) in indices.iter().zip(items.chunks_exact(2)) {
-                outcomes[index] = Some(self.outcome(index, events.len(), pair, &events[index])?);
+            match self.call_outcomes(events, indices, reply) {
+                Ok(answers) => {
+                    for (&index, answer) in indices.iter().zip(answers) {
+                        outcomes[index] = Some(answer);
+                    }
+                }
+                // The call as a whole failed: so did each of its events.
+                Err(error) => {
+                    for &index in indices {
+                        outcomes[index] = Some(Err(error.clone()));
+                    }
+                }
             }
         }
-        outcomes
+        Ok(outcomes
             .into_iter()
-            .map(|outcome| outcome.ok_or_else(|| Error::Protocol("an event got no answer".into())))
-            .collect()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| Err(Error::Protocol("an event got no answer".into())))
+            })
+            .collect())
+    }
+
+    /// The result of each event of one emit script call, from its reply.
+    fn call_outcomes(
+        &self,
+        events: &[OutgoingEvent],
+        indices: &[usize],
+        reply: RedisResult<Value>,
+    ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {
+        let value = reply.map_err(|error| self.config.error(&error))?;
+        let Value::Array(items) = value else {
+            return Err(Error::Protocol(format!("emit script answered {value:?}")));
+        };
+        if items.len() != 2 * indices.len() {
+            return Err(Error::Protocol(format!(
+                "emit script answered {} items for {} events",
+                items.len(),
+                indices.len()
+            )));
+        }
+        Ok(indices
+            .iter()
+            .zip(items.chunks_exact(2))
+            .map(|(&index, pair)| Self::outcome(pair, &events[index]))
+            .collect())
     }
 
     /// `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>` (no claim), written straight
@@ -248,18 +300,9 @@ impl RedisTransport {
     }
 
     /// The value of a reply, or its error naming the (first) event it was for.
-    fn reply(
-        &self,
-        index: usize,
-        total: usize,
-        reply: RedisResult<Value>,
-        event: &OutgoingEvent,
-    ) -> Result<Value, Error> {
-        reply.map_err(|error| self.event_error(index, total, event, self.config.error(&error)))
-    }
-
-    fn event_error(
-        &self,
+    /// `error` of the event at `index` of `total` a caller published, naming the event when Redis
+    /// refused it.
+    pub(crate) fn event_error(
         index: usize,
         total: usize,
         event: &OutgoingEvent,
@@ -277,13 +320,7 @@ impl RedisTransport {
     }
 
     /// The outcome of one event from its two items of the emit script's answer.
-    fn outcome(
-        &self,
-        index: usize,
-        total: usize,
-        pair: &[Value],
-        event: &OutgoingEvent,
-    ) -> Result<PublishOutcome, Error> {
+    fn outcome(pair: &[Value], event: &OutgoingEvent) -> Result<PublishOutcome, Error> {
         let (flag, detail) = match pair {
             [Value::Int(flag), detail] => (*flag, detail),
             _ => return Err(Error::Protocol(format!("emit script answered {pair:?}"))),
@@ -311,12 +348,7 @@ impl RedisTransport {
                     existing_event_id: existing,
                 })
             }
-            _ => Err(self.event_error(
-                index,
-                total,
-                event,
-                Error::Server(String::from_utf8_lossy(detail).into_owned()),
-            )),
+            _ => Err(Error::Server(String::from_utf8_lossy(detail).into_owned())),
         }
     }
 }
