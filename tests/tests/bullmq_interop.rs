@@ -777,6 +777,93 @@ async fn duplicate_detection_names_the_event_that_holds_the_job() {
     assert_eq!(outcomes, vec![PublishOutcome::Published]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_emissions_of_one_key_add_one_job_and_name_its_event() {
+    // The read-back travels with the add on the same connection; racing emissions (over one
+    // shared connection and over connections of their own) must still agree on one holder. The
+    // first round runs with Redis's script cache flushed, so that every add goes through BullMQ's
+    // NOSCRIPT fallback (EVAL re-sent after the read-back).
+    init_tracing();
+    let server = RedisServer::start();
+    let config = BullmqConfig::new(&server.url())
+        .expect("valid URL")
+        .queue("race");
+    let shared = BullmqTransport::new(config.clone()).expect("transport");
+    shared.connect().await.expect("connected");
+    let mut conn = server.connection().await;
+    const TASKS: usize = 8;
+    for (round, flush_scripts) in [(0, true), (1, false)] {
+        if flush_scripts {
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .expect("SCRIPT FLUSH");
+        }
+        let key = format!("race:{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let transport = if task % 2 == 0 {
+                shared.clone()
+            } else {
+                let own = BullmqTransport::new(config.clone()).expect("transport");
+                own.connect().await.expect("connected");
+                own
+            };
+            let barrier = barrier.clone();
+            let event = outgoing(&key, Uuid::now_v7());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let outcomes = transport
+                    .publish_events(std::slice::from_ref(&event))
+                    .await
+                    .expect("published");
+                (event.event_id, outcomes)
+            }));
+        }
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        let winners: Vec<Uuid> = results
+            .iter()
+            .filter(|(_, outcomes)| outcomes == &[PublishOutcome::Published])
+            .map(|(event_id, _)| *event_id)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let winner = winners[0];
+        for (event_id, outcomes) in &results {
+            if *event_id != winner {
+                assert_eq!(
+                    outcomes,
+                    &[PublishOutcome::Duplicate {
+                        existing_event_id: Some(winner)
+                    }],
+                    "round {round}: {results:?}"
+                );
+            }
+        }
+        let data: String = conn
+            .hget(config.job_key(&job_id(&key)), "data")
+            .await
+            .expect("HGET");
+        let data: Value = serde_json::from_str(&data).expect("JSON");
+        assert_eq!(data["eventId"], winner.to_string(), "round {round}");
+        let waiting: Vec<String> = conn
+            .lrange(format!("{}:wait", config.queue_key()), 0, -1)
+            .await
+            .expect("LRANGE");
+        assert_eq!(
+            waiting.iter().filter(|id| **id == job_id(&key)).count(),
+            1,
+            "round {round}: {waiting:?}"
+        );
+    }
+    let jobs = job_hashes(&mut conn, &config.queue_key()).await;
+    assert_eq!(jobs, vec!["bull:race:ik-race%3A0", "bull:race:ik-race%3A1"]);
+}
+
 /// Adds one job of `variation` with the guard as configured; the emission's result.
 async fn emit_one(
     config: &BullmqConfig,
@@ -796,9 +883,12 @@ async fn a_queue_paused_by_bullmq5_with_waiting_jobs_refuses_new_jobs_until_resu
     let server = RedisServer::start();
     let url = server.url();
     let config = BullmqConfig::new(&url).expect("valid URL");
-    emit_one(&config, "before")
+    let before = emit_one(&config, "before")
         .await
         .expect("added while running");
+    let mut conn = server.connection().await;
+    let before_key = config.job_key(&job_id(&before.idempotency_key));
+    let before_data: String = conn.hget(&before_key, "data").await.expect("HGET");
 
     run_node("pause.mjs", vec!["5".into(), url.clone(), "pause".into()]).await;
     let refused = emit_one(&config, "during")
@@ -812,6 +902,48 @@ async fn a_queue_paused_by_bullmq5_with_waiting_jobs_refuses_new_jobs_until_resu
         matches!(error, TransportError::Unavailable(_)) && error.to_string().contains("BullMQ 5"),
         "{error}"
     );
+    // The guard travels with the add: the job the refused emission stored was removed again.
+    let during_key = config.job_key(&job_id("image_family:during:0"));
+    let left: bool = conn.exists(&during_key).await.expect("EXISTS");
+    assert!(!left, "the refused event's job {during_key} is gone");
+    let waiting: Vec<String> = conn
+        .lrange(format!("{}:wait", config.queue_key()), 0, -1)
+        .await
+        .expect("LRANGE");
+    assert!(waiting.is_empty(), "nothing left in `wait`: {waiting:?}");
+
+    // Refusing never removes a job this emission did not store: neither the job of another
+    // emission of the key, nor the one an earlier try of the same emission stored.
+    let another = emit_one(&config, "before")
+        .await
+        .expect_err("refused while v5-paused");
+    assert!(
+        matches!(
+            another,
+            EmitError::Transport(TransportError::Unavailable(_))
+        ),
+        "{another:?}"
+    );
+    let retry = OutgoingEvent {
+        event_type: before.event_type,
+        category: "image",
+        event_id: before.event_id,
+        idempotency_key: before.idempotency_key.clone(),
+        json: before_data.as_str().into(),
+    };
+    let transport = BullmqTransport::new(config.clone()).expect("transport");
+    let error = transport
+        .publish_events(&[retry])
+        .await
+        .expect_err("refused while v5-paused");
+    assert!(matches!(error, Error::NotReady { .. }), "{error}");
+    let kept: String = conn.hget(&before_key, "data").await.expect("HGET");
+    assert_eq!(kept, before_data, "the earlier job is untouched");
+    let paused: Vec<String> = conn
+        .lrange(format!("{}:paused", config.queue_key()), 0, -1)
+        .await
+        .expect("LRANGE");
+    assert_eq!(paused, vec![job_id(&before.idempotency_key)]);
 
     run_node("pause.mjs", vec!["5".into(), url.clone(), "resume".into()]).await;
     emit_one(&config, "after")

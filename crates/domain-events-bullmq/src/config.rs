@@ -194,8 +194,15 @@ impl BullmqConfig {
     /// hash stays and blocks its id). With the guard, such a batch fails with
     /// [`Error::NotReady`] (a transient error: retry after the queue was resumed). A pause by a
     /// BullMQ 6 client, or a BullMQ 5 pause of an empty queue, leaves no `paused` list and adds
-    /// go on. The check is a separate command before the add, so a pause that happens between
-    /// the two is not seen.
+    /// go on.
+    ///
+    /// The check (`EXISTS` of the `paused` list) travels with the adds, in the same round trip:
+    /// it is sent right after them on the same connection, with the read-back of the jobs. When
+    /// it finds the list, the jobs the batch stored are removed again (only those whose data is
+    /// one of the batch's own events, never a job another emission holds) before the error is
+    /// returned. Checking after the adds sees a pause that lands before or between them; what it
+    /// cannot see is a pause and its resume both landing between the adds and the check, which
+    /// would already have dropped the job.
     pub fn v5_pause_guard(mut self, on: bool) -> Self {
         self.v5_pause_guard = on;
         self
