@@ -1,111 +1,132 @@
-//! Group commit for [`RedisTransport`]: publishes that arrive while another publish of the same
-//! transport is in flight wait for it, then go to Redis together as one call.
+//! Group commit: requests to Redis that arrive while another of the same kind is in flight wait
+//! for it, then go to Redis together as one call.
 //!
-//! A caller that finds nothing in flight sends its events at once (a serial emitter never waits
-//! for anyone). Callers that come meanwhile queue their events; when the call in flight returns,
-//! a task sends everything queued as one batch (one script call per category) and hands each
-//! caller its own outcomes. Sixty-four concurrent emits thus cost Redis two script calls instead
-//! of sixty-four, which is what bounds concurrent emitting (a script call costs Redis far more
-//! than a claim and an append inside one).
+//! A caller that finds nothing in flight sends at once, after yielding once so that requests
+//! polled in the same turn (`join_all`, the other tasks of its worker) join it; a serial caller
+//! never waits for anyone else. Callers that come while a call is in flight queue their items;
+//! when the call returns, a task sends everything queued as one call and hands each caller its
+//! own outcomes. What bounds concurrent emits and acknowledgements is the cost of one script call
+//! in Redis, far above the cost of the claim and append (or done record and `XACK`) inside it, so
+//! sixty-four concurrent requests cost two script calls instead of sixty-four.
+//!
+//! Used by [`RedisTransport`](crate::RedisTransport) for publishes and by the consumer for its
+//! done records and acknowledgements.
 
+use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use domain_events::{OutgoingEvent, PublishOutcome};
 use tokio::sync::oneshot;
 
-use crate::error::Error;
-use crate::transport::RedisTransport;
-
-/// Events sent in one call at most when draining the queue; the rest go in the next call.
+/// Items sent in one call at most when draining the queue; the rest go in the next call.
 const MAX_COALESCED: usize = 1024;
 
-/// What one caller gets back.
-type Outcomes = Result<Vec<PublishOutcome>, Error>;
+/// What one call's items are sent with.
+pub(crate) trait Sink: Clone + Send + Sync + 'static {
+    /// What a caller asks for, one per event or entry.
+    type Item: Send + 'static;
+    /// What one item got.
+    type Outcome: Send + 'static;
+    /// Why one item, or a whole call, failed.
+    type Error: Clone + Send + 'static;
 
-/// The queue of publishes waiting for the call in flight.
-#[derive(Default)]
-pub(crate) struct Coalescer {
-    state: Mutex<State>,
+    /// The queue of this sink (shared by its clones).
+    fn coalescer(&self) -> &Coalescer<Self>;
+
+    /// Sends `items` to Redis in one round trip: one result per item, in order, or the error
+    /// that kept the whole call from Redis.
+    fn send(&self, items: &[Self::Item]) -> impl Future<Output = Answer<Self>> + Send;
+
+    /// The error of callers whose call was given up (its sender dropped it, or the runtime shut
+    /// down) before it answered.
+    fn abandoned(&self) -> Self::Error;
 }
 
-#[derive(Default)]
-struct State {
-    /// Whether a call is in flight (a caller sending its own events, or a drain task).
+/// One result per item, or the error of the whole call.
+pub(crate) type Answer<S> =
+    Result<Vec<Result<<S as Sink>::Outcome, <S as Sink>::Error>>, <S as Sink>::Error>;
+
+/// The requests waiting for the call in flight.
+pub(crate) struct Coalescer<S: Sink> {
+    state: Mutex<State<S>>,
+}
+
+impl<S: Sink> Default for Coalescer<S> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                busy: false,
+                queue: Vec::new(),
+            }),
+        }
+    }
+}
+
+struct State<S: Sink> {
+    /// Whether a call is in flight (a caller's own, or a drain task's).
     busy: bool,
-    queue: Vec<Queued>,
+    queue: Vec<Queued<S>>,
 }
 
-struct Queued {
-    events: Vec<OutgoingEvent>,
-    reply: oneshot::Sender<Outcomes>,
+struct Queued<S: Sink> {
+    items: Vec<S::Item>,
+    /// How many items the caller sent (`items` is emptied when several callers share a call).
+    count: usize,
+    reply: oneshot::Sender<Answer<S>>,
 }
 
-impl Coalescer {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<S: Sink> Coalescer<S> {
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl RedisTransport {
-    /// Publishes `events`: at once, together with the publishes that arrive in the same turn,
-    /// if nothing is in flight; else queued for the next call.
-    pub(crate) async fn publish_coalesced(&self, events: &[OutgoingEvent]) -> Outcomes {
-        let (reply, answer) = oneshot::channel();
-        let lead = {
-            let mut state = self.coalescer().lock();
-            state.queue.push(Queued {
-                events: events.to_vec(),
-                reply,
-            });
-            !std::mem::replace(&mut state.busy, true)
+/// Sends `items` through `sink`: at once (with what arrives in the same turn) if nothing is in
+/// flight, else with the next call. One result per item, in order.
+pub(crate) async fn submit<S: Sink>(sink: &S, items: Vec<S::Item>) -> Answer<S> {
+    let (reply, answer) = oneshot::channel();
+    let lead = {
+        let mut state = sink.coalescer().lock();
+        state.queue.push(Queued {
+            count: items.len(),
+            items,
+            reply,
+        });
+        !std::mem::replace(&mut state.busy, true)
+    };
+    if lead {
+        let mut sender = Sender {
+            sink: sink.clone(),
+            taken: Vec::new(),
+            hand_over: true,
         };
-        if lead {
-            let mut sender = Sender {
-                transport: self.clone(),
-                taken: Vec::new(),
-                hand_over: true,
-            };
-            // Publishes polled right after this one (`join_all`, other tasks of this worker)
-            // join this call instead of waiting for the next.
-            tokio::task::yield_now().await;
-            sender.send_round().await;
-            // Dropping `sender` hands what queued meanwhile to a task.
-        }
-        answer.await.unwrap_or_else(|_| Err(self.abandoned()))
+        tokio::task::yield_now().await;
+        sender.send_round().await;
+        // Dropping `sender` hands what queued meanwhile to a task.
     }
-
-    fn abandoned(&self) -> Error {
-        Error::Unavailable {
-            url: self.config().redacted_url().to_owned(),
-            message: "the call carrying this event was abandoned (its sender gave up or the \
-                      runtime shut down); the event may have been published, and emitting it \
-                      again with the same idempotency key is safe"
-                .into(),
-        }
-    }
+    answer.await.unwrap_or_else(|_| Err(sink.abandoned()))
 }
 
-/// Sends queued publishes, one call per round; made by the first caller that finds nothing in
+/// Sends queued requests, one call per round; made by the first caller that finds nothing in
 /// flight (one round), then by a task (rounds until the queue is empty).
 ///
 /// When dropped (done, or given up by its caller or runtime) it hands a non-empty queue to a new
-/// task, or marks the transport free; the callers of a call it abandoned get an error.
-struct Sender {
-    transport: RedisTransport,
-    /// The publishes of the call in flight.
-    taken: Vec<Queued>,
+/// task, or marks the sink free; the callers of a call it abandoned get an error.
+struct Sender<S: Sink> {
+    sink: S,
+    /// The requests of the call in flight.
+    taken: Vec<Queued<S>>,
     /// Whether a queue left when this is dropped goes to a new task (the first caller's sender),
     /// or is dropped (a task's sender dropped unfinished: its runtime is shutting down, where a
     /// new task would be dropped at once, too).
     hand_over: bool,
 }
 
-impl Sender {
-    /// Takes up to [`MAX_COALESCED`] events' worth of the queue, sends them as one call and
+impl<S: Sink> Sender<S> {
+    /// Takes up to [`MAX_COALESCED`] items' worth of the queue, sends them as one call and
     /// answers each caller. Returns false when the queue was empty.
     async fn send_round(&mut self) -> bool {
         {
-            let mut state = self.transport.coalescer().lock();
+            let mut state = self.sink.coalescer().lock();
             if state.queue.is_empty() {
                 return false;
             }
@@ -115,48 +136,31 @@ impl Sender {
                 .iter()
                 .take_while(|queued| {
                     let first = count == 0;
-                    count += queued.events.len();
+                    count += queued.count;
                     first || count <= MAX_COALESCED
                 })
                 .count();
             self.taken.extend(state.queue.drain(..take));
         }
-        let results = if let [only] = self.taken.as_slice() {
-            self.transport.publish_now(&only.events).await
+        let results = if let [only] = self.taken.as_mut_slice() {
+            self.sink.send(&only.items).await
         } else {
-            let events: Vec<OutgoingEvent> = self
+            let items: Vec<S::Item> = self
                 .taken
-                .iter()
-                .flat_map(|queued| queued.events.iter().cloned())
+                .iter_mut()
+                .flat_map(|queued| std::mem::take(&mut queued.items))
                 .collect();
             tracing::trace!(
                 callers = self.taken.len(),
-                events = events.len(),
-                "sending concurrent publishes together"
+                items = items.len(),
+                "sending concurrent requests together"
             );
-            self.transport.publish_now(&events).await
+            self.sink.send(&items).await
         };
         let mut results = results.map(Vec::into_iter);
         for queued in self.taken.drain(..) {
-            // Each caller gets its own events' outcomes, or the first error among them, named by
-            // the event's place among its own.
-            let total = queued.events.len();
             let answer = match &mut results {
-                Ok(all) => all
-                    .by_ref()
-                    .take(total)
-                    .zip(&queued.events)
-                    .enumerate()
-                    .map(|(index, (result, event))| {
-                        result.map_err(|error| {
-                            RedisTransport::event_error(index, total, event, error)
-                        })
-                    })
-                    // Taken whole first: collecting into a `Result` would stop at the first error
-                    // and leave this caller's other outcomes to the next caller.
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .collect(),
+                Ok(all) => Ok(all.by_ref().take(queued.count).collect()),
                 Err(error) => Err(error.clone()),
             };
             // A caller that gave up (its timeout) no longer listens.
@@ -171,9 +175,9 @@ impl Sender {
     }
 }
 
-impl Drop for Sender {
+impl<S: Sink> Drop for Sender<S> {
     fn drop(&mut self) {
-        let mut state = self.transport.coalescer().lock();
+        let mut state = self.sink.coalescer().lock();
         if state.queue.is_empty() {
             state.busy = false;
             return;
@@ -183,7 +187,7 @@ impl Drop for Sender {
                 drop(state);
                 // Made before the spawn: a task dropped before it ever ran still frees the queue.
                 let next = Sender {
-                    transport: self.transport.clone(),
+                    sink: self.sink.clone(),
                     taken: Vec::new(),
                     hand_over: false,
                 };

@@ -1,13 +1,14 @@
 //! [`RedisTransport`]: the emitter's side of Redis Streams.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
 use redis::aio::ConnectionManager;
 use redis::{Cmd, ErrorKind, Pipeline, RedisResult, RedisWrite as _, ServerErrorKind, Value};
 
-use crate::coalesce::Coalescer;
+use crate::coalesce::{Answer, Coalescer, Sink, submit};
 use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::keys::Keys;
@@ -49,7 +50,7 @@ pub struct RedisTransport {
     keys: Keys,
     conn: ConnectionManager,
     /// Publishes waiting for the call in flight (shared by clones).
-    coalescer: Arc<Coalescer>,
+    coalescer: Arc<Coalescer<RedisTransport>>,
 }
 
 impl RedisTransport {
@@ -70,9 +71,6 @@ impl RedisTransport {
         })
     }
 
-    pub(crate) fn coalescer(&self) -> &Coalescer {
-        &self.coalescer
-    }
 
     /// The configuration, for its redacted URL and key layout.
     pub fn config(&self) -> &RedisConfig {
@@ -100,7 +98,17 @@ impl RedisTransport {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.publish_coalesced(events).await
+        let results = submit(self, events.to_vec()).await?;
+        let total = results.len();
+        results
+            .into_iter()
+            .zip(events)
+            .enumerate()
+            .map(|(index, (result, event))| {
+                result.map_err(|error| Self::event_error(index, total, event, error))
+            })
+            // The first failed event, if any, is the caller's error.
+            .collect()
     }
 
     /// Publishes `events` in one round trip, now: one result per event, in order, or the error
@@ -299,7 +307,6 @@ impl RedisTransport {
         Ok(replies)
     }
 
-    /// The value of a reply, or its error naming the (first) event it was for.
     /// `error` of the event at `index` of `total` a caller published, naming the event when Redis
     /// refused it.
     pub(crate) fn event_error(
@@ -380,6 +387,30 @@ fn emit_calls(events: &[OutgoingEvent]) -> Vec<Vec<usize>> {
 
 fn is_noscript(reply: &RedisResult<Value>) -> bool {
     matches!(reply, Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+}
+
+impl Sink for RedisTransport {
+    type Item = OutgoingEvent;
+    type Outcome = PublishOutcome;
+    type Error = Error;
+
+    fn coalescer(&self) -> &Coalescer<Self> {
+        &self.coalescer
+    }
+
+    fn send(&self, items: &[OutgoingEvent]) -> impl Future<Output = Answer<Self>> + Send {
+        self.publish_now(items)
+    }
+
+    fn abandoned(&self) -> Error {
+        Error::Unavailable {
+            url: self.config.redacted_url().to_owned(),
+            message: "the call carrying this event was abandoned (its sender gave up or the \
+                      runtime shut down); the event may have been published, and emitting it \
+                      again with the same idempotency key is safe"
+                .into(),
+        }
+    }
 }
 
 impl Transport for RedisTransport {
