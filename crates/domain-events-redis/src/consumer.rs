@@ -10,19 +10,20 @@ use std::task::Poll;
 use std::time::Duration;
 
 use domain_events::{
-    ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy, Shutdown, Uuid,
+    ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy, Shutdown,
 };
 use redis::aio::ConnectionManager;
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{RedisError, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::acker::{Ack, Acker};
 use crate::config::RedisConfig;
 use crate::entry::{Entry, parse_entries, parse_pending, parse_read};
 use crate::error::{Error, is_unavailable};
 use crate::keys::Keys;
-use crate::scripts::{ACK_DONE_SCRIPT, DEAD_LETTER_SCRIPT, ttl_ms};
+use crate::scripts::{DEAD_LETTER_SCRIPT, ttl_ms};
 
 /// Handlers running at once unless configured otherwise: 16.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -186,6 +187,11 @@ impl RedisConsumerBuilder {
         let claim_interval = self.claim_interval.unwrap_or_else(|| {
             (self.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(10))
         });
+        let acker = Acker::new(
+            commands.clone(),
+            self.group.clone(),
+            ttl_ms(self.config.done_ttl_value()),
+        );
         let inner = Inner {
             keys,
             group: self.group,
@@ -203,6 +209,7 @@ impl RedisConsumerBuilder {
             claim_idle: self.claim_idle,
             claim_interval,
             start_from: self.start_from,
+            acker,
             commands,
             reads,
             counters: Counters::default(),
@@ -484,6 +491,8 @@ struct Inner {
     start_from: StartFrom,
     /// Scripts, acknowledgements, claims.
     commands: ConnectionManager,
+    /// Done records and acknowledgements, on `commands`, in groups.
+    acker: Acker,
     /// Blocking reads only, so they never hold up an acknowledgement.
     reads: ConnectionManager,
     counters: Counters,
@@ -1171,6 +1180,7 @@ impl Inner {
             deliveries,
             checked,
         } = delivery;
+        let stream_key = stream.clone();
         let stream: &str = &stream;
         if entry.fields.is_none() {
             // Deleted from the stream while pending: nothing to run.
@@ -1254,8 +1264,13 @@ impl Inner {
                 Ok(Dispatched::Handled(handlers)) => {
                     // The handler slot is free once the acknowledgement is on its way.
                     let settled = self
-                        .settle_releasing(stop, stream, &entry.id, Some(permit), |conn| {
-                            self.ack_done(conn, stream, &entry.id, &done_key, raw.event_id)
+                        .settle_releasing(stop, stream, &entry.id, Some(permit), |_| {
+                            self.acker.ack(Ack {
+                                stream: stream_key.clone(),
+                                entry_id: entry.id.clone(),
+                                done_key: done_key.clone(),
+                                event_id: raw.event_id,
+                            })
                         })
                         .await;
                     if matches!(settled, Settle::Done) {
@@ -1319,46 +1334,6 @@ impl Inner {
                     return;
                 }
             }
-        }
-    }
-
-    /// `EVALSHA <ack-done> 2 <stream> <done record> <group> <entry id> <ttl> <eventId>` in one
-    /// buffer (the script is loaded after `NOSCRIPT`): the done record and the acknowledgement.
-    async fn ack_done(
-        &self,
-        mut conn: ConnectionManager,
-        stream: &str,
-        entry_id: &str,
-        done_key: &str,
-        event_id: Uuid,
-    ) -> Result<(), RedisError> {
-        let mut buffer = Uuid::encode_buffer();
-        let event_id: &str = event_id.hyphenated().encode_lower(&mut buffer);
-        let ttl = ttl_ms(self.config.done_ttl_value());
-        let size = stream.len() + done_key.len() + self.group.len() + entry_id.len() + 128;
-        let mut cmd = redis::Cmd::with_capacity(9, size);
-        cmd.arg("EVALSHA")
-            .arg(ACK_DONE_SCRIPT.get_hash())
-            .arg(2)
-            .arg(stream)
-            .arg(done_key)
-            .arg(&self.group)
-            .arg(entry_id)
-            .arg(ttl)
-            .arg(event_id);
-        match cmd.query_async::<()>(&mut conn).await {
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                let mut invocation = ACK_DONE_SCRIPT.prepare_invoke();
-                invocation
-                    .key(stream)
-                    .key(done_key)
-                    .arg(&self.group)
-                    .arg(entry_id)
-                    .arg(ttl)
-                    .arg(event_id);
-                invocation.invoke_async::<()>(&mut conn).await
-            }
-            other => other,
         }
     }
 
@@ -1430,9 +1405,9 @@ impl Inner {
     }
 
     /// [`settle`](Self::settle), giving back the handler slot `release` as soon as the first
-    /// attempt has been handed to the connection (polled once), so the next entry can be read
-    /// while this one is acknowledged. Requests on one connection are sent in order, so the done
-    /// check of an entry read after that is answered after this step's write.
+    /// attempt is on its way (polled once: sent, or queued for the next acknowledgement call), so
+    /// the next entry can start while this one is acknowledged. An entry of the same key waits
+    /// until this one settled ([`InFlight`]), so its done check sees this step's write.
     async fn settle_releasing<F, Fut>(
         &self,
         stop: &Shutdown,

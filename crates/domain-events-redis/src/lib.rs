@@ -55,7 +55,7 @@
 //! | script | keys | does | answers |
 //! |---|---|---|---|
 //! | emit | stream, then one claim per event (one call per batch and category, at most 256 events) | per event: `SET claim eventId NX PX ttl`; if taken: nothing; else `XADD stream MAXLEN ~ n * type .. event ..` (claim released if the append fails) | two items per event: `1, entryId`, `0, eventId holding the claim` or `2, error` |
-//! | ack | stream, done record | `SET done eventId PX ttl`, `XACK stream group id` | entries acknowledged |
+//! | ack | stream, then one done record per entry (one call per stream for the entries whose handlers finished together, at most 256) | per entry: `SET done eventId PX ttl`, `XACK stream group id` | per entry: entries acknowledged |
 //! | dead letter | stream, dead-letter stream | if the entry is still pending in the group: `XADD dlq MAXLEN ~ n * stream .. entryId .. group .. reason .. deliveries .. event ..`, `XACK` | dead letter id, or nil |
 //! | replay | dead-letter stream, stream | if the dead letter exists: `XADD stream ... type .. event ..`, `XDEL dlq id` | new entry id, or nil |
 //!
@@ -66,6 +66,7 @@
 //! ([`RedisConfig::scrub`]). Event payloads are never logged.
 #![deny(missing_docs)]
 
+mod acker;
 mod coalesce;
 mod config;
 mod consumer;

@@ -7,7 +7,8 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, Pipeline, RedisResult, Script, ServerErrorKind, Value};
 
 /// Producer side: for each event of one category, take its idempotency claim and append its
 /// entry, or do neither. One call carries a whole batch (or one event), so Redis runs one script
@@ -43,19 +44,28 @@ end
 return out
 "#;
 
-/// Events per [`EMIT`] call at most: bounds how long one call keeps Redis busy (about a
-/// millisecond) while still spreading the call's own cost over many events.
-pub(crate) const EMIT_CHUNK: usize = 256;
+/// Events (or entries) per call of [`EMIT`] or [`ACK_DONE`] at most: bounds how long one call
+/// keeps Redis busy (about a millisecond) while still spreading the call's own cost over many.
+pub(crate) const SCRIPT_CHUNK: usize = 256;
 
-/// Consumer side, after the handlers succeeded: write the done record and acknowledge the entry
-/// in one step.
+/// Consumer side, after the handlers succeeded: for each entry of one stream, write the done
+/// record and acknowledge the entry, in one step. One call carries the entries of a stream whose
+/// handlers finished meanwhile (or one entry).
 ///
-/// - `KEYS[1]`: the stream; `KEYS[2]`: the done record `<prefix>:{<category>}:done:<group>:<key>`.
-/// - `ARGV`: group, entry id, done TTL in ms (≥ 1), eventId (the record's value).
-/// - Returns the number of entries acknowledged (0 if another consumer settled it meanwhile).
+/// - `KEYS[1]`: the stream; `KEYS[1 + i]`: the done record
+///   `<prefix>:{<category>}:done:<group>:<key>` of entry `i` (1-based).
+/// - `ARGV[1]`: group; `ARGV[2]`: done TTL in ms (≥ 1); then two per entry: entry id, eventId
+///   (the record's value).
+/// - Returns, per entry, the number of entries acknowledged (0 if another consumer settled it
+///   meanwhile).
 pub(crate) const ACK_DONE: &str = r#"
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
-return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+local out = {}
+for i = 2, #KEYS do
+  local a = 2 * i - 1
+  redis.call('SET', KEYS[i], ARGV[a + 1], 'PX', ARGV[2])
+  out[#out + 1] = redis.call('XACK', KEYS[1], ARGV[1], ARGV[a])
+end
+return out
 "#;
 
 /// Consumer side: copy an entry to the group's dead-letter stream and acknowledge it, in one step,
@@ -101,6 +111,83 @@ pub(crate) static ACK_DONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::n
 pub(crate) static DEAD_LETTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEAD_LETTER));
 /// [`REPLAY`], hashed once.
 pub(crate) static REPLAY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REPLAY));
+
+/// The items of each script call, by index: grouped by `keys` (one stream or category per call,
+/// so the keys of a call share one hash tag) in the order they first appear, at most
+/// [`SCRIPT_CHUNK`] per call, each group in the order of the items.
+pub(crate) fn calls_by_key<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(K, Vec<usize>)> = Vec::new();
+    for (index, key) in keys.into_iter().enumerate() {
+        match groups.iter_mut().find(|(group, _)| *group == key) {
+            Some((_, indices)) => indices.push(index),
+            None => groups.push((key, vec![index])),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|(_, indices)| {
+            indices
+                .chunks(SCRIPT_CHUNK)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Sends the `count` calls of `build` as one pipeline, one reply per call. When Redis answers
+/// `NOSCRIPT` (its script cache was emptied, by a restart: nothing ran), loads `script` and sends
+/// them again, in one round trip.
+pub(crate) async fn send_calls<I>(
+    conn: &ConnectionManager,
+    script: &str,
+    count: usize,
+    build: impl Fn() -> I,
+) -> RedisResult<Vec<RedisResult<Value>>>
+where
+    I: Iterator<Item = Cmd>,
+{
+    let replies = pipeline(conn, None, count, build()).await?;
+    if !replies.iter().any(is_noscript) {
+        return Ok(replies);
+    }
+    tracing::debug!("script not loaded, loading it");
+    pipeline(conn, Some(script), count, build()).await
+}
+
+async fn pipeline(
+    conn: &ConnectionManager,
+    load: Option<&str>,
+    count: usize,
+    calls: impl Iterator<Item = Cmd>,
+) -> RedisResult<Vec<RedisResult<Value>>> {
+    let mut pipe = Pipeline::with_capacity(count + 1);
+    if let Some(script) = load {
+        pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(script).clone())
+            .ignore();
+    }
+    for call in calls {
+        pipe.add_command(call);
+    }
+    pipe.ignore_errors();
+    let mut conn = conn.clone();
+    let mut replies: Vec<RedisResult<Value>> = pipe.query_async(&mut conn).await?;
+    if load.is_some() && replies.len() == count + 1 {
+        // `ignore()` does not drop replies when errors are kept; drop the SCRIPT LOAD reply.
+        drop(replies.remove(0));
+    }
+    if replies.len() != count {
+        return Err(redis::RedisError::from((
+            ErrorKind::Parse,
+            "unexpected number of replies",
+            format!("{} replies to {count} calls", replies.len()),
+        )));
+    }
+    Ok(replies)
+}
+
+fn is_noscript(reply: &RedisResult<Value>) -> bool {
+    matches!(reply, Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
+}
 
 /// A TTL in whole milliseconds, at least 1 (Redis refuses `PX 0`).
 pub(crate) fn ttl_ms(ttl: std::time::Duration) -> u64 {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
 use redis::aio::ConnectionManager;
-use redis::{Cmd, ErrorKind, Pipeline, RedisResult, RedisWrite as _, ServerErrorKind, Value};
+use redis::{Cmd, RedisResult, RedisWrite as _, Value};
 
 use crate::coalesce::{Answer, Coalescer, Sink, submit};
 use crate::config::RedisConfig;
 use crate::error::Error;
 use crate::keys::Keys;
-use crate::scripts::{EMIT, EMIT_CHUNK, EMIT_SCRIPT, ttl_ms};
+use crate::scripts::{EMIT, EMIT_SCRIPT, calls_by_key, send_calls, ttl_ms};
 
 /// Publishes events to one Redis stream per category (`<prefix>:{<category>}`), each entry with
 /// the fields `type` and `event`, trimmed with `MAXLEN ~`.
@@ -71,7 +71,6 @@ impl RedisTransport {
         })
     }
 
-
     /// The configuration, for its redacted URL and key layout.
     pub fn config(&self) -> &RedisConfig {
         &self.config
@@ -121,13 +120,12 @@ impl RedisTransport {
             return Ok(Vec::new());
         }
         if !self.config.idempotency_claims_enabled() {
-            let replies = self
-                .send(
-                    events.iter().map(|event| self.append_call(event)),
-                    false,
-                    events.len(),
-                )
-                .await?;
+            // Plain `XADD`s never answer NOSCRIPT, so the script is never loaded.
+            let replies = send_calls(&self.conn, EMIT, events.len(), || {
+                events.iter().map(|event| self.append_call(event))
+            })
+            .await
+            .map_err(|error| self.config.error(&error))?;
             return Ok(replies
                 .into_iter()
                 .map(|reply| {
@@ -141,15 +139,12 @@ impl RedisTransport {
                 })
                 .collect());
         }
-        let calls = emit_calls(events);
-        let build = || calls.iter().map(|indices| self.emit_call(events, indices));
-        let mut replies = self.send(build(), false, calls.len()).await?;
-        if replies.iter().any(is_noscript) {
-            // The script cache was emptied (a restart): nothing ran. Load and send again, in one
-            // round trip.
-            tracing::debug!(url = %self.config.redacted_url(), "emit script not loaded, loading it");
-            replies = self.send(build(), true, calls.len()).await?;
-        }
+        let calls = calls_by_key(events.iter().map(|event| event.category));
+        let replies = send_calls(&self.conn, EMIT, calls.len(), || {
+            calls.iter().map(|indices| self.emit_call(events, indices))
+        })
+        .await
+        .map_err(|error| self.config.error(&error))?;
         let mut outcomes: Vec<Option<Result<PublishOutcome, Error>>> = vec![None; events.len()];
         for (indices, reply) in calls.iter().zip(replies) {
             match self.call_outcomes(events, indices, reply) {
@@ -272,41 +267,6 @@ impl RedisTransport {
         cmd
     }
 
-    /// Sends `calls` as one pipeline (preceded by `SCRIPT LOAD` when `load`), returning one reply
-    /// per call.
-    async fn send(
-        &self,
-        calls: impl Iterator<Item = Cmd>,
-        load: bool,
-        count: usize,
-    ) -> Result<Vec<RedisResult<Value>>, Error> {
-        let mut pipe = Pipeline::with_capacity(count + 1);
-        if load {
-            pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(EMIT).clone())
-                .ignore();
-        }
-        for call in calls {
-            pipe.add_command(call);
-        }
-        pipe.ignore_errors();
-        let mut conn = self.conn.clone();
-        let mut replies: Vec<RedisResult<Value>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|error| self.config.error(&error))?;
-        if load && replies.len() == count + 1 {
-            // `ignore()` does not drop replies when errors are kept; drop the SCRIPT LOAD reply.
-            drop(replies.remove(0));
-        }
-        if replies.len() != count {
-            return Err(Error::Protocol(format!(
-                "{} replies to {count} calls",
-                replies.len(),
-            )));
-        }
-        Ok(replies)
-    }
-
     /// `error` of the event at `index` of `total` a caller published, naming the event when Redis
     /// refused it.
     pub(crate) fn event_error(
@@ -358,35 +318,6 @@ impl RedisTransport {
             _ => Err(Error::Server(String::from_utf8_lossy(detail).into_owned())),
         }
     }
-}
-
-/// The events of each emit script call, by index: grouped by category (the keys of one call
-/// share the category's hash tag, so one slot) in the order categories first appear, at most
-/// [`EMIT_CHUNK`] per call, each group in the order of `events`.
-fn emit_calls(events: &[OutgoingEvent]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (index, event) in events.iter().enumerate() {
-        match groups
-            .iter_mut()
-            .find(|(category, _)| *category == event.category)
-        {
-            Some((_, indices)) => indices.push(index),
-            None => groups.push((event.category, vec![index])),
-        }
-    }
-    groups
-        .into_iter()
-        .flat_map(|(_, indices)| {
-            indices
-                .chunks(EMIT_CHUNK)
-                .map(<[usize]>::to_vec)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn is_noscript(reply: &RedisResult<Value>) -> bool {
-    matches!(reply, Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript))
 }
 
 impl Sink for RedisTransport {
