@@ -1,9 +1,9 @@
 //! Group commit: requests to Redis that arrive while another of the same kind is in flight wait
 //! for it, then go to Redis together as one call.
 //!
-//! A caller that finds nothing in flight sends at once, after yielding once so that requests
-//! polled in the same turn (`join_all`, the other tasks of its worker) join it; a serial caller
-//! never waits for anyone else. Callers that come while a call is in flight queue their items;
+//! A caller that finds nothing in flight sends at once; while requests have been overlapping, it
+//! first yields once, so that requests polled in the same turn (`join_all`, the other tasks of
+//! its worker) join its call. A serial caller never waits for anyone else. Callers that come while a call is in flight queue their items;
 //! when the call returns, a task sends everything queued as one call and hands each caller its
 //! own outcomes. What bounds concurrent emits and acknowledgements is the cost of one script call
 //! in Redis, far above the cost of the claim and append (or done record and `XACK`) inside it, so
@@ -55,6 +55,7 @@ impl<S: Sink> Default for Coalescer<S> {
         Self {
             state: Mutex::new(State {
                 busy: false,
+                overlapping: false,
                 queue: Vec::new(),
             }),
         }
@@ -64,6 +65,9 @@ impl<S: Sink> Default for Coalescer<S> {
 struct State<S: Sink> {
     /// Whether a call is in flight (a caller's own, or a drain task's).
     busy: bool,
+    /// Whether requests have been arriving while others were in flight: set when one queues
+    /// behind a call, cleared when a caller's own call went alone and nobody came meanwhile.
+    overlapping: bool,
     queue: Vec<Queued<S>>,
 }
 
@@ -84,14 +88,18 @@ impl<S: Sink> Coalescer<S> {
 /// flight, else with the next call. One result per item, in order.
 pub(crate) async fn submit<S: Sink>(sink: &S, items: Vec<S::Item>) -> Answer<S> {
     let (reply, answer) = oneshot::channel();
-    let lead = {
+    let (lead, overlapping) = {
         let mut state = sink.coalescer().lock();
         state.queue.push(Queued {
             count: items.len(),
             items,
             reply,
         });
-        !std::mem::replace(&mut state.busy, true)
+        let lead = !std::mem::replace(&mut state.busy, true);
+        if !lead {
+            state.overlapping = true;
+        }
+        (lead, state.overlapping)
     };
     if lead {
         let mut sender = Sender {
@@ -99,8 +107,18 @@ pub(crate) async fn submit<S: Sink>(sink: &S, items: Vec<S::Item>) -> Answer<S> 
             taken: Vec::new(),
             hand_over: true,
         };
-        tokio::task::yield_now().await;
-        sender.send_round().await;
+        if overlapping {
+            // Lets the requests polled right after this one join its call.
+            tokio::task::yield_now().await;
+        }
+        let callers = sender.send_round().await;
+        if callers == 1 {
+            let mut state = sink.coalescer().lock();
+            if state.queue.is_empty() {
+                // Went alone and nobody came meanwhile: a serial caller need not yield.
+                state.overlapping = false;
+            }
+        }
         // Dropping `sender` hands what queued meanwhile to a task.
     }
     answer.await.unwrap_or_else(|_| Err(sink.abandoned()))
@@ -123,12 +141,12 @@ struct Sender<S: Sink> {
 
 impl<S: Sink> Sender<S> {
     /// Takes up to [`MAX_COALESCED`] items' worth of the queue, sends them as one call and
-    /// answers each caller. Returns false when the queue was empty.
-    async fn send_round(&mut self) -> bool {
+    /// answers each caller. Returns how many callers shared the call (0: the queue was empty).
+    async fn send_round(&mut self) -> usize {
         {
             let mut state = self.sink.coalescer().lock();
             if state.queue.is_empty() {
-                return false;
+                return 0;
             }
             let mut count = 0;
             let take = state
@@ -157,6 +175,7 @@ impl<S: Sink> Sender<S> {
             );
             self.sink.send(&items).await
         };
+        let callers = self.taken.len();
         let mut results = results.map(Vec::into_iter);
         for queued in self.taken.drain(..) {
             let answer = match &mut results {
@@ -166,12 +185,12 @@ impl<S: Sink> Sender<S> {
             // A caller that gave up (its timeout) no longer listens.
             let _ = queued.reply.send(answer);
         }
-        true
+        callers
     }
 
     /// Rounds until the queue is empty.
     async fn drain(mut self) {
-        while self.send_round().await {}
+        while self.send_round().await > 0 {}
     }
 }
 
