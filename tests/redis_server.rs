@@ -102,6 +102,32 @@ impl RedisServer {
             })
     }
 
+    /// Zeroes its command statistics (`CONFIG RESETSTAT`), for [`command_calls`].
+    pub async fn reset_command_stats(&self) {
+        let mut conn = self.connection().await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut conn)
+            .await
+            .expect("CONFIG RESETSTAT");
+    }
+
+    /// How often `command` (lower case, e.g. `evalsha`) ran since it started or since
+    /// [`reset_command_stats`](Self::reset_command_stats), from `INFO commandstats`.
+    pub async fn command_calls(&self, command: &str) -> u64 {
+        let mut conn = self.connection().await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("a number of calls"))
+    }
+
     /// Its data folder.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -665,20 +665,6 @@ async fn entries_read_ahead_that_wait_too_long_are_released_not_run_twice() {
     assert_eq!((slow.failed, other.failed), (0, 0));
 }
 
-/// The number of calls of `command` since the last `CONFIG RESETSTAT`.
-async fn calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .expect("INFO");
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().expect("a number"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgements_of_handlers_finishing_together_go_in_one_call() {
     init_tracing();
@@ -699,11 +685,7 @@ async fn acknowledgements_of_handlers_finishing_together_go_in_one_call() {
             .all(|e| e.published())
     );
     let mut conn = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    server.reset_command_stats().await;
     let (handlers, mut rx) = reporting();
     let consumer = RedisConsumer::builder(config.clone(), "acks-group", handlers)
         .concurrency(50)
@@ -726,8 +708,8 @@ async fn acknowledgements_of_handlers_finishing_together_go_in_one_call() {
     assert_eq!(pending(&mut conn, "acks:{image}", "acks-group").await, 0);
     let done: Vec<String> = conn.keys("acks:{image}:done:acks-group:*").await.unwrap();
     assert_eq!(done.len() as u64, EVENTS, "a done record per event");
-    assert_eq!(calls(&mut conn, "xack").await, EVENTS);
-    let scripts = calls(&mut conn, "evalsha").await + calls(&mut conn, "eval").await;
+    assert_eq!(server.command_calls("xack").await, EVENTS);
+    let scripts = server.command_calls("evalsha").await + server.command_calls("eval").await;
     assert!(
         scripts < EVENTS / 2,
         "{scripts} script calls settled {EVENTS} entries handled 50 at a time"

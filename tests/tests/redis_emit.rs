@@ -41,18 +41,6 @@ async fn entries(conn: &mut MultiplexedConnection, stream: &str) -> Vec<(String,
         .collect()
 }
 
-async fn info_field(conn: &mut MultiplexedConnection, section: &str, prefix: &str) -> String {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .find(|line| line.starts_with(prefix))
-        .map(str::to_owned)
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_duplicate_emissions_from_many_tasks_give_one_entry_per_key() {
     init_tracing();
@@ -209,11 +197,7 @@ async fn a_batch_is_one_pipeline_with_one_outcome_per_event_in_order() {
     assert!(earlier.published());
 
     let mut conn = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    server.reset_command_stats().await;
     let mut batch = EmitBatch::new();
     let indexes = [0u64, 1, 2, 3, 4, 1, 5, 6, 7, 8];
     for index in indexes {
@@ -239,16 +223,10 @@ async fn a_batch_is_one_pipeline_with_one_outcome_per_event_in_order() {
     );
 
     // One script call for the batch (one category), and nothing else per event.
-    let evalsha = info_field(&mut conn, "commandstats", "cmdstat_evalsha:").await;
-    assert!(evalsha.starts_with("cmdstat_evalsha:calls=1,"), "{evalsha}");
+    assert_eq!(server.command_calls("evalsha").await, 1);
     // Inside the scripts: a claim per event, an append per published event.
-    let set = info_field(&mut conn, "commandstats", "cmdstat_set:").await;
-    assert!(
-        set.starts_with(&format!("cmdstat_set:calls={},", indexes.len())),
-        "{set}"
-    );
-    let xadd = info_field(&mut conn, "commandstats", "cmdstat_xadd:").await;
-    assert!(xadd.starts_with("cmdstat_xadd:calls=8,"), "{xadd}");
+    assert_eq!(server.command_calls("set").await, indexes.len() as u64);
+    assert_eq!(server.command_calls("xadd").await, 8);
 
     let stored = entries(&mut conn, &config.keys().stream("image")).await;
     let stored_ids: Vec<String> = stored
@@ -303,11 +281,7 @@ async fn a_batch_of_several_categories_makes_one_script_call_per_category() {
     // Loads the script, so the counts below hold the batch's calls only.
     assert!(emitter.emit(signup("u0")).await.unwrap().published());
     let mut conn = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    server.reset_command_stats().await;
     let mut batch = EmitBatch::new();
     batch.push(family_completed("mixed", 0)).unwrap();
     batch.push(signup("u1")).unwrap();
@@ -329,8 +303,7 @@ async fn a_batch_of_several_categories_makes_one_script_call_per_category() {
     let duplicates: Vec<bool> = results.iter().map(|e| e.duplicate).collect();
     assert_eq!(duplicates, [false, false, false, true, false]);
     assert_eq!(results[3].existing_event_id, Some(results[1].event_id));
-    let evalsha = info_field(&mut conn, "commandstats", "cmdstat_evalsha:").await;
-    assert!(evalsha.starts_with("cmdstat_evalsha:calls=2,"), "{evalsha}");
+    assert_eq!(server.command_calls("evalsha").await, 2);
 
     let image = entries(&mut conn, &config.keys().stream("image")).await;
     let funnel = entries(&mut conn, &config.keys().stream("funnel")).await;
@@ -370,11 +343,7 @@ async fn concurrent_emits_go_to_redis_together_with_their_own_outcomes() {
     // Loads the script, so the counts below hold the concurrent emits' calls only.
     let earlier = emitter.emit(family_completed("together", 0)).await.unwrap();
     let mut conn = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    server.reset_command_stats().await;
     // 64 emits in flight at once; keys 0..32 twice each (key 0 was emitted before).
     let emits = (0..64u64).map(|i| emitter.emit(family_completed("together", i % 32)));
     let results: Vec<_> = futures_util::future::join_all(emits)
@@ -382,14 +351,7 @@ async fn concurrent_emits_go_to_redis_together_with_their_own_outcomes() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    let evalsha = info_field(&mut conn, "commandstats", "cmdstat_evalsha:").await;
-    let calls: u64 = evalsha
-        .trim_start_matches("cmdstat_evalsha:calls=")
-        .split(',')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let calls = server.command_calls("evalsha").await;
     assert!(calls <= 2, "64 concurrent emits made {calls} script calls");
     for key in 0..32usize {
         let (first, second) = (&results[key], &results[key + 32]);

@@ -13,19 +13,6 @@ use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
 use redis::AsyncCommands;
 
-async fn command_calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .expect("INFO");
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().expect("a number"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_claims_events_are_plain_xadds_and_consumers_still_run_a_key_once() {
     init_tracing();
@@ -46,11 +33,7 @@ async fn without_claims_events_are_plain_xadds_and_consumers_still_run_a_key_onc
         RedisTransport::new(config.clone()).unwrap(),
     );
     let mut conn = server.connection().await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    server.reset_command_stats().await;
 
     // Key 1 three times: every emission is published, none is a duplicate.
     let mut batch = EmitBatch::new();
@@ -68,9 +51,9 @@ async fn without_claims_events_are_plain_xadds_and_consumers_still_run_a_key_onc
     );
     assert_eq!(emitter.stats().emitted, 6);
 
-    assert_eq!(command_calls(&mut conn, "xadd").await, 6);
-    assert_eq!(command_calls(&mut conn, "evalsha").await, 0);
-    assert_eq!(command_calls(&mut conn, "set").await, 0);
+    assert_eq!(server.command_calls("xadd").await, 6);
+    assert_eq!(server.command_calls("evalsha").await, 0);
+    assert_eq!(server.command_calls("set").await, 0);
     let keys: Vec<String> = conn.keys("unclaimed:*").await.unwrap();
     assert_eq!(
         keys,
