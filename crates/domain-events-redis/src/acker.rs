@@ -15,6 +15,7 @@ use crate::coalesce::{Answer, Coalescer, Sink, submit};
 use crate::scripts::{ACK_DONE, ACK_DONE_SCRIPT, calls_by_key, send_calls};
 
 /// One entry to settle: write its done record, acknowledge it.
+#[derive(Clone)]
 pub(crate) struct Ack {
     /// The stream the entry is in.
     pub(crate) stream: Arc<str>,
@@ -55,7 +56,7 @@ impl Acker {
     /// Writes the done record of `ack` and acknowledges its entry (with those of other entries
     /// that finish meanwhile).
     pub(crate) async fn ack(&self, ack: Ack) -> Result<(), RedisError> {
-        submit(self, vec![ack])
+        submit(self, std::slice::from_ref(&ack))
             .await?
             .pop()
             .unwrap_or_else(|| Err(lost("no answer for the acknowledgement")))

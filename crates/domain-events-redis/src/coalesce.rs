@@ -12,6 +12,7 @@
 //! Used by [`RedisTransport`](crate::RedisTransport) for publishes and by the consumer for its
 //! done records and acknowledgements.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -86,36 +87,56 @@ impl<S: Sink> Coalescer<S> {
 
 /// Sends `items` through `sink`: at once (with what arrives in the same turn) if nothing is in
 /// flight, else with the next call. One result per item, in order.
-pub(crate) async fn submit<S: Sink>(sink: &S, items: Vec<S::Item>) -> Answer<S> {
-    let (reply, answer) = oneshot::channel();
-    let (lead, overlapping) = {
-        let mut state = sink.coalescer().lock();
+///
+/// The items are copied only when they have to wait or may be joined by others; a caller alone
+/// sends its own slice.
+pub(crate) async fn submit<S: Sink>(sink: &S, items: &[S::Item]) -> Answer<S>
+where
+    S::Item: Clone,
+{
+    let queue = |state: &mut State<S>| {
+        let (reply, answer) = oneshot::channel();
         state.queue.push(Queued {
             count: items.len(),
-            items,
+            items: items.to_vec(),
             reply,
         });
-        let lead = !std::mem::replace(&mut state.busy, true);
-        if !lead {
-            state.overlapping = true;
-        }
-        (lead, state.overlapping)
+        answer
     };
-    if lead {
-        let mut sender = Sender {
-            sink: sink.clone(),
+    let (answer, lead) = {
+        let mut state = sink.coalescer().lock();
+        if std::mem::replace(&mut state.busy, true) {
+            state.overlapping = true;
+            (Some(queue(&mut state)), false)
+        } else if state.overlapping {
+            (Some(queue(&mut state)), true)
+        } else {
+            (None, true)
+        }
+    };
+    let Some(answer) = answer else {
+        // Alone: nobody has been overlapping, so nobody is expected to join. Dropping `_sender`
+        // afterwards hands what queued meanwhile to a task.
+        let _sender = Sender {
+            sink: Cow::Borrowed(sink),
             taken: Vec::new(),
             hand_over: true,
         };
-        if overlapping {
-            // Lets the requests polled right after this one join its call.
-            tokio::task::yield_now().await;
-        }
+        return sink.send(items).await;
+    };
+    if lead {
+        let mut sender = Sender {
+            sink: Cow::Borrowed(sink),
+            taken: Vec::new(),
+            hand_over: true,
+        };
+        // Lets the requests polled right after this one join its call.
+        tokio::task::yield_now().await;
         let callers = sender.send_round().await;
         if callers == 1 {
             let mut state = sink.coalescer().lock();
             if state.queue.is_empty() {
-                // Went alone and nobody came meanwhile: a serial caller need not yield.
+                // Went alone and nobody came meanwhile: the next caller need not yield.
                 state.overlapping = false;
             }
         }
@@ -129,8 +150,9 @@ pub(crate) async fn submit<S: Sink>(sink: &S, items: Vec<S::Item>) -> Answer<S> 
 ///
 /// When dropped (done, or given up by its caller or runtime) it hands a non-empty queue to a new
 /// task, or marks the sink free; the callers of a call it abandoned get an error.
-struct Sender<S: Sink> {
-    sink: S,
+struct Sender<'a, S: Sink> {
+    /// Borrowed by a caller's sender, owned by a task's.
+    sink: Cow<'a, S>,
     /// The requests of the call in flight.
     taken: Vec<Queued<S>>,
     /// Whether a queue left when this is dropped goes to a new task (the first caller's sender),
@@ -139,7 +161,7 @@ struct Sender<S: Sink> {
     hand_over: bool,
 }
 
-impl<S: Sink> Sender<S> {
+impl<S: Sink> Sender<'_, S> {
     /// Takes up to [`MAX_COALESCED`] items' worth of the queue, sends them as one call and
     /// answers each caller. Returns how many callers shared the call (0: the queue was empty).
     async fn send_round(&mut self) -> usize {
@@ -194,7 +216,7 @@ impl<S: Sink> Sender<S> {
     }
 }
 
-impl<S: Sink> Drop for Sender<S> {
+impl<S: Sink> Drop for Sender<'_, S> {
     fn drop(&mut self) {
         let mut state = self.sink.coalescer().lock();
         if state.queue.is_empty() {
@@ -205,8 +227,8 @@ impl<S: Sink> Drop for Sender<S> {
             Ok(runtime) if self.hand_over => {
                 drop(state);
                 // Made before the spawn: a task dropped before it ever ran still frees the queue.
-                let next = Sender {
-                    sink: self.sink.clone(),
+                let next: Sender<'static, S> = Sender {
+                    sink: Cow::Owned(S::clone(&self.sink)),
                     taken: Vec::new(),
                     hand_over: false,
                 };

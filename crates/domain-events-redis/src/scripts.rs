@@ -123,15 +123,15 @@ pub(crate) fn calls_by_key<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> V
             None => groups.push((key, vec![index])),
         }
     }
-    groups
-        .into_iter()
-        .flat_map(|(_, indices)| {
-            indices
-                .chunks(SCRIPT_CHUNK)
-                .map(<[usize]>::to_vec)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut calls = Vec::with_capacity(groups.len());
+    for (_, indices) in groups {
+        if indices.len() <= SCRIPT_CHUNK {
+            calls.push(indices);
+        } else {
+            calls.extend(indices.chunks(SCRIPT_CHUNK).map(<[usize]>::to_vec));
+        }
+    }
+    calls
 }
 
 /// Sends the `count` calls of `build` as one pipeline, one reply per call. When Redis answers

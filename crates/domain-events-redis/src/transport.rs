@@ -97,7 +97,7 @@ impl RedisTransport {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let results = submit(self, events.to_vec()).await?;
+        let results = submit(self, events).await?;
         let total = results.len();
         results
             .into_iter()
