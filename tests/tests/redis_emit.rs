@@ -761,3 +761,39 @@ async fn rediss_urls_connect_over_tls_with_an_acl_user() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_sharing_a_transport_get_every_answer_while_calls_start_and_end() {
+    init_tracing();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url()).unwrap().key_prefix("share");
+    let emitter = Emitter::new("share-test", RedisTransport::new(config.clone()).unwrap());
+    const TASKS: u64 = 8;
+    const EACH: u64 = 300;
+    // Emits from many tasks, each pausing a varying number of turns between emits, so group
+    // commits keep starting, draining and ending while others arrive.
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let emitter = emitter.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let index = task * EACH + i;
+                    let emitted = emitter
+                        .emit(family_completed("share", index))
+                        .await
+                        .unwrap_or_else(|error| panic!("emit {index}: {error}"));
+                    assert!(emitted.published(), "emit {index}");
+                    for _ in 0..(index % 3) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut conn = server.connection().await;
+    let stored: usize = conn.xlen(config.keys().stream("image")).await.unwrap();
+    assert_eq!(stored as u64, TASKS * EACH);
+}

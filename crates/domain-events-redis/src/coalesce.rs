@@ -121,6 +121,7 @@ where
             sink: Cow::Borrowed(sink),
             taken: Vec::new(),
             hand_over: true,
+            released: false,
         };
         return sink.send(items).await;
     };
@@ -129,6 +130,7 @@ where
             sink: Cow::Borrowed(sink),
             taken: Vec::new(),
             hand_over: true,
+            released: false,
         };
         // Lets the requests polled right after this one join its call.
         tokio::task::yield_now().await;
@@ -159,6 +161,10 @@ struct Sender<'a, S: Sink> {
     /// or is dropped (a task's sender dropped unfinished: its runtime is shutting down, where a
     /// new task would be dropped at once, too).
     hand_over: bool,
+    /// Set when a round found the queue empty and marked the sink free, in the same critical
+    /// section: from then on a new caller leads its own call, so dropping this must not touch
+    /// the queue.
+    released: bool,
 }
 
 impl<S: Sink> Sender<'_, S> {
@@ -168,6 +174,8 @@ impl<S: Sink> Sender<'_, S> {
         {
             let mut state = self.sink.coalescer().lock();
             if state.queue.is_empty() {
+                state.busy = false;
+                self.released = true;
                 return 0;
             }
             let mut count = 0;
@@ -218,6 +226,9 @@ impl<S: Sink> Sender<'_, S> {
 
 impl<S: Sink> Drop for Sender<'_, S> {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         let mut state = self.sink.coalescer().lock();
         if state.queue.is_empty() {
             state.busy = false;
@@ -231,6 +242,7 @@ impl<S: Sink> Drop for Sender<'_, S> {
                     sink: Cow::Owned(S::clone(&self.sink)),
                     taken: Vec::new(),
                     hand_over: false,
+                    released: false,
                 };
                 runtime.spawn(next.drain());
             }
@@ -240,5 +252,84 @@ impl<S: Sink> Drop for Sender<'_, S> {
                 state.queue.clear();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Answers each item with itself, counting calls.
+    #[derive(Clone, Default)]
+    struct Echo {
+        coalescer: Arc<Coalescer<Echo>>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Sink for Echo {
+        type Item = u32;
+        type Outcome = u32;
+        type Error = String;
+
+        fn coalescer(&self) -> &Coalescer<Self> {
+            &self.coalescer
+        }
+
+        fn send(&self, items: &[u32]) -> impl Future<Output = Answer<Self>> + Send {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = Ok(items.iter().map(|item| Ok(*item)).collect());
+            async move {
+                tokio::task::yield_now().await;
+                answer
+            }
+        }
+
+        fn abandoned(&self) -> String {
+            "abandoned".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drain_that_found_the_queue_empty_leaves_the_sink_free() {
+        let sink = Echo::default();
+        // A drain task's call is in flight.
+        sink.coalescer().lock().busy = true;
+        let mut drain = Sender {
+            sink: Cow::Borrowed(&sink),
+            taken: Vec::new(),
+            hand_over: false,
+            released: false,
+        };
+        assert_eq!(drain.send_round().await, 0);
+        // A caller arriving before the drain is gone leads its own call instead of queueing
+        // behind a drain that will never send again.
+        let answer = tokio::time::timeout(Duration::from_secs(5), submit(&sink, &[7]))
+            .await
+            .expect("not left waiting");
+        assert_eq!(answer, Ok(vec![Ok(7)]));
+        drop(drain);
+        assert!(!sink.coalescer().lock().busy);
+        assert!(sink.coalescer().lock().queue.is_empty());
+    }
+
+    #[tokio::test]
+    async fn overlapping_callers_share_a_call_and_get_their_own_outcomes() {
+        let sink = Echo::default();
+        let (a, b, c) = tokio::join!(
+            submit(&sink, &[1, 2]),
+            submit(&sink, &[3]),
+            submit(&sink, &[4, 5, 6])
+        );
+        assert_eq!(a, Ok(vec![Ok(1), Ok(2)]));
+        assert_eq!(b, Ok(vec![Ok(3)]));
+        assert_eq!(c, Ok(vec![Ok(4), Ok(5), Ok(6)]));
+        // The first went alone; the two that came while it was in flight went together.
+        assert_eq!(sink.calls.load(Ordering::SeqCst), 2);
+        let state = sink.coalescer().lock();
+        assert!(!state.busy && state.queue.is_empty());
     }
 }
