@@ -138,7 +138,7 @@ impl Sink for Acker {
         // twice is harmless).
         RedisError::from(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
-            "the call carrying this acknowledgement was abandoned",
+            "the call carrying this acknowledgement was abandoned (the runtime shut down)",
         ))
     }
 }

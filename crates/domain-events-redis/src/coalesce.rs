@@ -5,7 +5,8 @@
 //! first yields once, so that requests polled in the same turn (`join_all`, the other tasks of
 //! its worker) join its call. A serial caller never waits for anyone else. Callers that come while a call is in flight queue their items;
 //! when the call returns, a task sends everything queued as one call and hands each caller its
-//! own outcomes. What bounds concurrent emits and acknowledgements is the cost of one script call
+//! own outcomes; if the caller that sent a call gives up on it (its timeout, a `select!`), a task
+//! sends it again for the others. What bounds concurrent emits and acknowledgements is the cost of one script call
 //! in Redis, far above the cost of the claim and append (or done record and `XACK`) inside it, so
 //! sixty-four concurrent requests cost two script calls instead of sixty-four.
 //!
@@ -35,6 +36,11 @@ pub(crate) trait Sink: Clone + Send + Sync + 'static {
 
     /// Sends `items` to Redis in one round trip: one result per item, in order, or the error
     /// that kept the whole call from Redis.
+    ///
+    /// Must be safe to call again with the same items: a call whose first caller gave up on it
+    /// is sent again by a task for the callers who joined it (a claimed emit finds its own claim
+    /// and is reported published; a done record and `XACK` are written twice; an unclaimed
+    /// `XADD` may append a second entry, which the consumers' done records skip).
     fn send(&self, items: &[Self::Item]) -> impl Future<Output = Answer<Self>> + Send;
 
     /// The error of callers whose call was given up (its sender dropped it, or the runtime shut
@@ -120,6 +126,7 @@ where
         let _sender = Sender {
             sink: Cow::Borrowed(sink),
             taken: Vec::new(),
+            items: Vec::new(),
             hand_over: true,
             released: false,
         };
@@ -129,6 +136,7 @@ where
         let mut sender = Sender {
             sink: Cow::Borrowed(sink),
             taken: Vec::new(),
+            items: Vec::new(),
             hand_over: true,
             released: false,
         };
@@ -155,8 +163,9 @@ where
 struct Sender<'a, S: Sink> {
     /// Borrowed by a caller's sender, owned by a task's.
     sink: Cow<'a, S>,
-    /// The requests of the call in flight.
+    /// The requests of the call in flight, and their items, in order.
     taken: Vec<Queued<S>>,
+    items: Vec<S::Item>,
     /// Whether a queue left when this is dropped goes to a new task (the first caller's sender),
     /// or is dropped (a task's sender dropped unfinished: its runtime is shutting down, where a
     /// new task would be dropped at once, too).
@@ -190,31 +199,20 @@ impl<S: Sink> Sender<'_, S> {
                 .count();
             self.taken.extend(state.queue.drain(..take));
         }
-        let results = if let [only] = self.taken.as_mut_slice() {
-            self.sink.send(&only.items).await
-        } else {
-            let items: Vec<S::Item> = self
-                .taken
-                .iter_mut()
-                .flat_map(|queued| std::mem::take(&mut queued.items))
-                .collect();
+        for queued in &mut self.taken {
+            self.items.append(&mut queued.items);
+        }
+        if self.taken.len() > 1 {
             tracing::trace!(
                 callers = self.taken.len(),
-                items = items.len(),
+                items = self.items.len(),
                 "sending concurrent requests together"
             );
-            self.sink.send(&items).await
-        };
-        let callers = self.taken.len();
-        let mut results = results.map(Vec::into_iter);
-        for queued in self.taken.drain(..) {
-            let answer = match &mut results {
-                Ok(all) => Ok(all.by_ref().take(queued.count).collect()),
-                Err(error) => Err(error.clone()),
-            };
-            // A caller that gave up (its timeout) no longer listens.
-            let _ = queued.reply.send(answer);
         }
+        let results = self.sink.send(&self.items).await;
+        self.items.clear();
+        let callers = self.taken.len();
+        answer(&mut self.taken, results);
         callers
     }
 
@@ -224,8 +222,36 @@ impl<S: Sink> Sender<'_, S> {
     }
 }
 
+/// Answers each caller of `taken` with its share of `results`.
+fn answer<S: Sink>(taken: &mut Vec<Queued<S>>, results: Answer<S>) {
+    let mut results = results.map(Vec::into_iter);
+    for queued in taken.drain(..) {
+        let answer = match &mut results {
+            Ok(all) => Ok(all.by_ref().take(queued.count).collect()),
+            Err(error) => Err(error.clone()),
+        };
+        // A caller that gave up (its timeout) no longer listens.
+        let _ = queued.reply.send(answer);
+    }
+}
+
 impl<S: Sink> Drop for Sender<'_, S> {
     fn drop(&mut self) {
+        if !self.taken.is_empty()
+            && self.hand_over
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // The caller that sent the call in flight gave up on it (its timeout, a `select!`):
+            // a task sends it again and answers the others who joined it. Sending again is what
+            // `Sink::send` allows (see there).
+            let sink = S::clone(&self.sink);
+            let items = std::mem::take(&mut self.items);
+            let mut taken = std::mem::take(&mut self.taken);
+            runtime.spawn(async move {
+                let results = sink.send(&items).await;
+                answer(&mut taken, results);
+            });
+        }
         if self.released {
             return;
         }
@@ -241,6 +267,7 @@ impl<S: Sink> Drop for Sender<'_, S> {
                 let next: Sender<'static, S> = Sender {
                     sink: Cow::Owned(S::clone(&self.sink)),
                     taken: Vec::new(),
+                    items: Vec::new(),
                     hand_over: false,
                     released: false,
                 };
@@ -301,6 +328,7 @@ mod tests {
         let mut drain = Sender {
             sink: Cow::Borrowed(&sink),
             taken: Vec::new(),
+            items: Vec::new(),
             hand_over: false,
             released: false,
         };
@@ -314,6 +342,71 @@ mod tests {
         drop(drain);
         assert!(!sink.coalescer().lock().busy);
         assert!(sink.coalescer().lock().queue.is_empty());
+    }
+
+    /// Like [`Echo`], but each call waits for a permit of its gate.
+    #[derive(Clone)]
+    struct Gated {
+        coalescer: Arc<Coalescer<Gated>>,
+        calls: Arc<AtomicUsize>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Sink for Gated {
+        type Item = u32;
+        type Outcome = u32;
+        type Error = String;
+
+        fn coalescer(&self) -> &Coalescer<Self> {
+            &self.coalescer
+        }
+
+        fn send(&self, items: &[u32]) -> impl Future<Output = Answer<Self>> + Send {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = Ok(items.iter().map(|item| Ok(*item)).collect());
+            let gate = self.gate.clone();
+            async move {
+                let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+                answer
+            }
+        }
+
+        fn abandoned(&self) -> String {
+            "abandoned".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_who_joined_a_call_its_sender_gave_up_on_still_get_answers() {
+        let sink = Gated {
+            coalescer: Arc::default(),
+            calls: Arc::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        // Callers have been overlapping, so the first one waits a turn for others to join.
+        sink.coalescer().lock().overlapping = true;
+        let leader = tokio::spawn({
+            let sink = sink.clone();
+            async move { submit(&sink, &[1]).await }
+        });
+        let follower = tokio::spawn({
+            let sink = sink.clone();
+            async move { submit(&sink, &[2]).await }
+        });
+        // The leader yields once, the follower queues, the leader sends both and waits.
+        while sink.calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        leader.abort();
+        assert!(leader.await.is_err(), "the leader was cancelled");
+        sink.gate.add_permits(10);
+        let answer = tokio::time::timeout(Duration::from_secs(5), follower)
+            .await
+            .expect("answered")
+            .expect("the follower ran");
+        assert_eq!(answer, Ok(vec![Ok(2)]));
+        // Sent again for the follower.
+        assert_eq!(sink.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -336,9 +336,9 @@ impl Sink for RedisTransport {
     fn abandoned(&self) -> Error {
         Error::Unavailable {
             url: self.config.redacted_url().to_owned(),
-            message: "the call carrying this event was abandoned (its sender gave up or the \
-                      runtime shut down); the event may have been published, and emitting it \
-                      again with the same idempotency key is safe"
+            message: "the call carrying this event was abandoned (the runtime shut down); the \
+                      event may have been published, and emitting it again with the same \
+                      idempotency key is safe"
                 .into(),
         }
     }
