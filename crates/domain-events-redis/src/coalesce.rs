@@ -3,12 +3,13 @@
 //!
 //! A caller that finds nothing in flight sends at once; while requests have been overlapping, it
 //! first yields once, so that requests polled in the same turn (`join_all`, the other tasks of
-//! its worker) join its call. A serial caller never waits for anyone else. Callers that come while a call is in flight queue their items;
-//! when the call returns, a task sends everything queued as one call and hands each caller its
-//! own outcomes; if the caller that sent a call gives up on it (its timeout, a `select!`), a task
-//! sends it again for the others. What bounds concurrent emits and acknowledgements is the cost of one script call
-//! in Redis, far above the cost of the claim and append (or done record and `XACK`) inside it, so
-//! sixty-four concurrent requests cost two script calls instead of sixty-four.
+//! its worker) join its call. A serial caller never waits for anyone else. Callers that come
+//! while a call is in flight queue their items; when the call returns, a task sends everything
+//! queued as one call and hands each caller its own outcomes; if the caller that sent a call
+//! gives up on it (its timeout, a `select!`), a task sends it again for the others. What bounds
+//! concurrent emits and acknowledgements is the cost of one script call in Redis, far above the
+//! cost of the claim and append (or done record and `XACK`) inside it, so sixty-four concurrent
+//! requests cost two script calls instead of sixty-four.
 //!
 //! Used by [`RedisTransport`](crate::RedisTransport) for publishes and by the consumer for its
 //! done records and acknowledgements.
