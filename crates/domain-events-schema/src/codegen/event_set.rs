@@ -51,6 +51,15 @@ pub(crate) fn event_set(cx: &Cx<'_>) -> TokenStream {
         .collect();
     let version_numbers: Vec<u32> = versions.iter().map(|(_, v)| v.version).collect();
     let version_kinds: Vec<syn::Ident> = versions.iter().map(|(e, _)| ident(&e.variant)).collect();
+    // The decoders, sorted by (type string, version) for a binary search.
+    let mut sorted: Vec<usize> = (0..versions.len()).collect();
+    sorted.sort_by(|&a, &b| {
+        (version_types[a], version_numbers[a]).cmp(&(version_types[b], version_numbers[b]))
+    });
+    let sorted_types = sorted.iter().map(|&i| version_types[i]);
+    let sorted_numbers = sorted.iter().map(|&i| version_numbers[i]);
+    let sorted_payloads = sorted.iter().map(|&i| &payloads[i]);
+    let sorted_variants = sorted.iter().map(|&i| &version_variants[i]);
     let version_docs = versions
         .iter()
         .map(|(e, v)| format!(" `{}` version {}.", e.type_string, v.version));
@@ -181,9 +190,16 @@ pub(crate) fn event_set(cx: &Cx<'_>) -> TokenStream {
             const EVENTS: &'static [#rt::EventInfo] = EVENTS;
 
             fn decode(raw: &#rt::RawEnvelope) -> ::core::result::Result<Self, #rt::DecodeError> {
-                match (raw.event_type.as_str(), raw.version) {
-                    #((#version_types, #version_numbers) => raw.decode::<#payloads>().map(Self::#version_variants),)*
-                    (t, v) => ::core::result::Result::Err(#p::unknown_event::<Self>(t, v)),
+                type Decoder = fn(&#rt::RawEnvelope) -> ::core::result::Result<DomainEvent, #rt::DecodeError>;
+                // One small function per version, found by binary search: a table instead of one
+                // `match` with an arm per version keeps large catalogs cheap to compile and look up.
+                const DECODERS: &[(&str, u32, Decoder)] = &[
+                    #((#sorted_types, #sorted_numbers, |raw| raw.decode::<#sorted_payloads>().map(DomainEvent::#sorted_variants)),)*
+                ];
+                let key = (raw.event_type.as_str(), raw.version);
+                match DECODERS.binary_search_by(|(t, v, _)| (*t, *v).cmp(&key)) {
+                    ::core::result::Result::Ok(i) => (DECODERS[i].2)(raw),
+                    ::core::result::Result::Err(_) => ::core::result::Result::Err(#p::unknown_event::<Self>(key.0, key.1)),
                 }
             }
 

@@ -1240,19 +1240,44 @@ impl ::domain_events::EventSet for DomainEvent {
     fn decode(
         raw: &::domain_events::RawEnvelope,
     ) -> ::core::result::Result<Self, ::domain_events::DecodeError> {
-        match (raw.event_type.as_str(), raw.version) {
-            ("shop:order_placed", 1u32) => {
-                raw.decode::<ShopOrderPlacedV1Payload>().map(Self::ShopOrderPlacedV1)
-            }
-            ("shop:order_placed", 2u32) => {
-                raw.decode::<ShopOrderPlacedPayload>().map(Self::ShopOrderPlaced)
-            }
-            ("shop:order_cancelled", 1u32) => {
-                raw.decode::<ShopOrderCancelledPayload>().map(Self::ShopOrderCancelled)
-            }
-            (t, v) => {
+        type Decoder = fn(
+            &::domain_events::RawEnvelope,
+        ) -> ::core::result::Result<DomainEvent, ::domain_events::DecodeError>;
+        const DECODERS: &[(&str, u32, Decoder)] = &[
+            (
+                "shop:order_cancelled",
+                1u32,
+                |raw| {
+                    raw
+                        .decode::<ShopOrderCancelledPayload>()
+                        .map(DomainEvent::ShopOrderCancelled)
+                },
+            ),
+            (
+                "shop:order_placed",
+                1u32,
+                |raw| {
+                    raw
+                        .decode::<ShopOrderPlacedV1Payload>()
+                        .map(DomainEvent::ShopOrderPlacedV1)
+                },
+            ),
+            (
+                "shop:order_placed",
+                2u32,
+                |raw| {
+                    raw
+                        .decode::<ShopOrderPlacedPayload>()
+                        .map(DomainEvent::ShopOrderPlaced)
+                },
+            ),
+        ];
+        let key = (raw.event_type.as_str(), raw.version);
+        match DECODERS.binary_search_by(|(t, v, _)| (*t, *v).cmp(&key)) {
+            ::core::result::Result::Ok(i) => (DECODERS[i].2)(raw),
+            ::core::result::Result::Err(_) => {
                 ::core::result::Result::Err(
-                    ::domain_events::__private::unknown_event::<Self>(t, v),
+                    ::domain_events::__private::unknown_event::<Self>(key.0, key.1),
                 )
             }
         }
