@@ -11,10 +11,10 @@ use bullmq::redis_connection::{AnyConnection, RedisConnection};
 use bullmq::worker::{CancellationToken, WorkerEvent};
 use bullmq::{Job, Worker, WorkerOptions};
 use domain_events::{
-    ConsumerStats, DecodeError, DispatchError, Dispatched, Handlers, RawEnvelope, Shutdown,
+    ConsumerHandle, ConsumerStats, DecodeError, DispatchError, Dispatched, Handlers, RawEnvelope,
+    Shutdown,
 };
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 use crate::config::{BullmqConfig, millis};
 use crate::error::{Error, is_unavailable};
@@ -123,7 +123,7 @@ impl BullmqConsumerBuilder {
                 config: self.config,
                 group: self.group,
                 handlers: self.handlers,
-                counters: Counters::default(),
+                counters: Arc::default(),
                 running: KeyLocks::default(),
             }),
             settings,
@@ -216,7 +216,7 @@ struct Inner {
     config: BullmqConfig,
     group: String,
     handlers: Handlers,
-    counters: Counters,
+    counters: Arc<Counters>,
     /// One lock per done record: jobs of one idempotency key run one after the other here.
     running: KeyLocks,
 }
@@ -295,13 +295,8 @@ impl BullmqConsumer {
     /// Runs the consumer on a new Tokio task.
     pub fn spawn(self) -> BullmqConsumerHandle {
         let shutdown = self.shutdown.clone();
-        let inner = self.inner.clone();
-        let task = tokio::spawn(self.run());
-        BullmqConsumerHandle {
-            shutdown,
-            inner,
-            task,
-        }
+        let counters = self.inner.counters.clone();
+        ConsumerHandle::spawn(self.run(), shutdown, counters)
     }
 }
 
@@ -317,58 +312,9 @@ impl fmt::Debug for BullmqConsumer {
 }
 
 /// A [`BullmqConsumer`] running on its own task; made by [`BullmqConsumer::spawn`]. Dropping the
-/// handle leaves the consumer running.
-pub struct BullmqConsumerHandle {
-    shutdown: Shutdown,
-    inner: Arc<Inner>,
-    task: JoinHandle<Result<ConsumerStats, Error>>,
-}
-
-impl BullmqConsumerHandle {
-    /// The counters so far.
-    pub fn stats(&self) -> ConsumerStats {
-        self.inner.counters.snapshot()
-    }
-
-    /// A handle that stops the consumer when triggered.
-    pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
-    }
-
-    /// Whether the consumer has stopped.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Stops the consumer, waits until the jobs in flight are finished (up to the close timeout)
-    /// and returns the final counters.
-    pub async fn shutdown(self) -> Result<ConsumerStats, Error> {
-        self.shutdown.trigger();
-        self.join().await
-    }
-
-    /// Waits until the consumer stops (by a [`Shutdown`], or a setup error); returns the final
-    /// counters.
-    pub async fn join(self) -> Result<ConsumerStats, Error> {
-        match self.task.await {
-            Ok(result) => result,
-            Err(error) => {
-                tracing::error!(error = %error, "consumer task ended abnormally");
-                Ok(self.inner.counters.snapshot())
-            }
-        }
-    }
-}
-
-impl fmt::Debug for BullmqConsumerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BullmqConsumerHandle")
-            .field("group", &self.inner.group)
-            .field("stats", &self.stats())
-            .field("finished", &self.is_finished())
-            .finish()
-    }
-}
+/// handle leaves the consumer running; [`shutdown`](ConsumerHandle::shutdown) stops it, waiting
+/// for the jobs in flight (up to the close timeout).
+pub type BullmqConsumerHandle = ConsumerHandle<Result<ConsumerStats, Error>>;
 
 impl Inner {
     /// Starts the worker, runs until the shutdown, closes the worker.

@@ -10,12 +10,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use domain_events::{
-    ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy, Shutdown,
+    ConsumerHandle, ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy,
+    Shutdown,
 };
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::acker::{Ack, Acker};
@@ -212,7 +213,7 @@ impl RedisConsumerBuilder {
             acker,
             commands,
             reads,
-            counters: Counters::default(),
+            counters: Arc::default(),
             in_flight: Mutex::default(),
             config: self.config,
         };
@@ -365,13 +366,8 @@ impl RedisConsumer {
     /// Runs the consumer on a new Tokio task.
     pub fn spawn(self) -> RedisConsumerHandle {
         let shutdown = self.shutdown.clone();
-        let inner = self.inner.clone();
-        let task = tokio::spawn(self.run());
-        RedisConsumerHandle {
-            shutdown,
-            inner,
-            task,
-        }
+        let counters = self.inner.counters.clone();
+        ConsumerHandle::spawn(self.run(), shutdown, counters)
     }
 }
 
@@ -391,61 +387,9 @@ impl fmt::Debug for RedisConsumer {
 }
 
 /// A [`RedisConsumer`] running on its own task; made by [`RedisConsumer::spawn`]. Dropping the
-/// handle leaves the consumer running.
-pub struct RedisConsumerHandle {
-    shutdown: Shutdown,
-    inner: Arc<Inner>,
-    task: JoinHandle<Result<ConsumerStats, Error>>,
-}
-
-impl RedisConsumerHandle {
-    /// The counters so far.
-    pub fn stats(&self) -> ConsumerStats {
-        self.inner.counters.snapshot()
-    }
-
-    /// This consumer's name within the group.
-    pub fn consumer_name(&self) -> &str {
-        &self.inner.consumer
-    }
-
-    /// A handle that stops the consumer when triggered.
-    pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
-    }
-
-    /// Whether the consumer has stopped.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Stops the consumer gracefully (see [`RedisConsumer::run`]) and returns the final counters.
-    pub async fn shutdown(self) -> Result<ConsumerStats, Error> {
-        self.shutdown.trigger();
-        self.join().await
-    }
-
-    /// Waits until the consumer stops; returns the final counters.
-    pub async fn join(self) -> Result<ConsumerStats, Error> {
-        match self.task.await {
-            Ok(result) => result,
-            Err(error) => {
-                tracing::error!(error = %error, "consumer task ended abnormally");
-                Ok(self.inner.counters.snapshot())
-            }
-        }
-    }
-}
-
-impl fmt::Debug for RedisConsumerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConsumerHandle")
-            .field("group", &self.inner.group)
-            .field("consumer", &self.inner.consumer)
-            .field("finished", &self.is_finished())
-            .finish_non_exhaustive()
-    }
-}
+/// handle leaves the consumer running; [`shutdown`](ConsumerHandle::shutdown) stops it
+/// gracefully (see [`RedisConsumer::run`]).
+pub type RedisConsumerHandle = ConsumerHandle<Result<ConsumerStats, Error>>;
 
 /// An entry taken by this consumer, with the stream it came from and its delivery count.
 #[derive(Debug)]
@@ -495,7 +439,7 @@ struct Inner {
     acker: Acker,
     /// Blocking reads only, so they never hold up an acknowledgement.
     reads: ConnectionManager,
-    counters: Counters,
+    counters: Arc<Counters>,
     /// The entries read ahead or being processed here.
     in_flight: Mutex<InFlight>,
 }

@@ -82,8 +82,8 @@ pub use config::{
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM_MAX_LEN, RedisConfig, redact_url,
 };
 pub use consumer::{
-    DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_DELIVERIES, RedisConsumer,
-    RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
+    DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_DELIVERIES,
+    DEFAULT_PREFETCH, RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
 };
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;

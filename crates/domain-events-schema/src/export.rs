@@ -113,7 +113,7 @@ pub fn write(catalog: &Catalog, settings: &Settings, out: &Path) -> io::Result<V
     Ok(written)
 }
 
-/// Compares `out` with what [`write`] would produce; returns the differences as paths with a
+/// Compares `out` with what [`write()`] would produce; returns the differences as paths with a
 /// reason (`missing`, `differs`, `stale`). Empty means up to date.
 pub fn check(
     catalog: &Catalog,

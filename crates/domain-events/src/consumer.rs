@@ -276,12 +276,7 @@ impl MemoryConsumer {
     pub fn spawn(self) -> ConsumerHandle {
         let shutdown = self.shutdown.clone();
         let counters = self.counters.clone();
-        let task = tokio::spawn(self.run());
-        ConsumerHandle {
-            shutdown,
-            counters,
-            task,
-        }
+        ConsumerHandle::spawn(self.run(), shutdown, counters)
     }
 
     async fn process(&self, delivered: &Delivered, stop: &mut watch::Receiver<bool>) {
@@ -355,17 +350,51 @@ impl fmt::Debug for MemoryConsumer {
     }
 }
 
-/// A consumer running on its own task; made by [`MemoryConsumer::spawn`].
-///
-/// Dropping the handle leaves the consumer running until the bus closes.
-#[derive(Debug)]
-pub struct ConsumerHandle {
-    shutdown: Shutdown,
-    counters: Arc<ConsumerCounters>,
-    task: JoinHandle<ConsumerStats>,
+/// What a consumer's task ends with: its final counters, or for consumers whose setup can fail
+/// (Redis, BullMQ) a `Result` of them.
+pub trait ConsumerOutcome: Send + 'static {
+    /// The outcome of a task that ended abnormally (it panicked or was cancelled): the counters
+    /// so far.
+    fn interrupted(stats: ConsumerStats) -> Self;
 }
 
-impl ConsumerHandle {
+impl ConsumerOutcome for ConsumerStats {
+    fn interrupted(stats: ConsumerStats) -> Self {
+        stats
+    }
+}
+
+impl<E: Send + 'static> ConsumerOutcome for Result<ConsumerStats, E> {
+    fn interrupted(stats: ConsumerStats) -> Self {
+        Ok(stats)
+    }
+}
+
+/// A consumer running on its own Tokio task; made by [`MemoryConsumer::spawn`] (and the `spawn` of
+/// the Redis and BullMQ consumers). `T` is what the consumer ends with ([`ConsumerOutcome`]).
+///
+/// Dropping the handle leaves the consumer running.
+pub struct ConsumerHandle<T = ConsumerStats> {
+    shutdown: Shutdown,
+    counters: Arc<ConsumerCounters>,
+    task: JoinHandle<T>,
+}
+
+impl<T: ConsumerOutcome> ConsumerHandle<T> {
+    /// Runs `consumer` on a new task; `shutdown` stops it and `counters` are the ones it counts
+    /// in. For consumer runtimes of other transports.
+    pub fn spawn(
+        consumer: impl Future<Output = T> + Send + 'static,
+        shutdown: Shutdown,
+        counters: Arc<ConsumerCounters>,
+    ) -> Self {
+        Self {
+            shutdown,
+            counters,
+            task: tokio::spawn(consumer),
+        }
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> ConsumerStats {
         self.counters.snapshot()
@@ -381,23 +410,32 @@ impl ConsumerHandle {
         self.task.is_finished()
     }
 
-    /// Stops the consumer and waits until the event in progress is finished; returns the final
-    /// counters.
-    pub async fn shutdown(self) -> ConsumerStats {
+    /// Stops the consumer gracefully (it finishes and settles what is in flight) and returns what
+    /// it ended with.
+    pub async fn shutdown(self) -> T {
         self.shutdown.trigger();
         self.join().await
     }
 
-    /// Waits until the consumer stops by itself (the bus closed) or by a [`Shutdown`]; returns the
-    /// final counters.
-    pub async fn join(self) -> ConsumerStats {
+    /// Waits until the consumer stops (by itself, or by a [`Shutdown`]) and returns what it
+    /// ended with.
+    pub async fn join(self) -> T {
         match self.task.await {
-            Ok(stats) => stats,
+            Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(error = %error, "consumer task ended abnormally");
-                self.counters.snapshot()
+                T::interrupted(self.counters.snapshot())
             }
         }
+    }
+}
+
+impl<T> fmt::Debug for ConsumerHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("stats", &self.counters.snapshot())
+            .field("finished", &self.task.is_finished())
+            .finish()
     }
 }
 

@@ -35,7 +35,8 @@ pub use cloudevents::{
     DEFAULT_SCHEMA_ID_BASE, payload_schema_id,
 };
 pub use consumer::{
-    ConsumerCounters, ConsumerHandle, ConsumerStats, MemoryConsumer, RetryPolicy, Shutdown,
+    ConsumerCounters, ConsumerHandle, ConsumerOutcome, ConsumerStats, MemoryConsumer, RetryPolicy,
+    Shutdown,
 };
 pub use emitter::{
     DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,
