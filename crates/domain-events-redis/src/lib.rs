@@ -54,7 +54,7 @@
 //!
 //! | script | keys | does | answers |
 //! |---|---|---|---|
-//! | emit | stream, then one claim per event (one call per batch and category, at most 256 events) | per event: `SET claim eventId NX PX ttl`; if taken: nothing; else `XADD stream MAXLEN ~ n * type .. event ..` (claim released if the append fails) | two items per event: `1, entryId`, `0, eventId holding the claim` or `2, error` |
+//! | emit | stream, then one claim per event (one call per batch and category, at most 256 events) | per event: `SET claim eventId NX PX ttl`; if taken: nothing; else `XADD stream * type .. event ..` (claim released if the append fails); then `XTRIM stream MAXLEN ~ n` (one event: `XADD stream MAXLEN ~ n ...`) | two items per event: `1, entryId`, `0, eventId holding the claim` or `2, error` |
 //! | ack | stream, then one done record per entry (one call per stream for the entries whose handlers finished together, at most 256) | per entry: `SET done eventId PX ttl`, `XACK stream group id` | per entry: entries acknowledged |
 //! | dead letter | stream, dead-letter stream | if the entry is still pending in the group: `XADD dlq MAXLEN ~ n * stream .. entryId .. group .. reason .. deliveries .. event ..`, `XACK` | dead letter id, or nil |
 //! | replay | dead-letter stream, stream | if the dead letter exists: `XADD stream ... type .. event ..`, `XDEL dlq id` | new entry id, or nil |

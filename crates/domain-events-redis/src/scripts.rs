@@ -18,21 +18,31 @@ use redis::{Cmd, ErrorKind, Pipeline, RedisResult, Script, ServerErrorKind, Valu
 ///   `i` (1-based).
 /// - `ARGV[1]`: claim TTL in ms (≥ 1); `ARGV[2]`: MAXLEN (approximate); then three per event:
 ///   eventId, type string, envelope JSON.
+/// - A single event is appended with `MAXLEN ~`; a batch is appended plainly and the stream
+///   trimmed once (`XTRIM MAXLEN ~`) at the end, which costs Redis less per event.
 /// - Returns two items per event, in order: `1, <entry id>` when the claim was free and the
 ///   entry was appended; `0, <eventId holding the claim>` when the key was already claimed
 ///   (nothing appended); `2, <error>` when the append failed (e.g. the stream key holds another
 ///   type), in which case the claim was released, so a claim never exists without its entry.
 pub(crate) const EMIT: &str = r#"
 local out = {}
+local single = #KEYS == 2
+local appended = false
 for i = 2, #KEYS do
   local a = 3 * i - 3
   if redis.call('SET', KEYS[i], ARGV[a], 'NX', 'PX', ARGV[1]) then
-    local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[a + 1], 'event', ARGV[a + 2])
+    local id
+    if single then
+      id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[a + 1], 'event', ARGV[a + 2])
+    else
+      id = redis.pcall('XADD', KEYS[1], '*', 'type', ARGV[a + 1], 'event', ARGV[a + 2])
+    end
     if type(id) == 'table' and id.err then
       redis.call('DEL', KEYS[i])
       out[#out + 1] = 2
       out[#out + 1] = id.err
     else
+      appended = true
       out[#out + 1] = 1
       out[#out + 1] = id
     end
@@ -40,6 +50,9 @@ for i = 2, #KEYS do
     out[#out + 1] = 0
     out[#out + 1] = redis.call('GET', KEYS[i]) or ''
   end
+end
+if appended and not single then
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2])
 end
 return out
 "#;
