@@ -402,7 +402,8 @@ struct Delivery {
 }
 
 /// An entry's envelope, parsed once, and whether its done record existed when the batch it came
-/// in was checked (`None` when Redis did not answer that check).
+/// in was checked (`None` when Redis did not answer, or another entry of its key was held then:
+/// [`Inner::process`] checks again).
 #[derive(Debug)]
 struct Checked {
     raw: RawEnvelope,
@@ -449,12 +450,19 @@ struct Inner {
 struct InFlight {
     /// `(stream, entry id)`: never claimed again while held here.
     entries: HashSet<(Arc<str>, String)>,
-    /// How many held entries have each done record key. An entry read while another of the same
-    /// key is held has its done record checked again just before it runs.
-    done_keys: HashMap<String, usize>,
-    /// The done record keys of the entries running: an entry of the same key waits until that
-    /// one settled, so its check sees the done record.
-    running: HashSet<String>,
+    /// The done record keys of the held entries.
+    keys: HashMap<String, KeyState>,
+}
+
+/// The held entries of one done record key.
+#[derive(Default)]
+struct KeyState {
+    /// How many are held. An entry read while another of its key is held has its done record
+    /// checked again just before it runs.
+    held: usize,
+    /// Whether one of them is running: the next waits until it settled, so its check sees the
+    /// done record.
+    running: bool,
 }
 
 impl InFlight {
@@ -470,21 +478,34 @@ impl InFlight {
         let Some(checked) = &delivery.checked else {
             return Some(false);
         };
-        let held = self.done_keys.entry(checked.done_key.clone()).or_default();
-        *held += 1;
-        Some(*held > 1)
+        let state = self.keys.entry(checked.done_key.clone()).or_default();
+        state.held += 1;
+        Some(state.held > 1)
     }
 
-    /// Lets go of an entry held by [`hold`](Self::hold), run or not.
-    fn release(&mut self, stream: &Arc<str>, entry_id: &str, done_key: Option<&str>) {
+    /// Whether an entry of `done_key` is running.
+    fn is_running(&self, done_key: &str) -> bool {
+        self.keys.get(done_key).is_some_and(|state| state.running)
+    }
+
+    /// Marks the held entry of `done_key` that starts as running.
+    fn start(&mut self, done_key: &str) {
+        if let Some(state) = self.keys.get_mut(done_key) {
+            state.running = true;
+        }
+    }
+
+    /// Lets go of an entry held by [`hold`](Self::hold): one that `ran`, or one released unrun.
+    fn release(&mut self, stream: &Arc<str>, entry_id: &str, done_key: Option<&str>, ran: bool) {
         self.entries.remove(&(stream.clone(), entry_id.to_owned()));
-        if let Some(done_key) = done_key {
-            self.running.remove(done_key);
-            if let Some(held) = self.done_keys.get_mut(done_key) {
-                *held -= 1;
-                if *held == 0 {
-                    self.done_keys.remove(done_key);
-                }
+        let Some(done_key) = done_key else {
+            return;
+        };
+        if let Some(state) = self.keys.get_mut(done_key) {
+            state.running &= !ran;
+            state.held -= 1;
+            if state.held == 0 {
+                self.keys.remove(done_key);
             }
         }
     }
@@ -500,9 +521,12 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.inner
-            .lock_in_flight()
-            .release(&self.stream, &self.entry_id, self.done_key.as_deref());
+        self.inner.lock_in_flight().release(
+            &self.stream,
+            &self.entry_id,
+            self.done_key.as_deref(),
+            true,
+        );
     }
 }
 
@@ -682,7 +706,7 @@ impl Inner {
         let mut blocked = false;
         while let Some(next) = waiting.front() {
             if let Some(checked) = &next.delivery.checked
-                && self.lock_in_flight().running.contains(&checked.done_key)
+                && self.lock_in_flight().is_running(&checked.done_key)
             {
                 blocked = true;
                 break;
@@ -720,7 +744,7 @@ impl Inner {
             let mut in_flight = self.lock_in_flight();
             for delivery in deliveries {
                 let done_key = delivery.checked.as_ref().map(|c| c.done_key.as_str());
-                in_flight.release(&delivery.stream, &delivery.entry.id, done_key);
+                in_flight.release(&delivery.stream, &delivery.entry.id, done_key, false);
                 by_stream
                     .entry(delivery.stream)
                     .or_default()
@@ -851,6 +875,7 @@ impl Inner {
                                     &delivery.stream,
                                     &delivery.entry.id,
                                     None,
+                                    false,
                                 ),
                             }
                         }
@@ -1099,7 +1124,7 @@ impl Inner {
         let entry_id = delivery.entry.id.clone();
         let done_key = delivery.checked.as_ref().map(|c| c.done_key.clone());
         if let Some(done_key) = &done_key {
-            self.lock_in_flight().running.insert(done_key.clone());
+            self.lock_in_flight().start(done_key);
         }
         let this = self.clone();
         let stop = stop.clone();
