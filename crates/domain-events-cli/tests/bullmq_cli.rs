@@ -2,18 +2,15 @@
 //! `redis-server` per test. (Node.js BullMQ reading these jobs is tested in
 //! `tests/tests/bullmq_interop.rs`.)
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use domain_events_tests::redis_server::RedisServer;
+use std::collections::HashMap;
+use std::process::Output;
+
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use support::{Setup, stderr};
 
 /// How long one run of the binary may take before the test fails instead of hanging.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
 const SHOP: &str = r#"category = "shop"
 correlation = "orderId"
 
@@ -25,38 +22,7 @@ orderId = { type = "string", min_length = 1 }
 total   = "uint"
 "#;
 
-/// A test Redis and a schema folder with the `shop` category.
-struct Setup {
-    redis: RedisServer,
-    dir: TempDir,
-}
-
 impl Setup {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let schemas = dir.path().join("schemas");
-        std::fs::create_dir(&schemas).expect("the schema folder");
-        std::fs::write(schemas.join("shop.toml"), SHOP).expect("the schema file");
-        Setup {
-            redis: RedisServer::start(),
-            dir,
-        }
-    }
-
-    /// Runs the binary with `args` in the schema folder's parent, `--redis` from the environment.
-    fn run(&self, args: &[&str]) -> Output {
-        let child = Command::new(env!("CARGO_BIN_EXE_domain-events"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("DOMAIN_EVENTS_REDIS_URL", self.redis.url())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        finish(child)
-    }
-
     fn emit(&self, order: &str, extra: &[&str]) -> Output {
         let payload = json!({"orderId": order, "total": 1250}).to_string();
         let mut args = vec![
@@ -72,12 +38,6 @@ impl Setup {
         ];
         args.extend_from_slice(extra);
         self.run(&args)
-    }
-
-    fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.redis.url())
-            .and_then(|client| client.get_connection())
-            .expect("a connection to the test Redis")
     }
 
     fn hash(&self, key: &str) -> HashMap<String, String> {
@@ -97,41 +57,6 @@ impl Setup {
     }
 }
 
-/// Waits for `child` to exit (killing it after [`RUN_LIMIT`]) and collects its output.
-fn finish(mut child: Child) -> Output {
-    let deadline = Instant::now() + RUN_LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("the child's status") {
-            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-            if let Some(mut out) = child.stdout.take() {
-                out.read_to_end(&mut stdout).expect("stdout");
-            }
-            if let Some(mut err) = child.stderr.take() {
-                err.read_to_end(&mut stderr).expect("stderr");
-            }
-            return Output {
-                status,
-                stdout,
-                stderr,
-            };
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("the killed child's output");
-            panic!(
-                "the binary did not exit within {RUN_LIMIT:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// The JSON lines of a successful run.
 fn json_lines(output: &Output) -> Vec<Value> {
     assert!(output.status.success(), "{}", stderr(output));
@@ -144,7 +69,7 @@ fn json_lines(output: &Output) -> Vec<Value> {
 
 #[test]
 fn emit_over_bullmq_adds_one_job_per_key_and_reports_the_duplicate() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let first = json_lines(&setup.emit("o-1", &[]));
     assert_eq!(first.len(), 1);
     let first = &first[0];
@@ -181,7 +106,7 @@ fn emit_over_bullmq_adds_one_job_per_key_and_reports_the_duplicate() {
 
 #[test]
 fn emit_over_bullmq_uses_the_queue_and_prefix_given() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     json_lines(&setup.emit("o-1", &["--queue", "orders", "--bullmq-prefix", "{shop}"]));
     let job = setup.hash("{shop}:orders:ik-order_placed%3Ao-1");
     assert_eq!(job["name"], "shop:order_placed");
@@ -194,7 +119,7 @@ fn emit_over_bullmq_uses_the_queue_and_prefix_given() {
 
 #[test]
 fn bullmq_options_need_the_bullmq_transport() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let payload = json!({"orderId": "o-1", "total": 1}).to_string();
     let output = setup.run(&[
         "emit",
@@ -219,7 +144,7 @@ fn bullmq_options_need_the_bullmq_transport() {
 
 #[test]
 fn tail_over_bullmq_prints_each_jobs_envelope_and_stops_after_count() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let mut emitted = Vec::new();
     for order in ["o-1", "o-2", "o-3"] {
         emitted.push(json_lines(&setup.emit(order, &[]))[0]["eventId"].clone());
@@ -265,7 +190,7 @@ fn tail_over_bullmq_prints_each_jobs_envelope_and_stops_after_count() {
 
 #[test]
 fn an_unreachable_redis_is_reported_without_the_password() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let url = format!("redis://:t0psecret@127.0.0.1:{}", setup.redis.port());
     let payload = json!({"orderId": "o-1", "total": 1}).to_string();
     let output = setup.run(&[

@@ -1,17 +1,15 @@
 //! `emit`, `tail` and `dlq` run as a user would, against a private `redis-server` per test.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use domain_events_tests::redis_server::RedisServer;
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use support::{RUN_LIMIT, Setup, finish, stderr, stdout};
 
 /// How long one run of the binary may take before the test fails instead of hanging.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
-
 const SHOP: &str = r#"category = "shop"
 correlation = "orderId"
 
@@ -33,42 +31,7 @@ attempt = "uint"
 
 const STREAM: &str = "domain-events:{shop}";
 
-/// A test Redis and a schema folder with the `shop` category.
-struct Setup {
-    redis: RedisServer,
-    dir: TempDir,
-}
-
 impl Setup {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let schemas = dir.path().join("schemas");
-        std::fs::create_dir(&schemas).expect("the schema folder");
-        std::fs::write(schemas.join("shop.toml"), SHOP).expect("the schema file");
-        Setup {
-            redis: RedisServer::start(),
-            dir,
-        }
-    }
-
-    /// The binary with `args` in the schema folder's parent (so `--schemas` defaults to it) and
-    /// `--redis` from the environment, as a user would set it.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_domain-events"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("DOMAIN_EVENTS_REDIS_URL", self.redis.url())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        finish(self.command(args).spawn().expect("the binary starts"))
-    }
-
     fn emit(&self, event_type: &str, payload: &Value) -> Output {
         self.run(&[
             "emit",
@@ -79,12 +42,6 @@ impl Setup {
             "--payload",
             &payload.to_string(),
         ])
-    }
-
-    fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.redis.url())
-            .and_then(|client| client.get_connection())
-            .expect("a connection to the test Redis")
     }
 
     fn xlen(&self, key: &str) -> i64 {
@@ -109,46 +66,6 @@ impl Setup {
     }
 }
 
-/// Waits for `child` to exit (killing it after [`RUN_LIMIT`]) and collects its output.
-fn finish(mut child: Child) -> Output {
-    let deadline = Instant::now() + RUN_LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("the child's status") {
-            let mut stdout = Vec::new();
-            let mut stderr = Vec::new();
-            if let Some(mut out) = child.stdout.take() {
-                out.read_to_end(&mut stdout).expect("stdout");
-            }
-            if let Some(mut err) = child.stderr.take() {
-                err.read_to_end(&mut stderr).expect("stderr");
-            }
-            return Output {
-                status,
-                stdout,
-                stderr,
-            };
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("the killed child's output");
-            panic!(
-                "the binary did not exit within {RUN_LIMIT:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).expect("UTF-8 errors")
-}
-
 /// The single JSON line of a successful run.
 fn json_line(output: &Output) -> Value {
     assert!(output.status.success(), "{}", stderr(output));
@@ -163,7 +80,7 @@ fn order(id: &str) -> Value {
 
 #[test]
 fn emit_publishes_once_and_reports_the_duplicate() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     // The payload goes into the envelope as written, on one line: key order and number text kept.
     let payload = "{\n  \"total\": 1250,\n  \"orderId\": \"o-1\"\n}";
     let args = [
@@ -230,7 +147,7 @@ fn emit_publishes_once_and_reports_the_duplicate() {
 
 #[test]
 fn emit_lists_every_schema_violation_and_emits_nothing() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let output = setup.emit(
         "shop:order_placed",
         &json!({"total": -5, "contact": "not an address"}),
@@ -290,7 +207,7 @@ fn emit_lists_every_schema_violation_and_emits_nothing() {
 
 #[test]
 fn emit_names_close_matches_of_an_unknown_type() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let output = setup.emit("shop:order_placd", &order("o-1"));
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
@@ -319,7 +236,7 @@ fn emit_names_close_matches_of_an_unknown_type() {
 
 #[test]
 fn tail_reads_a_new_group_from_the_beginning_and_acknowledges() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     for id in ["o-1", "o-2"] {
         json_line(&setup.emit("shop:order_placed", &order(id)));
     }
@@ -366,7 +283,7 @@ fn tail_reads_a_new_group_from_the_beginning_and_acknowledges() {
 
 #[test]
 fn tail_from_new_skips_what_was_there_before() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     json_line(&setup.emit("shop:order_placed", &order("before")));
     let tail = setup
         .command(&[
@@ -405,7 +322,7 @@ fn tail_from_new_skips_what_was_there_before() {
 
 #[test]
 fn dead_letters_are_listed_and_replayed() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     let mut conn = setup.conn();
     // A poison entry, then a good event: the consumer dead-letters the first, prints the second.
     let _: String = redis::cmd("XADD")
@@ -523,7 +440,7 @@ fn dead_letters_are_listed_and_replayed() {
 
 #[test]
 fn an_unreachable_redis_fails_fast_without_showing_the_password() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     // A port nobody listens on: bind one, then let it go.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -570,7 +487,7 @@ fn an_unreachable_redis_fails_fast_without_showing_the_password() {
 #[cfg(unix)]
 #[test]
 fn tail_stops_gracefully_on_sigterm() {
-    let setup = Setup::new();
+    let setup = Setup::new(SHOP);
     json_line(&setup.emit("shop:order_placed", &order("o-1")));
     let tail = setup
         .command(&["tail", "--group", "ops"])
