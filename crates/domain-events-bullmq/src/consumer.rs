@@ -17,7 +17,7 @@ use domain_events::{
 use serde_json::json;
 
 use crate::config::{BullmqConfig, millis};
-use crate::error::{Error, is_unavailable};
+use crate::error::Error;
 
 /// Jobs handled at once unless configured otherwise: 16.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -549,8 +549,9 @@ impl Inner {
                 Ok(value) => return Ok(value),
                 Err(error) => {
                     tries += 1;
-                    if !is_unavailable(&error) || tries >= DONE_RECORD_TRIES {
-                        return Err(Error::from_redis(&error, &self.config));
+                    let error = Error::from_redis(&error, &self.config);
+                    if !error.is_transient() || tries >= DONE_RECORD_TRIES {
+                        return Err(error);
                     }
                     tokio::time::sleep(connect_backoff(tries)).await;
                 }

@@ -72,41 +72,11 @@ impl Error {
         }
     }
 
-    /// Classifies a Redis client error, scrubbing secrets from its message.
+    /// Classifies a Redis client error, scrubbing secrets from its message (as the Redis Streams
+    /// crate does).
     pub(crate) fn from_redis(error: &redis::RedisError, config: &BullmqConfig) -> Self {
-        let message = config.scrub(&error.to_string());
-        if is_unavailable(error) {
-            Error::Unavailable {
-                url: config.redacted_url().to_owned(),
-                message,
-            }
-        } else if error.kind() == redis::ErrorKind::UnexpectedReturnType
-            || error.kind() == redis::ErrorKind::Parse
-        {
-            Error::Protocol(message)
-        } else {
-            Error::Server(message)
-        }
+        config.redis_config().error(error).into()
     }
-}
-
-/// Whether `error` means Redis could not be reached (rather than that it refused a command).
-pub(crate) fn is_unavailable(error: &redis::RedisError) -> bool {
-    use redis::{ErrorKind, ServerErrorKind};
-    error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || error.is_timeout()
-        || error.is_unrecoverable_error()
-        || matches!(
-            error.kind(),
-            ErrorKind::Server(ServerErrorKind::BusyLoading)
-                | ErrorKind::Server(ServerErrorKind::MasterDown)
-                | ErrorKind::Server(ServerErrorKind::TryAgain)
-                | ErrorKind::Server(ServerErrorKind::ClusterDown)
-                | ErrorKind::AuthenticationFailed
-                | ErrorKind::ClusterConnectionNotFound
-        )
 }
 
 impl From<domain_events_redis::Error> for Error {

@@ -258,7 +258,10 @@ impl RedisConfig {
     }
 
     /// A crate error from a Redis client error, classified and scrubbed.
-    pub(crate) fn error(&self, error: &redis::RedisError) -> Error {
+    /// Classifies an error of the Redis client ([`Error::Unavailable`] when Redis could not be
+    /// reached, [`Error::Protocol`] for an answer that did not parse, [`Error::Server`] for a
+    /// refused command), with the password scrubbed from its message.
+    pub fn error(&self, error: &redis::RedisError) -> Error {
         Error::from_redis(error, self)
     }
 
