@@ -104,7 +104,10 @@ async fn emitted() -> (RawEnvelope, RawEnvelope) {
         .unwrap();
     let v1 = subscription.try_recv().expect("the v1 event");
     let v2 = subscription.try_recv().expect("the v2 event");
-    ((*v1.raw).clone(), (*v2.raw).clone())
+    (
+        v1.envelope().expect("an envelope").clone(),
+        v2.envelope().expect("an envelope").clone(),
+    )
 }
 
 /// (version, order id, channel, event id) of every v2 event a handler saw.

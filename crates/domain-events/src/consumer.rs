@@ -280,10 +280,18 @@ impl MemoryConsumer {
     }
 
     async fn process(&self, delivered: &Delivered, stop: &mut watch::Receiver<bool>) {
-        let raw = &delivered.raw;
-        let key = raw.idempotency_key.as_str();
         let c = &self.counters;
         ConsumerCounters::bump(&c.received);
+        let raw = match delivered.envelope() {
+            Ok(raw) => raw,
+            Err(error) => {
+                ConsumerCounters::bump(&c.poison);
+                tracing::error!(group = %self.group, event_type = delivered.event_type, event_id = %delivered.event_id,
+                    error = %error, "poison event dropped: not an envelope");
+                return;
+            }
+        };
+        let key = raw.idempotency_key.as_str();
         if self.guard.seen(key) {
             ConsumerCounters::bump(&c.duplicates);
             tracing::debug!(group = %self.group, event_type = %raw.event_type, event_id = %raw.event_id,

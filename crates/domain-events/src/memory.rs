@@ -5,9 +5,11 @@
 //!
 //! Each [`Subscription`] has a [`Filter`] (one type, one or more categories, or everything) and
 //! receives every published event that matches it: several subscriptions with matching filters each
-//! get each event (fan-out). The envelope JSON is parsed once per publish, and every subscriber
-//! shares it ([`Delivered`] holds `Arc`s). Dropped subscriptions are pruned on the next publish or
-//! subscribe.
+//! get each event (fan-out), sharing its JSON ([`Delivered`] holds `Arc`s). The bus
+//! does not parse what it publishes: a typed subscriber reads the JSON straight into its typed
+//! envelope, and an untyped one parses it once for all ([`Delivered::envelope`]); both check that
+//! it is the envelope of the event published, so JSON that is not an envelope reaches subscribers as
+//! a [`DecodeError`]. Dropped subscriptions are pruned on the next publish or subscribe.
 //!
 //! # Idempotency
 //!
@@ -43,7 +45,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -101,24 +103,80 @@ impl Filter {
     }
 }
 
-/// One event as a subscription receives it: the envelope JSON and the envelope parsed once, with the
-/// payload left unparsed until a handler asks for its type.
+/// One event as a subscription receives it: its routing metadata and the envelope JSON, parsed
+/// only when a subscriber asks for it.
+///
+/// [`decode`](Self::decode) reads the JSON straight into the typed envelope, in one pass;
+/// [`envelope`](Self::envelope) parses it with the payload left unparsed, once for every
+/// subscriber of the event (clones share it). Either checks that the JSON is an envelope of the
+/// published type and `eventId`.
 #[derive(Debug, Clone)]
 pub struct Delivered {
     /// The type string.
     pub event_type: &'static str,
     /// The category.
     pub category: &'static str,
+    /// The `eventId` the event was published with.
+    pub event_id: Uuid,
     /// The envelope JSON, exactly as the emitter serialized it.
     pub json: Arc<str>,
-    /// The parsed envelope, shared by every subscriber.
-    pub raw: Arc<RawEnvelope>,
+    /// The envelope parsed by the first subscriber that asked; `None` when it is not one.
+    parsed: Arc<OnceLock<Option<RawEnvelope>>>,
 }
 
 impl Delivered {
-    /// Decodes the payload as `P`, checking type, version and constraints.
+    fn new(event: &OutgoingEvent) -> Self {
+        Self {
+            event_type: event.event_type,
+            category: event.category,
+            event_id: event.event_id,
+            json: event.json.clone(),
+            parsed: Arc::default(),
+        }
+    }
+
+    /// The envelope, its payload unparsed: parsed on the first call of any subscriber of the event
+    /// and shared. Fails when the JSON is not an envelope, or not the one published (another type
+    /// or `eventId` than the routing metadata).
+    pub fn envelope(&self) -> Result<&RawEnvelope, DecodeError> {
+        let parsed = self.parsed.get_or_init(|| {
+            RawEnvelope::from_slice(self.json.as_bytes())
+                .ok()
+                .filter(|raw| self.published(&raw.event_type, raw.event_id))
+        });
+        parsed.as_ref().ok_or_else(|| self.not_published())
+    }
+
+    /// Decodes the event as `P`, checking type, version and the payload's constraints: in one
+    /// pass over the JSON, unless the envelope was parsed already.
     pub fn decode<P: EventPayload>(&self) -> Result<Envelope<P>, DecodeError> {
-        self.raw.decode()
+        if self.parsed.get().is_none()
+            && let Ok(envelope) = serde_json::from_str::<Envelope<P>>(&self.json)
+            && envelope.event_type == P::TYPE
+            && envelope.version == P::VERSION
+            && self.published(&envelope.event_type, envelope.event_id)
+        {
+            return Ok(envelope);
+        }
+        // Not a `P` (or not parsed yet): the untyped parse names what is wrong.
+        self.envelope()?.decode()
+    }
+
+    fn published(&self, event_type: &str, event_id: Uuid) -> bool {
+        event_type == self.event_type && event_id == self.event_id
+    }
+
+    /// Why the JSON is not the published envelope (the unhappy path: parsed again for the error).
+    fn not_published(&self) -> DecodeError {
+        match RawEnvelope::from_slice(self.json.as_bytes()) {
+            Err(error) => error,
+            Ok(raw) => DecodeError::NotAnEnvelope(<serde_json::Error as serde::de::Error>::custom(
+                format!(
+                    "the envelope (type `{}`, eventId {}) is not the event published (type `{}`, eventId {})",
+                    raw.event_type, raw.event_id, self.event_type, self.event_id
+                ),
+            )),
+        }
     }
 }
 
@@ -414,17 +472,64 @@ impl BusInner {
         events: &[OutgoingEvent],
     ) -> Result<Vec<PublishOutcome>, TransportError> {
         self.ensure_open()?;
-        let deliveries = events.iter().map(read).collect::<Result<Vec<_>, _>>()?;
         match self.config.backpressure {
-            Backpressure::Fail => self.publish_now(events, deliveries),
+            Backpressure::Fail => {
+                self.publish_now(events, events.iter().map(Delivered::new).collect())
+            }
             Backpressure::Wait => {
                 let mut outcomes = Vec::with_capacity(events.len());
-                for (event, delivered) in events.iter().zip(deliveries) {
-                    outcomes.push(self.publish_waiting(event, delivered).await?);
+                for event in events {
+                    let delivered = Delivered::new(event);
+                    let outcome = match self.try_publish_one(event, &delivered) {
+                        Some(outcome) => outcome,
+                        None => self.publish_waiting(event, delivered).await?,
+                    };
+                    outcomes.push(outcome);
                 }
                 Ok(outcomes)
             }
         }
+    }
+
+    /// Publishes one event under [`Backpressure::Wait`] in one step, when every matching buffer has
+    /// room: claims and delivers under the locks, without waiting. `None` when a buffer is full
+    /// (nothing claimed nor delivered): then [`publish_waiting`](Self::publish_waiting) waits.
+    fn try_publish_one(
+        &self,
+        event: &OutgoingEvent,
+        delivered: &Delivered,
+    ) -> Option<PublishOutcome> {
+        let now = Instant::now();
+        let mut claims = lock(&self.claims);
+        let keys = claims.entry(event.category).or_default();
+        if let Some(existing) = keys.get(&event.idempotency_key, now) {
+            return Some(duplicate(*existing));
+        }
+        let mut subscribers = lock(&self.subscribers);
+        subscribers.retain(|slot| !slot.tx.is_closed());
+        let mut permits = Vec::new();
+        for slot in subscribers
+            .iter()
+            .filter(|slot| slot.filter.matches(event.event_type, event.category))
+        {
+            match slot.tx.try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(TrySendError::Full(())) => return None,
+                Err(TrySendError::Closed(())) => {}
+            }
+        }
+        keys.insert(
+            event.idempotency_key.clone(),
+            event.event_id,
+            self.config.claim_ttl,
+            now,
+        );
+        let subscribers = permits.len();
+        for permit in permits {
+            permit.send(delivered.clone());
+        }
+        tracing::trace!(event_type = event.event_type, event_id = %event.event_id, subscribers, "event delivered");
+        Some(PublishOutcome::Published)
     }
 
     /// The live claim on `event`'s key.
@@ -551,35 +656,11 @@ impl BusInner {
     }
 }
 
-/// Parses the envelope of `event` once, checking that it agrees with the routing metadata.
-fn read(event: &OutgoingEvent) -> Result<Delivered, TransportError> {
-    let raw = RawEnvelope::from_slice(event.json.as_bytes()).map_err(|e| {
-        TransportError::Rejected(format!(
-            "event `{}` is not an envelope: {e}",
-            event.event_type
-        ))
-    })?;
-    if raw.event_type != event.event_type
-        || raw.event_id != event.event_id
-        || raw.idempotency_key != event.idempotency_key
-    {
-        return Err(TransportError::Rejected(format!(
-            "event `{}` does not match its envelope (type, eventId or idempotencyKey differ)",
-            event.event_type
-        )));
-    }
-    Ok(Delivered {
-        event_type: event.event_type,
-        category: event.category,
-        json: event.json.clone(),
-        raw: Arc::new(raw),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::emitter::{EmitBatch, EmitError, Emitter};
+    use crate::handlers::HandlerError;
     use crate::test_support::{Signup, VariationCompleted, VariationStarted, within};
 
     fn emitter(bus: &MemoryBus) -> Emitter {
@@ -598,8 +679,14 @@ mod tests {
         let delivered = within(sub.recv()).await.expect("delivered");
         assert_eq!(delivered.event_type, "image:variation_completed");
         assert_eq!(delivered.category, "image");
-        assert_eq!(delivered.raw.event_id, emitted.event_id);
-        assert_eq!(delivered.raw.idempotency_key, "image_complete:var-1");
+        assert_eq!(
+            delivered.envelope().expect("envelope").event_id,
+            emitted.event_id
+        );
+        assert_eq!(
+            delivered.envelope().expect("envelope").idempotency_key,
+            "image_complete:var-1"
+        );
         let typed = delivered.decode::<VariationCompleted>().expect("decodes");
         assert_eq!(typed.payload, VariationCompleted::new("var-1"));
         assert_eq!(typed.source, "tests");
@@ -645,10 +732,14 @@ mod tests {
             within(a.recv()).await.expect("a"),
             within(b.recv()).await.expect("b"),
         );
-        assert_eq!(da.raw.event_id, db.raw.event_id);
+        let (ea, eb) = (
+            da.envelope().expect("an envelope"),
+            db.envelope().expect("an envelope"),
+        );
+        assert_eq!(ea.event_id, eb.event_id);
         assert!(
-            Arc::ptr_eq(&da.raw, &db.raw),
-            "the envelope is parsed once per publish"
+            std::ptr::eq(ea, eb),
+            "the envelope is parsed once for every subscriber"
         );
         assert!(Arc::ptr_eq(&da.json, &db.json));
     }
@@ -685,7 +776,13 @@ mod tests {
         assert_ne!(second.event_id, first.event_id);
 
         assert_eq!(
-            within(sub.recv()).await.expect("first").raw.event_id,
+            within(sub.recv())
+                .await
+                .expect("first")
+                .envelope()
+                .expect("envelope")
+                .event_id
+                .clone(),
             first.event_id
         );
         assert!(sub.try_recv().is_none(), "the duplicate was not delivered");
@@ -779,17 +876,35 @@ mod tests {
 
         // Once the slow subscriber caught up, the same event goes through: nothing was claimed.
         assert_eq!(
-            within(slow.recv()).await.expect("u1").raw.correlation_id,
+            within(slow.recv())
+                .await
+                .expect("u1")
+                .envelope()
+                .expect("envelope")
+                .correlation_id
+                .clone(),
             "u1"
         );
         let again = e.emit(Signup::new("u2")).await.expect("emitted");
         assert!(!again.duplicate);
         assert_eq!(
-            within(slow.recv()).await.expect("u2").raw.correlation_id,
+            within(slow.recv())
+                .await
+                .expect("u2")
+                .envelope()
+                .expect("envelope")
+                .correlation_id
+                .clone(),
             "u2"
         );
         assert_eq!(
-            within(fast.recv()).await.expect("u2").raw.correlation_id,
+            within(fast.recv())
+                .await
+                .expect("u2")
+                .envelope()
+                .expect("envelope")
+                .correlation_id
+                .clone(),
             "u2"
         );
         assert_eq!(e.stats().failed, 1);
@@ -806,11 +921,23 @@ mod tests {
             async move { e.emit(Signup::new("u2")).await }
         });
         assert_eq!(
-            within(sub.recv()).await.expect("u1").raw.correlation_id,
+            within(sub.recv())
+                .await
+                .expect("u1")
+                .envelope()
+                .expect("envelope")
+                .correlation_id
+                .clone(),
             "u1"
         );
         assert_eq!(
-            within(sub.recv()).await.expect("u2").raw.correlation_id,
+            within(sub.recv())
+                .await
+                .expect("u2")
+                .envelope()
+                .expect("envelope")
+                .correlation_id
+                .clone(),
             "u2"
         );
         assert!(
@@ -879,7 +1006,7 @@ mod tests {
             );
             assert_eq!(emitted[2].existing_event_id, Some(emitted[0].event_id));
             let got: Vec<_> = std::iter::from_fn(|| sub.try_recv())
-                .map(|d| d.raw.event_id)
+                .map(|d| d.envelope().expect("envelope").event_id)
                 .collect();
             assert_eq!(
                 got,
@@ -926,20 +1053,111 @@ mod tests {
         assert!(within(bus.subscribe(Filter::All).recv()).await.is_none());
     }
 
+    fn outgoing(json: &str, event_id: Uuid) -> OutgoingEvent {
+        OutgoingEvent {
+            event_type: VariationCompleted::TYPE,
+            category: VariationCompleted::CATEGORY,
+            event_id,
+            // A key of its own, so that no publish is a duplicate.
+            idempotency_key: event_id.to_string(),
+            json: Arc::from(json),
+        }
+    }
+
     #[tokio::test]
-    async fn events_that_are_not_envelopes_are_rejected() {
+    async fn json_that_is_not_the_published_envelope_reaches_subscribers_as_a_decode_error() {
         let bus = MemoryBus::new();
         let mut sub = bus.subscribe(Filter::All);
-        let bad = OutgoingEvent {
-            event_type: "x:y",
-            category: "x",
-            event_id: Uuid::now_v7(),
-            idempotency_key: "k".into(),
-            json: Arc::from("not json"),
-        };
-        let err = bus.publish(&[bad]).await.expect_err("rejected");
-        assert!(matches!(err, TransportError::Rejected(_)), "{err:?}");
-        assert!(sub.try_recv().is_none());
+        let mut typed = bus.subscribe_to::<VariationCompleted>();
+        let handlers = Handlers::new()
+            .on(|_: Envelope<VariationCompleted>| async { Ok::<_, HandlerError>(()) });
+        let consumer = bus.consumer("g", handlers).spawn();
+        // Another event's envelope, published under a new eventId.
+        let other = Envelope::new("tests", VariationCompleted::new("v")).expect("valid");
+        let other_json = serde_json::to_string(&other).expect("serializes");
+        for event in [
+            outgoing("not json", Uuid::now_v7()),
+            outgoing(&other_json, Uuid::now_v7()),
+        ] {
+            bus.publish(std::slice::from_ref(&event))
+                .await
+                .expect("published: the bus does not parse what it publishes");
+            let delivered = within(sub.recv()).await.expect("delivered");
+            assert_eq!(delivered.event_id, event.event_id);
+            let error = delivered.envelope().expect_err("not the envelope");
+            assert!(matches!(error, DecodeError::NotAnEnvelope(_)), "{error:?}");
+            let error = delivered
+                .decode::<VariationCompleted>()
+                .expect_err("not the envelope");
+            assert!(matches!(error, DecodeError::NotAnEnvelope(_)), "{error:?}");
+            let error = within(typed.recv())
+                .await
+                .expect("delivered")
+                .expect_err("not the envelope");
+            assert!(matches!(error, DecodeError::NotAnEnvelope(_)), "{error:?}");
+        }
+        // The same envelope under its own eventId is the event published.
+        bus.publish(&[outgoing(&other_json, other.event_id)])
+            .await
+            .expect("published");
+        let delivered = within(sub.recv()).await.expect("delivered");
+        assert_eq!(
+            delivered.decode::<VariationCompleted>().expect("decodes"),
+            other
+        );
+        assert_eq!(
+            within(typed.recv())
+                .await
+                .expect("delivered")
+                .expect("decodes"),
+            other
+        );
+        bus.close();
+        let stats = within(consumer.join()).await;
+        assert_eq!(
+            (stats.received, stats.poison, stats.handled),
+            (3, 2, 1),
+            "{stats:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn decode_names_another_type_or_version() {
+        let bus = MemoryBus::new();
+        let mut sub = bus.subscribe(Filter::All);
+        let emitted = emitter(&bus)
+            .emit(VariationCompleted::new("v"))
+            .await
+            .expect("emitted");
+        let delivered = within(sub.recv()).await.expect("delivered");
+        let error = delivered.decode::<Signup>().expect_err("another type");
+        assert!(matches!(error, DecodeError::WrongType { .. }), "{error:?}");
+        // Once parsed untyped, decode shares that parse and still checks the type.
+        assert_eq!(
+            delivered.envelope().expect("an envelope").event_id,
+            emitted.event_id
+        );
+        let error = delivered.decode::<Signup>().expect_err("another type");
+        assert!(matches!(error, DecodeError::WrongType { .. }), "{error:?}");
+        assert_eq!(
+            delivered
+                .decode::<VariationCompleted>()
+                .expect("decodes")
+                .payload,
+            VariationCompleted::new("v")
+        );
+        let json = delivered.json.replace("\"version\":1", "\"version\":2");
+        bus.publish(&[outgoing(&json, emitted.event_id)])
+            .await
+            .expect("published");
+        let delivered = within(sub.recv()).await.expect("delivered");
+        let error = delivered
+            .decode::<VariationCompleted>()
+            .expect_err("another version");
+        assert!(
+            matches!(error, DecodeError::UnknownVersion { version: 2, .. }),
+            "{error:?}"
+        );
     }
 
     #[test]
