@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use serde_json::{Value, json};
 
+mod limits;
+
+use limits::{Floor, Limit};
+
 /// The peer harness, relative to the workspace root.
 pub const PEER_DIR: &str = "bench/peer";
 /// How long one run may take before it is killed.
@@ -113,6 +117,8 @@ struct Scenario {
     peer_n: [u64; 2],
     metric: Metric,
     goal: Goal,
+    /// The upper bound this machine sets on our side.
+    limit: Limit,
 }
 
 const fn bench(command: &'static str) -> Side {
@@ -139,6 +145,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [20_000, 3_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(2.5),
+        limit: Limit::RoundTrip,
     },
     Scenario {
         id: "emit_concurrent",
@@ -151,6 +158,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [50_000, 10_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(4.0),
+        limit: Limit::RedisCpu,
     },
     Scenario {
         id: "emit_batch",
@@ -163,6 +171,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [50_000, 10_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(8.0),
+        limit: Limit::RedisCpu,
     },
     Scenario {
         id: "emit_duplicates",
@@ -175,6 +184,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [20_000, 3_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(2.5),
+        limit: Limit::RoundTrip,
     },
     Scenario {
         id: "consume_c1",
@@ -187,6 +197,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [20_000, 3_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(3.0),
+        limit: Limit::None,
     },
     Scenario {
         id: "consume_c50",
@@ -199,6 +210,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [50_000, 10_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(3.0),
+        limit: Limit::None,
     },
     Scenario {
         id: "bullmq_transport",
@@ -211,6 +223,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [10_000, 2_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(1.2),
+        limit: Limit::RoundTrip,
     },
     Scenario {
         id: "raw_limit",
@@ -223,6 +236,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [1_000_000, 200_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(0.4),
+        limit: Limit::RedisCpu,
     },
     Scenario {
         id: "memory_bus",
@@ -241,6 +255,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [200_000, 50_000],
         metric: Metric::Throughput,
         goal: Goal::AtLeast(0.5),
+        limit: Limit::None,
     },
     Scenario {
         id: "memory",
@@ -253,6 +268,7 @@ const SCENARIOS: &[Scenario] = &[
         peer_n: [100_000, 20_000],
         metric: Metric::PeakRss,
         goal: Goal::AtMost(0.2),
+        limit: Limit::None,
     },
 ];
 
@@ -263,6 +279,9 @@ struct Sample {
     seconds: f64,
     per_sec: f64,
     peak_rss_bytes: Option<f64>,
+    /// Redis CPU seconds per event the run cost (warm-up included in the count), for the sides
+    /// that use Redis.
+    redis_cpu: Option<f64>,
 }
 
 impl Sample {
@@ -352,7 +371,21 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
     let rounds = options.rounds();
     let mut samples: Vec<[Vec<Sample>; 2]> = vec![[Vec::new(), Vec::new()]; scenarios.len()];
     let mut failures: Vec<(String, String)> = Vec::new();
+    let mut floors: Vec<Floor> = Vec::new();
+    let floor_n = if env.quick { 20_000 } else { 50_000 };
     for round in 0..rounds {
+        redis.flush()?;
+        match limits::measure_floor(&redis.host, redis.port, floor_n) {
+            Ok(floor) => {
+                eprintln!(
+                    "  round {}/{rounds} round-trip floor {}/s",
+                    round + 1,
+                    thousands(floor.per_sec)
+                );
+                floors.push(floor);
+            }
+            Err(error) => eprintln!("  round-trip floor: FAILED: {error:#}"),
+        }
         for (index, scenario) in scenarios.iter().enumerate() {
             if failures.iter().any(|(id, _)| id == scenario.id) {
                 continue;
@@ -418,6 +451,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         }
     };
 
+    let floor = limits::floor_record(&floors);
     let records: Vec<Value> = scenarios
         .iter()
         .zip(&samples)
@@ -426,7 +460,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
                 .iter()
                 .find(|(id, _)| id == scenario.id)
                 .map(|(_, e)| e.as_str());
-            record(scenario, ours, peer, failure)
+            record(scenario, ours, peer, &floor, failure)
         })
         .collect();
     let mut machine = machine;
@@ -438,6 +472,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         "rounds": rounds,
         "wall_seconds": (wall * 10.0).round() / 10.0,
         "machine": machine,
+        "round_trip_floor": floor,
         "scenarios": records,
         "allocations": allocations,
         "codegen": codegen,
@@ -473,8 +508,33 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One run of one side, in a fresh process.
+/// One run of one side, in a fresh process, with the Redis CPU time it cost per event.
 fn measure(env: &Env, redis: &Redis, side: Side, n: u64) -> anyhow::Result<Sample> {
+    // Events the run sends to Redis: the warm-up's too (`redis-benchmark` has none).
+    let events = match side {
+        Side::Bench { redis: false, .. } => None,
+        Side::Bench { .. } | Side::Node { .. } => Some(n + env.warmup.min(n)),
+        Side::RedisBenchmark => Some(n),
+    };
+    let cpu = |events: Option<u64>| {
+        events
+            .map(|_| limits::redis_cpu_seconds(&redis.host, redis.port))
+            .transpose()
+    };
+    let before = cpu(events)?;
+    let mut sample = run_side(env, redis, side, n)?;
+    let after = cpu(events)?;
+    sample.redis_cpu = match (before, after, events) {
+        (Some(before), Some(after), Some(events)) if events > 0 => {
+            Some((after - before).max(0.0) / events as f64)
+        }
+        _ => None,
+    };
+    Ok(sample)
+}
+
+/// Runs one side and reads the line it printed.
+fn run_side(env: &Env, redis: &Redis, side: Side, n: u64) -> anyhow::Result<Sample> {
     let warmup = env.warmup.min(n).to_string();
     let line = match side {
         Side::Bench {
@@ -523,6 +583,7 @@ fn measure(env: &Env, redis: &Redis, side: Side, n: u64) -> anyhow::Result<Sampl
         seconds: number("seconds").unwrap_or(f64::NAN),
         per_sec: number("per_sec").context("the run printed no per_sec")?,
         peak_rss_bytes: number("peak_rss_bytes"),
+        redis_cpu: None,
     })
 }
 
@@ -585,8 +646,24 @@ fn allocations(env: &Env, redis: &Redis) -> anyhow::Result<Vec<Value>> {
     Ok(lines)
 }
 
+/// The median Redis CPU seconds per event of `samples`.
+fn redis_cpu(samples: &[Sample]) -> Option<f64> {
+    median(
+        &samples
+            .iter()
+            .filter_map(|s| s.redis_cpu)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// Median, min and max of the round values and the ratio of the medians.
-fn record(scenario: &Scenario, ours: &[Sample], peer: &[Sample], failure: Option<&str>) -> Value {
+fn record(
+    scenario: &Scenario,
+    ours: &[Sample],
+    peer: &[Sample],
+    floor: &Value,
+    failure: Option<&str>,
+) -> Value {
     let metric = scenario.metric;
     let values = |samples: &[Sample]| {
         samples
@@ -645,6 +722,13 @@ fn record(scenario: &Scenario, ours: &[Sample], peer: &[Sample], failure: Option
         "goal": json!({"text": scenario.goal.text(), "value": scenario.goal.value(),
             "direction": if matches!(scenario.goal, Goal::AtLeast(_)) { "at_least" } else { "at_most" }}),
         "met": ratio.map(|r| scenario.goal.met(r)),
+        "limit": limits::bound(
+            scenario.limit,
+            redis_cpu(ours),
+            redis_cpu(peer),
+            floor,
+            (metric == Metric::Throughput).then_some(peer_median).flatten(),
+        ),
         "error": failure,
     })
 }
@@ -1239,6 +1323,7 @@ fn report(results: &Value) -> String {
             s["peer"]["n"],
         );
     }
+    md.push_str(&limits::section(results));
     let allocations = results["allocations"]
         .as_array()
         .cloned()
@@ -1494,18 +1579,23 @@ mod tests {
             seconds: 1.0,
             per_sec: 10.0,
             peak_rss_bytes: None,
+            redis_cpu: Some(1e-4),
         }];
         let peer = vec![Sample {
             n: 10,
             seconds: 2.0,
             per_sec: 5.0,
             peak_rss_bytes: None,
+            redis_cpu: None,
         }];
+        // 20 SET/s at 10 ms of Redis CPU each; ours 100 µs per event.
+        let floor = json!({"per_sec": 20.0, "redis_cpu_us_per_op": 10_000.0});
         let records: Vec<Value> = SCENARIOS
             .iter()
-            .map(|s| record(s, &ours, &peer, None))
+            .map(|s| record(s, &ours, &peer, &floor, None))
             .collect();
-        let results = json!({"command": "cargo xtask bench", "rounds": 1, "machine": {}, "scenarios": records,
+        let results = json!({"command": "cargo xtask bench", "rounds": 1, "machine": {},
+            "round_trip_floor": floor, "scenarios": records,
             "allocations": [], "codegen": null, "failures": []});
         let md = report(&results);
         let svg = chart(&results);
@@ -1517,5 +1607,18 @@ mod tests {
             md.contains("| emit serial | 10/s | 5/s | 2.00× (2.00–2.00) | ≥ 2.5 | **no** |"),
             "{md}"
         );
+        // Round trip: 1 / (50 ms − 10 ms + 0.1 ms) = 24.94/s, 4.99× the peer's 5/s.
+        assert!(
+            md.contains(
+                "| emit serial | round trip | 100.0 µs | n/a | 10/s | 25/s | 4.99× | ≥ 2.5 | yes |"
+            ),
+            "{md}"
+        );
+        // Redis CPU: 1 / 100 µs = 10,000/s, 2,000× the peer; memory has no bound.
+        assert!(
+            md.contains("| emit batch | Redis CPU | 100.0 µs | n/a | 10/s | 10,000/s | 2000.00× | ≥ 8 | yes |"),
+            "{md}"
+        );
+        assert!(!md.contains("| memory | round trip") && !md.contains("| memory | Redis CPU"));
     }
 }
