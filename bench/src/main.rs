@@ -46,7 +46,8 @@ enum Command {
     EmitBatch1000(RedisArgs),
     /// Every emit a duplicate of one of 100 keys
     EmitDuplicates(RedisArgs),
-    /// Batch emit of 1,000 without the idempotency claim (plain pipelined XADD)
+    /// Batch emit of 1,000 without the idempotency claim (plain pipelined XADD), payloads built
+    /// before the clock starts
     EmitBatchUnclaimed(RedisArgs),
     /// Consumer runtime at concurrency 1: no-op typed handler, done record and ack
     ConsumeC1(RedisArgs),

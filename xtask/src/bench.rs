@@ -228,7 +228,7 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         id: "raw_limit",
         title: "raw limit",
-        ours_text: "EmitBatch of 1,000 without the idempotency claim (pipelined XADD)",
+        ours_text: "EmitBatch of 1,000 without the idempotency claim (pipelined XADD), payloads built before the clock starts",
         peer_text: "redis-benchmark XADD of the same entry, pipeline 64, 50 clients",
         ours: bench("emit_batch_unclaimed"),
         peer: Side::RedisBenchmark,
