@@ -351,8 +351,12 @@ async fn concurrent_emits_go_to_redis_together_with_their_own_outcomes() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
+    // Without the group commit, 64 calls. With it, two when the emits all queue behind the first
+    // call (an idle machine); on a loaded one `join_all` yields between its polls (every 32
+    // futures, and when the task's budget is spent), so the first calls can return and go out
+    // before all have queued: a few more.
     let calls = server.command_calls("evalsha").await;
-    assert!(calls <= 2, "64 concurrent emits made {calls} script calls");
+    assert!(calls <= 8, "64 concurrent emits made {calls} script calls");
     for key in 0..32usize {
         let (first, second) = (&results[key], &results[key + 32]);
         if key == 0 {

@@ -1,6 +1,8 @@
 //! The [`Emitter`]: turns payloads into envelopes and publishes them through a [`Transport`].
 
+use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::envelope::{Envelope, is_valid_traceparent};
+use crate::memory::{LocalEvent, MemoryBus};
 use crate::payload::EventPayload;
 use crate::transport::{OutgoingEvent, PublishOutcome, Transport, TransportError};
 use crate::validation::ValidationError;
@@ -87,6 +90,8 @@ impl Counters {
 struct Inner {
     source: String,
     transport: Arc<dyn Transport>,
+    /// The transport when it is a [`MemoryBus`]: events go to it typed, not serialized.
+    local: Option<MemoryBus>,
     timeout: Duration,
     counters: Counters,
 }
@@ -134,6 +139,7 @@ pub struct Emitter {
 pub struct EmitterBuilder {
     source: String,
     transport: Arc<dyn Transport>,
+    local: Option<MemoryBus>,
     timeout: Duration,
 }
 
@@ -151,6 +157,7 @@ impl EmitterBuilder {
             inner: Arc::new(Inner {
                 source: self.source,
                 transport: self.transport,
+                local: self.local,
                 timeout: self.timeout,
                 counters: Counters::default(),
             }),
@@ -172,9 +179,14 @@ impl fmt::Debug for EmitterBuilder {
 impl Emitter {
     /// Starts configuring an emitter for service `source`, publishing through `transport`.
     pub fn builder(source: impl Into<String>, transport: impl Transport) -> EmitterBuilder {
+        // A bus of this process gets the typed envelopes themselves (see `MemoryBus`).
+        let local = (&transport as &dyn Any)
+            .downcast_ref::<MemoryBus>()
+            .cloned();
         EmitterBuilder {
             source: source.into(),
             transport: Arc::new(transport),
+            local,
             timeout: DEFAULT_EMIT_TIMEOUT,
         }
     }
@@ -232,12 +244,16 @@ impl Emitter {
     }
 
     /// Validates `payload`, wraps it in an envelope, serializes it once and publishes it, within
-    /// the emitter's timeout.
+    /// the emitter's timeout. (Into a [`MemoryBus`] the envelope goes typed, serialized only if a
+    /// subscriber asks for JSON.)
     ///
     /// A payload that breaks its schema fails with [`EmitError::Invalid`] and nothing is sent. An
     /// event whose idempotency key is already claimed is not published and is reported with
     /// [`Emitted::duplicate`] set; that is not an error.
     pub async fn emit<P: EventPayload>(&self, payload: P) -> Result<Emitted, EmitError> {
+        if let Some(bus) = &self.inner.local {
+            return self.emit_local(bus, payload).await;
+        }
         let event = match self.prepare(payload) {
             Ok(event) => event,
             Err(e) => return Err(self.failed(1, e)),
@@ -245,7 +261,12 @@ impl Emitter {
         let outcomes = self.call(std::slice::from_ref(&event)).await?;
         // `call` checks that there is one outcome per event.
         match outcomes.first() {
-            Some(outcome) => Ok(self.record(event, *outcome)),
+            Some(outcome) => Ok(self.record(
+                event.event_id,
+                event.event_type,
+                event.idempotency_key,
+                *outcome,
+            )),
             None => Err(self.failed(1, TransportError::other("no outcome for the event").into())),
         }
     }
@@ -270,6 +291,29 @@ impl Emitter {
         }
     }
 
+    /// [`emit`](Self::emit) into a bus of this process: the typed envelope is handed over, not
+    /// serialized.
+    async fn emit_local<P: EventPayload>(
+        &self,
+        bus: &MemoryBus,
+        payload: P,
+    ) -> Result<Emitted, EmitError> {
+        let mut envelope = match Envelope::new(self.inner.source.as_str(), payload) {
+            Ok(envelope) => envelope,
+            Err(e) => return Err(self.failed(1, e.into())),
+        };
+        self.context.apply(&mut envelope);
+        let event = LocalEvent::new(envelope);
+        let (event_id, key) = (event.event_id, event.idempotency_key.clone());
+        let outcomes = self
+            .within_timeout(1, bus.publish_local(vec![event]))
+            .await?;
+        match outcomes.first() {
+            Some(outcome) => Ok(self.record(event_id, P::TYPE, key, *outcome)),
+            None => Err(self.failed(1, TransportError::other("no outcome for the event").into())),
+        }
+    }
+
     /// Publishes every event of `batch` in one transport call, within the emitter's timeout.
     /// Returns one [`Emitted`] per event, in the order they were pushed. An empty batch does not
     /// call the transport.
@@ -278,6 +322,25 @@ impl Emitter {
             return Ok(Vec::new());
         }
         let count = batch.items.len();
+        if let Some(bus) = &self.inner.local {
+            let events: Vec<LocalEvent> = batch
+                .items
+                .into_iter()
+                .map(|item| item.finish_local(&self.inner.source, &self.context))
+                .collect();
+            let emitted: Vec<(Uuid, &'static str, String)> = events
+                .iter()
+                .map(|e| (e.event_id, e.event_type, e.idempotency_key.clone()))
+                .collect();
+            let outcomes = self
+                .within_timeout(count, bus.publish_local(events))
+                .await?;
+            return Ok(emitted
+                .into_iter()
+                .zip(outcomes)
+                .map(|((id, event_type, key), outcome)| self.record(id, event_type, key, outcome))
+                .collect());
+        }
         let mut events = Vec::with_capacity(count);
         for item in batch.items {
             match item.finish(&self.inner.source, &self.context) {
@@ -300,41 +363,63 @@ impl Emitter {
         Ok(events
             .into_iter()
             .zip(outcomes)
-            .map(|(event, outcome)| self.record(event, outcome))
+            .map(|(event, outcome)| {
+                self.record(
+                    event.event_id,
+                    event.event_type,
+                    event.idempotency_key,
+                    outcome,
+                )
+            })
             .collect())
     }
 
     /// Calls the transport within the timeout; fails (counting every event as failed) unless it
     /// answered one outcome per event.
     async fn call(&self, events: &[OutgoingEvent]) -> Result<Vec<PublishOutcome>, EmitError> {
+        self.within_timeout(events.len(), self.inner.transport.publish(events))
+            .await
+    }
+
+    /// Awaits `publish` of `count` events within the timeout; fails (counting every event as
+    /// failed) unless it answered one outcome per event.
+    async fn within_timeout(
+        &self,
+        count: usize,
+        publish: impl Future<Output = Result<Vec<PublishOutcome>, TransportError>>,
+    ) -> Result<Vec<PublishOutcome>, EmitError> {
         let timeout = self.inner.timeout;
-        let transport = &self.inner.transport;
-        let outcomes = match tokio::time::timeout(timeout, transport.publish(events)).await {
-            Err(_elapsed) => return Err(self.failed(events.len(), EmitError::Timeout(timeout))),
-            Ok(Err(e)) => return Err(self.failed(events.len(), e.into())),
+        let outcomes = match tokio::time::timeout(timeout, publish).await {
+            Err(_elapsed) => return Err(self.failed(count, EmitError::Timeout(timeout))),
+            Ok(Err(e)) => return Err(self.failed(count, e.into())),
             Ok(Ok(outcomes)) => outcomes,
         };
-        if outcomes.len() != events.len() {
+        if outcomes.len() != count {
             let message = format!(
-                "transport `{}` returned {} outcomes for {} events",
-                transport.name(),
+                "transport `{}` returned {} outcomes for {count} events",
+                self.inner.transport.name(),
                 outcomes.len(),
-                events.len()
             );
-            return Err(self.failed(events.len(), TransportError::other(message).into()));
+            return Err(self.failed(count, TransportError::other(message).into()));
         }
         Ok(outcomes)
     }
 
     /// Counts and logs the outcome of one published event.
-    fn record(&self, event: OutgoingEvent, outcome: PublishOutcome) -> Emitted {
+    fn record(
+        &self,
+        event_id: Uuid,
+        event_type: &'static str,
+        idempotency_key: String,
+        outcome: PublishOutcome,
+    ) -> Emitted {
         let existing_event_id = match outcome {
             PublishOutcome::Published => {
                 Counters::add(&self.inner.counters.emitted, 1);
                 tracing::debug!(
-                    event_type = event.event_type,
-                    event_id = %event.event_id,
-                    idempotency_key = %event.idempotency_key,
+                    event_type = event_type,
+                    event_id = %event_id,
+                    idempotency_key = %idempotency_key,
                     "event emitted"
                 );
                 None
@@ -342,8 +427,8 @@ impl Emitter {
             PublishOutcome::Duplicate { existing_event_id } => {
                 Counters::add(&self.inner.counters.duplicates, 1);
                 tracing::debug!(
-                    event_type = event.event_type,
-                    idempotency_key = %event.idempotency_key,
+                    event_type = event_type,
+                    idempotency_key = %idempotency_key,
                     existing_event_id = ?existing_event_id,
                     "duplicate event not published"
                 );
@@ -351,9 +436,9 @@ impl Emitter {
             }
         };
         Emitted {
-            event_id: event.event_id,
-            event_type: event.event_type,
-            idempotency_key: event.idempotency_key,
+            event_id,
+            event_type,
+            idempotency_key,
             duplicate: outcome.is_duplicate(),
             existing_event_id,
         }
@@ -404,7 +489,7 @@ thread_local! {
 
 /// The JSON of `value` as a shared string, in one allocation: serialized into a buffer kept per
 /// thread (instead of a new one grown several times per event), then copied once.
-fn shared_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, serde_json::Error> {
+pub(crate) fn shared_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, serde_json::Error> {
     fn shared(bytes: &[u8]) -> Result<Arc<str>, serde_json::Error> {
         // serde_json writes UTF-8 only, so this never fails.
         std::str::from_utf8(bytes)
@@ -436,6 +521,8 @@ trait Pending: Send {
         source: &str,
         context: &Context,
     ) -> Result<OutgoingEvent, serde_json::Error>;
+    /// The typed event for a bus of this process (nothing serialized).
+    fn finish_local(self: Box<Self>, source: &str, context: &Context) -> LocalEvent;
 }
 
 impl<P: EventPayload> Pending for Envelope<P> {
@@ -450,6 +537,12 @@ impl<P: EventPayload> Pending for Envelope<P> {
     ) -> Result<OutgoingEvent, serde_json::Error> {
         source.clone_into(&mut self.source);
         outgoing(*self, context)
+    }
+
+    fn finish_local(mut self: Box<Self>, source: &str, context: &Context) -> LocalEvent {
+        source.clone_into(&mut self.source);
+        context.apply(&mut self);
+        LocalEvent::new(*self)
     }
 }
 

@@ -5,11 +5,18 @@
 //!
 //! Each [`Subscription`] has a [`Filter`] (one type, one or more categories, or everything) and
 //! receives every published event that matches it: several subscriptions with matching filters each
-//! get each event (fan-out), sharing its JSON ([`Delivered`] holds `Arc`s). The bus
-//! does not parse what it publishes: a typed subscriber reads the JSON straight into its typed
-//! envelope, and an untyped one parses it once for all ([`Delivered::envelope`]); both check that
-//! it is the envelope of the event published, so JSON that is not an envelope reaches subscribers as
-//! a [`DecodeError`]. Dropped subscriptions are pruned on the next publish or subscribe.
+//! get each event (fan-out), sharing it ([`Delivered`] holds an `Arc`). Dropped subscriptions are
+//! pruned on the next publish or subscribe.
+//!
+//! An [`Emitter`](struct@crate::Emitter) built on a `MemoryBus` hands it the typed envelopes themselves:
+//! nothing is serialized or parsed on the way. A typed subscriber gets the envelope (moved to it
+//! when it is the event's only subscriber, else a clone), and the JSON is serialized only when a
+//! subscriber asks for it ([`Delivered::json`], [`Delivered::envelope`]), once for all of them,
+//! exactly as the emitter serializes it for any other transport. Events published as JSON
+//! ([`Transport::publish`], from any other code) are not parsed by the bus either: a typed
+//! subscriber reads the JSON straight into its typed envelope, an untyped one parses it once for
+//! all, and both check that it is the envelope of the event published, so JSON that is not an
+//! envelope reaches subscribers as a [`DecodeError`].
 //!
 //! # Idempotency
 //!
@@ -45,7 +52,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -53,8 +60,13 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+mod delivered;
+
+pub use delivered::Delivered;
+pub(crate) use delivered::LocalEvent;
+
 use crate::consumer::MemoryConsumer;
-use crate::envelope::{DecodeError, Envelope, RawEnvelope};
+use crate::envelope::{DecodeError, Envelope};
 use crate::handlers::Handlers;
 use crate::idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard, TtlMap};
 use crate::payload::EventPayload;
@@ -103,83 +115,6 @@ impl Filter {
     }
 }
 
-/// One event as a subscription receives it: its routing metadata and the envelope JSON, parsed
-/// only when a subscriber asks for it.
-///
-/// [`decode`](Self::decode) reads the JSON straight into the typed envelope, in one pass;
-/// [`envelope`](Self::envelope) parses it with the payload left unparsed, once for every
-/// subscriber of the event (clones share it). Either checks that the JSON is an envelope of the
-/// published type and `eventId`.
-#[derive(Debug, Clone)]
-pub struct Delivered {
-    /// The type string.
-    pub event_type: &'static str,
-    /// The category.
-    pub category: &'static str,
-    /// The `eventId` the event was published with.
-    pub event_id: Uuid,
-    /// The envelope JSON, exactly as the emitter serialized it.
-    pub json: Arc<str>,
-    /// The envelope parsed by the first subscriber that asked; `None` when it is not one.
-    parsed: Arc<OnceLock<Option<RawEnvelope>>>,
-}
-
-impl Delivered {
-    fn new(event: &OutgoingEvent) -> Self {
-        Self {
-            event_type: event.event_type,
-            category: event.category,
-            event_id: event.event_id,
-            json: event.json.clone(),
-            parsed: Arc::default(),
-        }
-    }
-
-    /// The envelope, its payload unparsed: parsed on the first call of any subscriber of the event
-    /// and shared. Fails when the JSON is not an envelope, or not the one published (another type
-    /// or `eventId` than the routing metadata).
-    pub fn envelope(&self) -> Result<&RawEnvelope, DecodeError> {
-        let parsed = self.parsed.get_or_init(|| {
-            RawEnvelope::from_slice(self.json.as_bytes())
-                .ok()
-                .filter(|raw| self.published(&raw.event_type, raw.event_id))
-        });
-        parsed.as_ref().ok_or_else(|| self.not_published())
-    }
-
-    /// Decodes the event as `P`, checking type, version and the payload's constraints: in one
-    /// pass over the JSON, unless the envelope was parsed already.
-    pub fn decode<P: EventPayload>(&self) -> Result<Envelope<P>, DecodeError> {
-        if self.parsed.get().is_none()
-            && let Ok(envelope) = serde_json::from_str::<Envelope<P>>(&self.json)
-            && envelope.event_type == P::TYPE
-            && envelope.version == P::VERSION
-            && self.published(&envelope.event_type, envelope.event_id)
-        {
-            return Ok(envelope);
-        }
-        // Not a `P` (or not parsed yet): the untyped parse names what is wrong.
-        self.envelope()?.decode()
-    }
-
-    fn published(&self, event_type: &str, event_id: Uuid) -> bool {
-        event_type == self.event_type && event_id == self.event_id
-    }
-
-    /// Why the JSON is not the published envelope (the unhappy path: parsed again for the error).
-    fn not_published(&self) -> DecodeError {
-        match RawEnvelope::from_slice(self.json.as_bytes()) {
-            Err(error) => error,
-            Ok(raw) => DecodeError::NotAnEnvelope(<serde_json::Error as serde::de::Error>::custom(
-                format!(
-                    "the envelope (type `{}`, eventId {}) is not the event published (type `{}`, eventId {})",
-                    raw.event_type, raw.event_id, self.event_type, self.event_id
-                ),
-            )),
-        }
-    }
-}
-
 /// The events of a [`MemoryBus`] that pass a [`Filter`], buffered up to the bus's capacity.
 ///
 /// Dropping it unsubscribes.
@@ -224,7 +159,7 @@ impl<P: EventPayload> TypedSubscription<P> {
     /// breaks its schema) is returned as the error.
     pub async fn recv(&mut self) -> Option<Result<Envelope<P>, DecodeError>> {
         let delivered = self.inner.recv().await?;
-        Some(delivered.decode())
+        Some(delivered.into_decoded())
     }
 
     /// The underlying untyped subscription.
@@ -454,7 +389,49 @@ impl Transport for MemoryBus {
         &'a self,
         events: &'a [OutgoingEvent],
     ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
-        Box::pin(self.inner.publish(events))
+        Box::pin(
+            self.inner
+                .publish(events.iter().map(Outgoing::from_event).collect()),
+        )
+    }
+}
+
+/// An event on its way to the subscribers: its idempotency key and what they receive.
+struct Outgoing {
+    key: String,
+    delivered: Delivered,
+}
+
+impl Outgoing {
+    fn from_event(event: &OutgoingEvent) -> Self {
+        Self {
+            key: event.idempotency_key.clone(),
+            delivered: Delivered::from_json(
+                event.event_type,
+                event.category,
+                event.event_id,
+                event.json.clone(),
+            ),
+        }
+    }
+
+    fn from_local(event: LocalEvent) -> Self {
+        let (key, delivered) = Delivered::from_local(event);
+        Self { key, delivered }
+    }
+}
+
+impl MemoryBus {
+    /// Publishes events an emitter of this process hands over typed: nothing is serialized
+    /// unless a subscriber asks for JSON. The same claims, filters and backpressure as
+    /// [`Transport::publish`].
+    pub(crate) async fn publish_local(
+        &self,
+        events: Vec<LocalEvent>,
+    ) -> Result<Vec<PublishOutcome>, TransportError> {
+        self.inner
+            .publish(events.into_iter().map(Outgoing::from_local).collect())
+            .await
     }
 }
 
@@ -467,22 +444,16 @@ impl BusInner {
         }
     }
 
-    async fn publish(
-        &self,
-        events: &[OutgoingEvent],
-    ) -> Result<Vec<PublishOutcome>, TransportError> {
+    async fn publish(&self, events: Vec<Outgoing>) -> Result<Vec<PublishOutcome>, TransportError> {
         self.ensure_open()?;
         match self.config.backpressure {
-            Backpressure::Fail => {
-                self.publish_now(events, events.iter().map(Delivered::new).collect())
-            }
+            Backpressure::Fail => self.publish_now(events),
             Backpressure::Wait => {
                 let mut outcomes = Vec::with_capacity(events.len());
                 for event in events {
-                    let delivered = Delivered::new(event);
-                    let outcome = match self.try_publish_one(event, &delivered) {
-                        Some(outcome) => outcome,
-                        None => self.publish_waiting(event, delivered).await?,
+                    let outcome = match self.try_publish_one(event) {
+                        Ok(outcome) => outcome,
+                        Err(event) => self.publish_waiting(event).await?,
                     };
                     outcomes.push(outcome);
                 }
@@ -492,61 +463,53 @@ impl BusInner {
     }
 
     /// Publishes one event under [`Backpressure::Wait`] in one step, when every matching buffer has
-    /// room: claims and delivers under the locks, without waiting. `None` when a buffer is full
-    /// (nothing claimed nor delivered): then [`publish_waiting`](Self::publish_waiting) waits.
-    fn try_publish_one(
-        &self,
-        event: &OutgoingEvent,
-        delivered: &Delivered,
-    ) -> Option<PublishOutcome> {
+    /// room: claims and delivers under the locks, without waiting. Gives the event back when a
+    /// buffer is full (nothing claimed nor delivered): then
+    /// [`publish_waiting`](Self::publish_waiting) waits.
+    fn try_publish_one(&self, event: Outgoing) -> Result<PublishOutcome, Outgoing> {
         let now = Instant::now();
+        let (event_type, category) = (event.delivered.event_type, event.delivered.category);
         let mut claims = lock(&self.claims);
-        let keys = claims.entry(event.category).or_default();
-        if let Some(existing) = keys.get(&event.idempotency_key, now) {
-            return Some(duplicate(*existing));
+        let keys = claims.entry(category).or_default();
+        if let Some(existing) = keys.get(&event.key, now) {
+            return Ok(duplicate(*existing));
         }
         let mut subscribers = lock(&self.subscribers);
         subscribers.retain(|slot| !slot.tx.is_closed());
         let mut permits = Vec::new();
         for slot in subscribers
             .iter()
-            .filter(|slot| slot.filter.matches(event.event_type, event.category))
+            .filter(|slot| slot.filter.matches(event_type, category))
         {
             match slot.tx.try_reserve() {
                 Ok(permit) => permits.push(permit),
-                Err(TrySendError::Full(())) => return None,
+                Err(TrySendError::Full(())) => return Err(event),
                 Err(TrySendError::Closed(())) => {}
             }
         }
-        keys.insert(
-            event.idempotency_key.clone(),
-            event.event_id,
-            self.config.claim_ttl,
-            now,
-        );
-        let subscribers = permits.len();
-        for permit in permits {
-            permit.send(delivered.clone());
-        }
-        tracing::trace!(event_type = event.event_type, event_id = %event.event_id, subscribers, "event delivered");
-        Some(PublishOutcome::Published)
+        let Outgoing { key, delivered } = event;
+        keys.insert(key, delivered.event_id, self.config.claim_ttl, now);
+        tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
+            subscribers = permits.len(), "event delivered");
+        send_all(permits, delivered);
+        Ok(PublishOutcome::Published)
     }
 
-    /// The live claim on `event`'s key.
-    fn claimed(&self, event: &OutgoingEvent) -> Option<Uuid> {
+    /// The live claim on `key` in `category`.
+    fn claimed(&self, category: &'static str, key: &str) -> Option<Uuid> {
         let mut claims = lock(&self.claims);
-        claims
-            .get_mut(event.category)?
-            .get(&event.idempotency_key, Instant::now())
-            .copied()
+        claims.get_mut(category)?.get(key, Instant::now()).copied()
     }
 
-    fn matching_senders(&self, event: &OutgoingEvent) -> Vec<mpsc::Sender<Delivered>> {
+    fn matching_senders(&self, delivered: &Delivered) -> Vec<mpsc::Sender<Delivered>> {
         let mut subscribers = lock(&self.subscribers);
         subscribers.retain(|slot| !slot.tx.is_closed());
         subscribers
             .iter()
-            .filter(|slot| slot.filter.matches(event.event_type, event.category))
+            .filter(|slot| {
+                slot.filter
+                    .matches(delivered.event_type, delivered.category)
+            })
             .map(|slot| slot.tx.clone())
             .collect()
     }
@@ -554,15 +517,12 @@ impl BusInner {
     /// Publishes one event under [`Backpressure::Wait`]: reserves room in every matching buffer
     /// (the only `.await`), then claims and delivers without yielding, so a cancelled publish
     /// delivers and claims nothing.
-    async fn publish_waiting(
-        &self,
-        event: &OutgoingEvent,
-        delivered: Delivered,
-    ) -> Result<PublishOutcome, TransportError> {
-        if let Some(existing) = self.claimed(event) {
+    async fn publish_waiting(&self, event: Outgoing) -> Result<PublishOutcome, TransportError> {
+        let category = event.delivered.category;
+        if let Some(existing) = self.claimed(category, &event.key) {
             return Ok(duplicate(existing));
         }
-        let senders = self.matching_senders(event);
+        let senders = self.matching_senders(&event.delivered);
         let mut permits = Vec::with_capacity(senders.len());
         for tx in &senders {
             // A subscription dropped while we wait just does not get the event.
@@ -571,35 +531,25 @@ impl BusInner {
             }
         }
         self.ensure_open()?;
+        let Outgoing { key, delivered } = event;
         {
             let mut claims = lock(&self.claims);
-            let keys = claims.entry(event.category).or_default();
+            let keys = claims.entry(category).or_default();
             let now = Instant::now();
-            if let Some(existing) = keys.get(&event.idempotency_key, now) {
+            if let Some(existing) = keys.get(&key, now) {
                 // Another publish of the same key won the race while we waited.
                 return Ok(duplicate(*existing));
             }
-            keys.insert(
-                event.idempotency_key.clone(),
-                event.event_id,
-                self.config.claim_ttl,
-                now,
-            );
+            keys.insert(key, delivered.event_id, self.config.claim_ttl, now);
         }
-        let subscribers = permits.len();
-        for permit in permits {
-            permit.send(delivered.clone());
-        }
-        tracing::trace!(event_type = event.event_type, event_id = %event.event_id, subscribers, "event delivered");
+        tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
+            subscribers = permits.len(), "event delivered");
+        send_all(permits, delivered);
         Ok(PublishOutcome::Published)
     }
 
     /// Publishes a batch under [`Backpressure::Fail`], all or nothing, without waiting.
-    fn publish_now(
-        &self,
-        events: &[OutgoingEvent],
-        deliveries: Vec<Delivered>,
-    ) -> Result<Vec<PublishOutcome>, TransportError> {
+    fn publish_now(&self, events: Vec<Outgoing>) -> Result<Vec<PublishOutcome>, TransportError> {
         let now = Instant::now();
         let mut claims = lock(&self.claims);
         let mut subscribers = lock(&self.subscribers);
@@ -607,27 +557,31 @@ impl BusInner {
 
         let mut outcomes = Vec::with_capacity(events.len());
         let mut sends = Vec::new();
-        let mut new_claims: HashMap<(&'static str, &str), Uuid> = HashMap::new();
-        for (event, delivered) in events.iter().zip(deliveries) {
-            let key = (event.category, event.idempotency_key.as_str());
-            let existing = new_claims.get(&key).copied().or_else(|| {
-                claims
-                    .get_mut(event.category)
-                    .and_then(|keys| keys.get(&event.idempotency_key, now).copied())
-            });
+        let mut new_claims: HashMap<(&'static str, String), Uuid> = HashMap::new();
+        for Outgoing { key, delivered } in events {
+            let category = delivered.category;
+            let existing = new_claims
+                .get(&(category, key.clone()))
+                .copied()
+                .or_else(|| {
+                    claims
+                        .get_mut(category)
+                        .and_then(|keys| keys.get(&key, now).copied())
+                });
             if let Some(existing) = existing {
                 outcomes.push(duplicate(existing));
                 continue;
             }
+            let mut permits = Vec::new();
             for slot in subscribers
                 .iter()
-                .filter(|slot| slot.filter.matches(event.event_type, event.category))
+                .filter(|slot| slot.filter.matches(delivered.event_type, category))
             {
                 match slot.tx.try_reserve() {
-                    Ok(permit) => sends.push((permit, delivered.clone())),
+                    Ok(permit) => permits.push(permit),
                     Err(TrySendError::Full(())) => {
                         tracing::debug!(
-                            event_type = event.event_type,
+                            event_type = delivered.event_type,
                             capacity = self.config.capacity,
                             "subscriber buffer full, batch not published"
                         );
@@ -638,21 +592,34 @@ impl BusInner {
                     Err(TrySendError::Closed(())) => {}
                 }
             }
-            new_claims.insert(key, event.event_id);
+            new_claims.insert((category, key), delivered.event_id);
+            sends.push((permits, delivered));
             outcomes.push(PublishOutcome::Published);
         }
         for ((category, key), event_id) in new_claims {
-            claims.entry(category).or_default().insert(
-                key.to_owned(),
-                event_id,
-                self.config.claim_ttl,
-                now,
-            );
+            claims
+                .entry(category)
+                .or_default()
+                .insert(key, event_id, self.config.claim_ttl, now);
         }
-        for (permit, delivered) in sends {
-            permit.send(delivered);
+        for (permits, delivered) in sends {
+            send_all(permits, delivered);
         }
         Ok(outcomes)
+    }
+}
+
+/// Hands `delivered` to every permit's subscriber: clones to all but the last, which gets it, so
+/// that a lone subscriber holds the only copy.
+fn send_all(permits: Vec<mpsc::Permit<'_, Delivered>>, delivered: Delivered) {
+    let mut permits = permits.into_iter().peekable();
+    while let Some(permit) = permits.next() {
+        if permits.peek().is_some() {
+            permit.send(delivered.clone());
+        } else {
+            permit.send(delivered);
+            return;
+        }
     }
 }
 
@@ -741,7 +708,56 @@ mod tests {
             std::ptr::eq(ea, eb),
             "the envelope is parsed once for every subscriber"
         );
-        assert!(Arc::ptr_eq(&da.json, &db.json));
+        assert!(std::ptr::eq(
+            da.json().expect("serializes"),
+            db.json().expect("serializes")
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_lone_typed_subscriber_gets_the_emitted_envelope_itself() {
+        let bus = MemoryBus::new();
+        let mut sub = bus.subscribe_to::<VariationCompleted>();
+        let payload = VariationCompleted::new("var-moved");
+        let text = payload.variation_id.as_ptr();
+        let emitted = emitter(&bus).emit(payload).await.expect("emitted");
+        let envelope = within(sub.recv())
+            .await
+            .expect("an event")
+            .expect("decodes");
+        assert_eq!(envelope.event_id, emitted.event_id);
+        assert_eq!(envelope.source, "tests");
+        // Moved, not cloned nor serialized and parsed: the payload's string is the one emitted.
+        assert_eq!(envelope.payload.variation_id.as_ptr(), text);
+    }
+
+    #[tokio::test]
+    async fn subscribers_of_one_event_get_equal_envelopes_and_json_on_request() {
+        let bus = MemoryBus::new();
+        let mut typed = bus.subscribe_to::<VariationCompleted>();
+        let mut untyped = bus.subscribe(Filter::All);
+        let emitter = emitter(&bus)
+            .with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        emitter
+            .emit(VariationCompleted::new("v"))
+            .await
+            .expect("emitted");
+        let first = within(typed.recv())
+            .await
+            .expect("an event")
+            .expect("decodes");
+        let delivered = within(untyped.recv()).await.expect("an event");
+        let second = delivered.decode::<VariationCompleted>().expect("decodes");
+        assert_eq!(first, second);
+        assert!(
+            first.traceparent.is_some(),
+            "the emitter's context is stamped"
+        );
+        // The JSON is what the emitter serializes for every other transport.
+        let json = delivered.json().expect("serializes");
+        assert_eq!(json, serde_json::to_string(&first).expect("serializes"));
+        let raw = delivered.envelope().expect("an envelope");
+        assert_eq!(raw.decode::<VariationCompleted>().expect("decodes"), first);
     }
 
     #[tokio::test]
@@ -1146,7 +1162,10 @@ mod tests {
                 .payload,
             VariationCompleted::new("v")
         );
-        let json = delivered.json.replace("\"version\":1", "\"version\":2");
+        let json = delivered
+            .json()
+            .expect("serializes")
+            .replace("\"version\":1", "\"version\":2");
         bus.publish(&[outgoing(&json, emitted.event_id)])
             .await
             .expect("published");

@@ -1,7 +1,8 @@
 //! The seam between the [`Emitter`](struct@crate::Emitter) and wherever events go: the [`Transport`] trait.
 //!
 //! A transport receives events that are already validated and serialized (the envelope JSON is
-//! built exactly once, by the emitter) and publishes them in one round trip per batch. It also
+//! built exactly once, by the emitter; the [`MemoryBus`](crate::MemoryBus) alone gets an emitter's
+//! events typed, see there) and publishes them in one round trip per batch. It also
 //! enforces producer-side idempotency: an event whose idempotency key was already claimed within
 //! the transport's window is not published, and the caller learns it was a duplicate
 //! ([`PublishOutcome::Duplicate`]).
