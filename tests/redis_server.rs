@@ -102,7 +102,7 @@ impl RedisServer {
             })
     }
 
-    /// Zeroes its command statistics (`CONFIG RESETSTAT`), for [`command_calls`].
+    /// Zeroes its command statistics (`CONFIG RESETSTAT`), for [`command_calls`](Self::command_calls).
     pub async fn reset_command_stats(&self) {
         let mut conn = self.connection().await;
         let _: () = redis::cmd("CONFIG")

@@ -114,7 +114,7 @@ pub fn export(schemas: &Path, out: &Path) -> Result<usize, Error> {
     Ok(written.len())
 }
 
-/// Checks that `out` is exactly what [`export`] would write: no file missing, different or stale,
+/// Checks that `out` is exactly what [`export()`] would write: no file missing, different or stale,
 /// and no schema errors. Returns how many files the export has.
 pub fn check(schemas: &Path, out: &Path) -> Result<usize, Error> {
     let catalog = load(schemas)?;

@@ -121,10 +121,10 @@ pub enum Command {
     ///   index.json                             every event version: type, category, name,
     ///                                          version, idempotencyKey (the key template),
     ///                                          correlationField, payloadSchema, eventSchema
-    ///   <category>/<name>.payload.schema.json  the payload (JSON Schema draft 2020-12)
-    ///   <category>/<name>.event.schema.json    the whole envelope, payload included
-    /// Older versions that are still declared get `<name>.v<N>.payload.schema.json` and
-    /// `<name>.v<N>.event.schema.json`.
+    ///   CATEGORY/NAME.payload.schema.json      the payload (JSON Schema draft 2020-12)
+    ///   CATEGORY/NAME.event.schema.json        the whole envelope, payload included
+    /// Older versions that are still declared get `NAME.vN.payload.schema.json` and
+    /// `NAME.vN.event.schema.json`.
     ///
     /// The schemas are validated first: when anything is wrong nothing is written, and the
     /// errors are printed as by `check`. Files are rewritten only when their contents change,

@@ -18,7 +18,8 @@ pub const REDIS_URL_ENV: &str = "DOMAIN_EVENTS_REDIS_URL";
 /// `Debug` shows the URL with its password replaced by `***`.
 #[derive(Clone, clap::Args)]
 pub struct RedisArgs {
-    /// Redis URL: redis://[user:password@]host[:port][/db], or rediss:// for TLS
+    /// Redis URL, like redis://user:password@host:6379/0 (user, password, port and database
+    /// optional), or rediss:// for TLS
     #[arg(
         long = "redis",
         value_name = "URL",

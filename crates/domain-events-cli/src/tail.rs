@@ -48,7 +48,7 @@ pub struct TailArgs {
     #[arg(long, value_name = "WHERE", value_enum, default_value_t = TailFrom::Beginning)]
     pub from: TailFrom,
 
-    /// Consumer name within the group; default: <hostname>-<pid>-<random>
+    /// Consumer name within the group; default: HOSTNAME-PID-RANDOM
     #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub consumer: Option<String>,
 }
