@@ -259,16 +259,12 @@ impl Emitter {
             Err(e) => return Err(self.failed(1, e)),
         };
         let outcomes = self.call(std::slice::from_ref(&event)).await?;
-        // `call` checks that there is one outcome per event.
-        match outcomes.first() {
-            Some(outcome) => Ok(self.record(
-                event.event_id,
-                event.event_type,
-                event.idempotency_key,
-                *outcome,
-            )),
-            None => Err(self.failed(1, TransportError::other("no outcome for the event").into())),
-        }
+        self.record_one(
+            event.event_id,
+            event.event_type,
+            event.idempotency_key,
+            &outcomes,
+        )
     }
 
     /// Fire-and-forget [`emit`](Self::emit): never fails. A failure is logged with
@@ -308,8 +304,19 @@ impl Emitter {
         let outcomes = self
             .within_timeout(1, bus.publish_local(vec![event]))
             .await?;
+        self.record_one(event_id, P::TYPE, key, &outcomes)
+    }
+
+    /// Counts and logs the outcome of a single event (`within_timeout` checked there is one).
+    fn record_one(
+        &self,
+        event_id: Uuid,
+        event_type: &'static str,
+        idempotency_key: String,
+        outcomes: &[PublishOutcome],
+    ) -> Result<Emitted, EmitError> {
         match outcomes.first() {
-            Some(outcome) => Ok(self.record(event_id, P::TYPE, key, *outcome)),
+            Some(outcome) => Ok(self.record(event_id, event_type, idempotency_key, *outcome)),
             None => Err(self.failed(1, TransportError::other("no outcome for the event").into())),
         }
     }

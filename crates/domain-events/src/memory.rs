@@ -489,8 +489,6 @@ impl BusInner {
         }
         let Outgoing { key, delivered } = event;
         keys.insert(key, delivered.event_id, self.config.claim_ttl, now);
-        tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
-            subscribers = permits.len(), "event delivered");
         send_all(permits, delivered);
         Ok(PublishOutcome::Published)
     }
@@ -542,8 +540,6 @@ impl BusInner {
             }
             keys.insert(key, delivered.event_id, self.config.claim_ttl, now);
         }
-        tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
-            subscribers = permits.len(), "event delivered");
         send_all(permits, delivered);
         Ok(PublishOutcome::Published)
     }
@@ -612,6 +608,8 @@ impl BusInner {
 /// Hands `delivered` to every permit's subscriber: clones to all but the last, which gets it, so
 /// that a lone subscriber holds the only copy.
 fn send_all(permits: Vec<mpsc::Permit<'_, Delivered>>, delivered: Delivered) {
+    tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
+        subscribers = permits.len(), "event delivered");
     let mut permits = permits.into_iter().peekable();
     while let Some(permit) = permits.next() {
         if permits.peek().is_some() {
