@@ -508,6 +508,25 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench --render FILE`: writes `report.md` and `ratios.svg` beside `FILE` (a
+/// `results.json` of an earlier run) again, measuring nothing.
+pub fn render(results_path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(results_path)
+        .with_context(|| format!("cannot read {}", results_path.display()))?;
+    let results: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", results_path.display()))?;
+    let dir = results_path.parent().unwrap_or(Path::new("."));
+    let (report_path, chart_path) = (dir.join("report.md"), dir.join("ratios.svg"));
+    std::fs::write(&report_path, report(&results))?;
+    std::fs::write(&chart_path, chart(&results))?;
+    eprintln!(
+        "wrote {} and {}",
+        report_path.display(),
+        chart_path.display()
+    );
+    Ok(())
+}
+
 /// One run of one side, in a fresh process, with the Redis CPU time it cost per event.
 fn measure(env: &Env, redis: &Redis, side: Side, n: u64) -> anyhow::Result<Sample> {
     // Events the run sends to Redis: the warm-up's too (`redis-benchmark` has none).
@@ -1446,7 +1465,7 @@ fn chart(results: &Value) -> String {
     );
     let _ = writeln!(
         svg,
-        r##"<text x="{}" y="42" fill="#555">bar: median ratio from parity; black tick: goal; green: met, red: not met (memory: lower is better)</text>"##,
+        r##"<text x="{}" y="42" fill="#555">bar: median ratio; black: goal; dashed blue: best ratio possible here; green: met, red: not (memory: lower is better)</text>"##,
         left - 180.0
     );
     let bottom = top + row_h * rows.len() as f64;
@@ -1505,13 +1524,29 @@ fn chart(results: &Value) -> String {
             y + 3.0,
             y + row_h - 3.0
         );
+        let best = row["limit"]["best_ratio"].as_f64();
+        let mut right_edge = x0.max(x1).max(gx);
+        if let Some(best) = best {
+            let bx = x(best);
+            right_edge = right_edge.max(bx);
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#1565c0" stroke-width="2" stroke-dasharray="3 2"/>"##,
+                y + 1.0,
+                y + row_h - 1.0
+            );
+        }
         let label = format!(
-            "{}× (goal {})",
+            "{}× (goal {}{})",
             fmt_ratio(ratio),
-            row["goal"]["text"].as_str().unwrap_or("")
+            row["goal"]["text"].as_str().unwrap_or(""),
+            best.map_or(String::new(), |b| format!(
+                ", at most {}× here",
+                fmt_ratio(b)
+            ))
         );
         // Right of everything drawn in the row, so it never runs into the row's title.
-        let (lx, anchor) = (x0.max(x1).max(gx) + 6.0, "start");
+        let (lx, anchor) = (right_edge + 6.0, "start");
         let _ = writeln!(
             svg,
             r##"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"##,
@@ -1603,6 +1638,13 @@ mod tests {
             assert!(md.contains(scenario.title), "{}", scenario.title);
             assert!(svg.contains(&escape(scenario.title)), "{}", scenario.title);
         }
+        // The bound of a Redis scenario is drawn and named; the in-memory bus has none.
+        assert!(
+            svg.contains("2.00× (goal ≥ 2.5, at most 4.99× here)"),
+            "{svg}"
+        );
+        assert!(svg.contains("2.00× (goal ≥ 0.5)<"), "{svg}");
+        assert!(svg.contains("stroke-dasharray"), "{svg}");
         assert!(
             md.contains("| emit serial | 10/s | 5/s | 2.00× (2.00–2.00) | ≥ 2.5 | **no** |"),
             "{md}"

@@ -59,6 +59,9 @@ enum Task {
         /// Skip the code generation timings
         #[arg(long)]
         no_codegen: bool,
+        /// Measure nothing: write report.md and ratios.svg again from this results.json
+        #[arg(long, value_name = "RESULTS_JSON", conflicts_with_all = ["quick", "rounds", "only", "no_codegen"])]
+        render: Option<PathBuf>,
     },
 }
 
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             rounds,
             only,
             no_codegen,
+            render,
         } => {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let options = bench::Options {
@@ -115,7 +119,11 @@ fn main() -> ExitCode {
                 only,
                 no_codegen,
             };
-            match bench::run(&cargo, &options) {
+            let done = match render {
+                Some(results) => bench::render(&results),
+                None => bench::run(&cargo, &options),
+            };
+            match done {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error:#}");
