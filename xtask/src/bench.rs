@@ -1645,6 +1645,23 @@ mod tests {
         );
         assert!(svg.contains("2.00× (goal ≥ 0.5)<"), "{svg}");
         assert!(svg.contains("stroke-dasharray"), "{svg}");
+
+        // `--render` writes the same report and chart from the results file.
+        let dir = std::env::temp_dir().join(format!("xtask-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("results.json");
+        std::fs::write(&path, results.to_string()).expect("written");
+        render(&path).expect("rendered");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("report.md")).expect("report"),
+            md
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("ratios.svg")).expect("chart"),
+            svg
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(render(&dir.join("missing.json")).is_err());
         assert!(
             md.contains("| emit serial | 10/s | 5/s | 2.00× (2.00–2.00) | ≥ 2.5 | **no** |"),
             "{md}"
