@@ -553,11 +553,13 @@ impl BusInner {
 
         let mut outcomes = Vec::with_capacity(events.len());
         let mut sends = Vec::new();
-        let mut new_claims: HashMap<(&'static str, String), Uuid> = HashMap::new();
+        // Claims of this batch by category, then key (looked up by `&str`, no key copied).
+        let mut new_claims: HashMap<&'static str, HashMap<String, Uuid>> = HashMap::new();
         for Outgoing { key, delivered } in events {
             let category = delivered.category;
             let existing = new_claims
-                .get(&(category, key.clone()))
+                .get(category)
+                .and_then(|keys| keys.get(&key))
                 .copied()
                 .or_else(|| {
                     claims
@@ -588,15 +590,18 @@ impl BusInner {
                     Err(TrySendError::Closed(())) => {}
                 }
             }
-            new_claims.insert((category, key), delivered.event_id);
+            new_claims
+                .entry(category)
+                .or_default()
+                .insert(key, delivered.event_id);
             sends.push((permits, delivered));
             outcomes.push(PublishOutcome::Published);
         }
-        for ((category, key), event_id) in new_claims {
-            claims
-                .entry(category)
-                .or_default()
-                .insert(key, event_id, self.config.claim_ttl, now);
+        for (category, keys) in new_claims {
+            let live = claims.entry(category).or_default();
+            for (key, event_id) in keys {
+                live.insert(key, event_id, self.config.claim_ttl, now);
+            }
         }
         for (permits, delivered) in sends {
             send_all(permits, delivered);
