@@ -70,35 +70,27 @@ async fn concurrent(emitter: &Emitter, from: u64, n: u64) -> anyhow::Result<Dura
     Ok(started.elapsed())
 }
 
-/// Emits events `from..from + n` in batches of 1,000.
-async fn batches(emitter: &Emitter, from: u64, n: u64) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut next = from;
-    while next < from + n {
-        let end = (next + BATCH).min(from + n);
-        let mut batch = EmitBatch::new();
-        for i in next..end {
-            batch.push(payload(i))?;
-        }
-        let emitted = emitter.emit_batch(batch).await?;
-        ensure!(
-            emitted.iter().all(|e| e.published()),
-            "an event of a batch was not published"
-        );
-        next = end;
-    }
-    Ok(started.elapsed())
+/// What the clock of [`batches`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timed {
+    /// Building the payloads too, as BullMQ's side builds its job data in its loop.
+    WithPayloads,
+    /// The library only: each batch's payloads are built before its clock starts, as
+    /// `redis-benchmark` sends one entry built once.
+    LibraryOnly,
 }
 
-/// Emits events `from..from + n` in batches of 1,000, timing only the library: each batch's
-/// payloads are built before its clock starts, as `redis-benchmark` sends one entry built once.
-async fn batches_library_only(emitter: &Emitter, from: u64, n: u64) -> anyhow::Result<Duration> {
+/// Emits events `from..from + n` in batches of 1,000.
+async fn batches(emitter: &Emitter, from: u64, n: u64, timed: Timed) -> anyhow::Result<Duration> {
     let mut elapsed = Duration::ZERO;
     let mut next = from;
     while next < from + n {
         let end = (next + BATCH).min(from + n);
+        let mut started = Instant::now();
         let payloads: Vec<_> = (next..end).map(payload).collect();
-        let started = Instant::now();
+        if timed == Timed::LibraryOnly {
+            started = Instant::now();
+        }
         let mut batch = EmitBatch::new();
         for payload in payloads {
             batch.push(payload)?;
@@ -130,22 +122,22 @@ pub async fn emit_concurrent64(url: &str, n: u64, warmup: u64) -> anyhow::Result
 
 pub async fn emit_batch1000(url: &str, n: u64, warmup: u64) -> anyhow::Result<Measured> {
     let emitter = redis_emitter(url, domain_events_redis::DEFAULT_KEY_PREFIX, true)?;
-    batches(&emitter, WARM_BASE, warmup).await?;
-    let elapsed = batches(&emitter, 0, n).await?;
+    batches(&emitter, WARM_BASE, warmup, Timed::WithPayloads).await?;
+    let elapsed = batches(&emitter, 0, n, Timed::WithPayloads).await?;
     Ok(Measured::new("emit_batch1000", n, elapsed))
 }
 
 pub async fn emit_batch_unclaimed(url: &str, n: u64, warmup: u64) -> anyhow::Result<Measured> {
     let emitter = redis_emitter(url, domain_events_redis::DEFAULT_KEY_PREFIX, false)?;
-    batches_library_only(&emitter, WARM_BASE, warmup).await?;
-    let elapsed = batches_library_only(&emitter, 0, n).await?;
+    batches(&emitter, WARM_BASE, warmup, Timed::LibraryOnly).await?;
+    let elapsed = batches(&emitter, 0, n, Timed::LibraryOnly).await?;
     Ok(Measured::new("emit_batch_unclaimed", n, elapsed))
 }
 
 /// Claims the 100 keys (untimed), then emits `n` events that each repeat one of them.
 pub async fn emit_duplicates(url: &str, n: u64, warmup: u64) -> anyhow::Result<Measured> {
     let emitter = redis_emitter(url, domain_events_redis::DEFAULT_KEY_PREFIX, true)?;
-    batches(&emitter, 0, DUPLICATE_KEYS).await?;
+    batches(&emitter, 0, DUPLICATE_KEYS, Timed::WithPayloads).await?;
     let run = |count: u64| {
         let emitter = emitter.clone();
         async move {
@@ -179,7 +171,7 @@ pub async fn bullmq_emit_serial(url: &str, n: u64, warmup: u64) -> anyhow::Resul
 /// Appends events `0..n` to the stream under `prefix`, in batches, with claims (untimed).
 pub async fn fill_prefix(url: &str, prefix: &str, n: u64) -> anyhow::Result<()> {
     let emitter = redis_emitter(url, prefix, true)?;
-    batches(&emitter, 0, n).await?;
+    batches(&emitter, 0, n, Timed::WithPayloads).await?;
     Ok(())
 }
 
