@@ -291,11 +291,23 @@ mod tests {
 
     use super::*;
 
-    /// Answers each item with itself, counting calls.
+    /// Answers each item with itself, counting calls; with a gate, each call first waits for a
+    /// permit of it, else for one turn.
     #[derive(Clone, Default)]
     struct Echo {
         coalescer: Arc<Coalescer<Echo>>,
         calls: Arc<AtomicUsize>,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    }
+
+    impl Echo {
+        /// An echo whose calls wait until permits are added to its gate.
+        fn gated() -> Self {
+            Self {
+                gate: Some(Arc::new(tokio::sync::Semaphore::new(0))),
+                ..Self::default()
+            }
+        }
     }
 
     impl Sink for Echo {
@@ -310,8 +322,14 @@ mod tests {
         fn send(&self, items: &[u32]) -> impl Future<Output = Answer<Self>> + Send {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let answer = Ok(items.iter().map(|item| Ok(*item)).collect());
+            let gate = self.gate.clone();
             async move {
-                tokio::task::yield_now().await;
+                match gate {
+                    Some(gate) => {
+                        let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+                    }
+                    None => tokio::task::yield_now().await,
+                }
                 answer
             }
         }
@@ -345,45 +363,9 @@ mod tests {
         assert!(sink.coalescer().lock().queue.is_empty());
     }
 
-    /// Like [`Echo`], but each call waits for a permit of its gate.
-    #[derive(Clone)]
-    struct Gated {
-        coalescer: Arc<Coalescer<Gated>>,
-        calls: Arc<AtomicUsize>,
-        gate: Arc<tokio::sync::Semaphore>,
-    }
-
-    impl Sink for Gated {
-        type Item = u32;
-        type Outcome = u32;
-        type Error = String;
-
-        fn coalescer(&self) -> &Coalescer<Self> {
-            &self.coalescer
-        }
-
-        fn send(&self, items: &[u32]) -> impl Future<Output = Answer<Self>> + Send {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let answer = Ok(items.iter().map(|item| Ok(*item)).collect());
-            let gate = self.gate.clone();
-            async move {
-                let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-                answer
-            }
-        }
-
-        fn abandoned(&self) -> String {
-            "abandoned".into()
-        }
-    }
-
     #[tokio::test]
     async fn callers_who_joined_a_call_its_sender_gave_up_on_still_get_answers() {
-        let sink = Gated {
-            coalescer: Arc::default(),
-            calls: Arc::default(),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        };
+        let sink = Echo::gated();
         // Callers have been overlapping, so the first one waits a turn for others to join.
         sink.coalescer().lock().overlapping = true;
         let leader = tokio::spawn({
@@ -400,7 +382,7 @@ mod tests {
         }
         leader.abort();
         assert!(leader.await.is_err(), "the leader was cancelled");
-        sink.gate.add_permits(10);
+        sink.gate.as_ref().expect("gated").add_permits(10);
         let answer = tokio::time::timeout(Duration::from_secs(5), follower)
             .await
             .expect("answered")
