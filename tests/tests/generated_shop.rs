@@ -211,6 +211,49 @@ fn domain_events_decode_by_type_and_version() {
 }
 
 #[test]
+fn domain_events_clone_compare_and_debug_as_derived_ones_would() {
+    let v2 = Envelope::new("shop", order()).unwrap();
+    let placed = DomainEvent::ShopOrderPlaced(v2.clone());
+    let v1 = DomainEvent::ShopOrderPlacedV1(
+        Envelope::new(
+            "shop",
+            ShopOrderPlacedV1Payload {
+                order_id: "o-1".into(),
+                total_cents: 5,
+            },
+        )
+        .unwrap(),
+    );
+
+    // Each variant clones into itself, with the same envelope.
+    assert!(matches!(placed.clone(), DomainEvent::ShopOrderPlaced(ref e) if *e == v2));
+    assert!(matches!(v1.clone(), DomainEvent::ShopOrderPlacedV1(_)));
+    assert_eq!(placed.clone(), placed);
+    assert_eq!(v1.clone(), v1);
+    // Another variant, or the same variant with another envelope, is not equal.
+    assert_ne!(placed, v1);
+    assert_ne!(v1, placed);
+    let mut other = v2.clone();
+    other.payload.total_cents += 1;
+    assert_ne!(placed, DomainEvent::ShopOrderPlaced(other));
+
+    // Debug is the variant name around the envelope's own (redacting) Debug.
+    assert_eq!(format!("{placed:?}"), format!("ShopOrderPlaced({v2:?})"));
+    assert_eq!(
+        format!("{placed:#?}"),
+        format!("ShopOrderPlaced(\n{}\n)", indent(&format!("{v2:#?}")))
+    );
+    assert!(!format!("{placed:?}").contains("ana@example.com"));
+    assert!(format!("{v1:?}").starts_with("ShopOrderPlacedV1(Envelope"));
+}
+
+/// `{:#?}` of a tuple variant indents its field by four spaces and ends it with a comma.
+fn indent(text: &str) -> String {
+    let lines: Vec<String> = text.lines().map(|line| format!("    {line}")).collect();
+    format!("{},", lines.join("\n"))
+}
+
+#[test]
 fn the_event_table_lists_every_version() {
     let infos: Vec<_> = DomainEvent::EVENTS
         .iter()

@@ -51,6 +51,8 @@ pub(crate) fn event_set(cx: &Cx<'_>) -> TokenStream {
         .collect();
     let version_numbers: Vec<u32> = versions.iter().map(|(_, v)| v.version).collect();
     let version_kinds: Vec<syn::Ident> = versions.iter().map(|(e, _)| ident(&e.variant)).collect();
+    let indices = 0..versions.len();
+    let variant_names = version_variants.iter().map(ToString::to_string);
     // The decoders, sorted by (type string, version) for a binary search.
     let mut sorted: Vec<usize> = (0..versions.len()).collect();
     sorted.sort_by(|&a, &b| {
@@ -161,7 +163,6 @@ pub(crate) fn event_set(cx: &Cx<'_>) -> TokenStream {
 
         /// Every event version of this catalog, decoded and checked.
         #[allow(deprecated, clippy::large_enum_variant)]
-        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         pub enum DomainEvent {
             #(#[doc = #version_docs] #version_variants(#aliases),)*
         }
@@ -182,7 +183,60 @@ pub(crate) fn event_set(cx: &Cx<'_>) -> TokenStream {
             pub fn version(&self) -> u32 {
                 match self { #(Self::#version_variants(_) => #version_numbers,)* }
             }
+
+            /// The variant's position in declaration order: the index of the tables below.
+            const fn variant_index(&self) -> usize {
+                match self { #(Self::#version_variants(_) => #indices,)* }
+            }
         }
+
+        // `Clone`, `Debug` and `PartialEq` as derived, but through one small function per
+        // variant, found by `variant_index`: the derived forms are one `match` with an arm per
+        // variant binding the payload, whose compile time grows faster than the arm count
+        // (the same reason `decode` uses a table). The `_` arms cannot match: each function is
+        // called only for its own variant.
+        #[allow(deprecated, unreachable_patterns)]
+        const _: () = {
+            #[automatically_derived]
+            impl ::core::clone::Clone for DomainEvent {
+                fn clone(&self) -> Self {
+                    const CLONE: &[fn(&DomainEvent) -> DomainEvent] = &[
+                        #(|e| match e {
+                            DomainEvent::#version_variants(p) => DomainEvent::#version_variants(::core::clone::Clone::clone(p)),
+                            _ => ::core::unreachable!(),
+                        },)*
+                    ];
+                    CLONE[self.variant_index()](self)
+                }
+            }
+
+            #[automatically_derived]
+            impl ::core::fmt::Debug for DomainEvent {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    const DEBUG: &[fn(&DomainEvent, &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result] = &[
+                        #(|e, f| match e {
+                            DomainEvent::#version_variants(p) => f.debug_tuple(#variant_names).field(p).finish(),
+                            _ => ::core::unreachable!(),
+                        },)*
+                    ];
+                    DEBUG[self.variant_index()](self, f)
+                }
+            }
+
+            #[automatically_derived]
+            impl ::core::cmp::PartialEq for DomainEvent {
+                fn eq(&self, other: &Self) -> bool {
+                    const EQ: &[fn(&DomainEvent, &DomainEvent) -> bool] = &[
+                        #(|a, b| match (a, b) {
+                            (DomainEvent::#version_variants(a), DomainEvent::#version_variants(b)) => a == b,
+                            _ => false,
+                        },)*
+                    ];
+                    let index = self.variant_index();
+                    index == other.variant_index() && EQ[index](self, other)
+                }
+            }
+        };
 
         #[allow(deprecated)]
         #[automatically_derived]

@@ -1197,7 +1197,6 @@ const _: () = {
 };
 /// Every event version of this catalog, decoded and checked.
 #[allow(deprecated, clippy::large_enum_variant)]
-#[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
 pub enum DomainEvent {
     /// `shop:order_placed` version 1.
     ShopOrderPlacedV1(ShopOrderPlacedV1Event),
@@ -1232,7 +1231,103 @@ impl DomainEvent {
             Self::ShopOrderCancelled(_) => 1u32,
         }
     }
+    /// The variant's position in declaration order: the index of the tables below.
+    const fn variant_index(&self) -> usize {
+        match self {
+            Self::ShopOrderPlacedV1(_) => 0usize,
+            Self::ShopOrderPlaced(_) => 1usize,
+            Self::ShopOrderCancelled(_) => 2usize,
+        }
+    }
 }
+#[allow(deprecated, unreachable_patterns)]
+const _: () = {
+    #[automatically_derived]
+    impl ::core::clone::Clone for DomainEvent {
+        fn clone(&self) -> Self {
+            const CLONE: &[fn(&DomainEvent) -> DomainEvent] = &[
+                |e| match e {
+                    DomainEvent::ShopOrderPlacedV1(p) => {
+                        DomainEvent::ShopOrderPlacedV1(::core::clone::Clone::clone(p))
+                    }
+                    _ => ::core::unreachable!(),
+                },
+                |e| match e {
+                    DomainEvent::ShopOrderPlaced(p) => {
+                        DomainEvent::ShopOrderPlaced(::core::clone::Clone::clone(p))
+                    }
+                    _ => ::core::unreachable!(),
+                },
+                |e| match e {
+                    DomainEvent::ShopOrderCancelled(p) => {
+                        DomainEvent::ShopOrderCancelled(::core::clone::Clone::clone(p))
+                    }
+                    _ => ::core::unreachable!(),
+                },
+            ];
+            CLONE[self.variant_index()](self)
+        }
+    }
+    #[automatically_derived]
+    impl ::core::fmt::Debug for DomainEvent {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            const DEBUG: &[fn(
+                &DomainEvent,
+                &mut ::core::fmt::Formatter<'_>,
+            ) -> ::core::fmt::Result] = &[
+                |e, f| match e {
+                    DomainEvent::ShopOrderPlacedV1(p) => {
+                        f.debug_tuple("ShopOrderPlacedV1").field(p).finish()
+                    }
+                    _ => ::core::unreachable!(),
+                },
+                |e, f| match e {
+                    DomainEvent::ShopOrderPlaced(p) => {
+                        f.debug_tuple("ShopOrderPlaced").field(p).finish()
+                    }
+                    _ => ::core::unreachable!(),
+                },
+                |e, f| match e {
+                    DomainEvent::ShopOrderCancelled(p) => {
+                        f.debug_tuple("ShopOrderCancelled").field(p).finish()
+                    }
+                    _ => ::core::unreachable!(),
+                },
+            ];
+            DEBUG[self.variant_index()](self, f)
+        }
+    }
+    #[automatically_derived]
+    impl ::core::cmp::PartialEq for DomainEvent {
+        fn eq(&self, other: &Self) -> bool {
+            const EQ: &[fn(&DomainEvent, &DomainEvent) -> bool] = &[
+                |a, b| match (a, b) {
+                    (
+                        DomainEvent::ShopOrderPlacedV1(a),
+                        DomainEvent::ShopOrderPlacedV1(b),
+                    ) => a == b,
+                    _ => false,
+                },
+                |a, b| match (a, b) {
+                    (
+                        DomainEvent::ShopOrderPlaced(a),
+                        DomainEvent::ShopOrderPlaced(b),
+                    ) => a == b,
+                    _ => false,
+                },
+                |a, b| match (a, b) {
+                    (
+                        DomainEvent::ShopOrderCancelled(a),
+                        DomainEvent::ShopOrderCancelled(b),
+                    ) => a == b,
+                    _ => false,
+                },
+            ];
+            let index = self.variant_index();
+            index == other.variant_index() && EQ[index](self, other)
+        }
+    }
+};
 #[allow(deprecated)]
 #[automatically_derived]
 impl ::domain_events::EventSet for DomainEvent {
