@@ -301,10 +301,8 @@ impl Emitter {
         self.context.apply(&mut envelope);
         let event = LocalEvent::new(envelope);
         let (event_id, key) = (event.event_id, event.idempotency_key.clone());
-        let outcomes = self
-            .within_timeout(1, bus.publish_local(vec![event]))
-            .await?;
-        self.record_one(event_id, P::TYPE, key, &outcomes)
+        let outcome = self.timed(1, bus.publish_local_one(event)).await?;
+        Ok(self.record(event_id, P::TYPE, key, outcome))
     }
 
     /// Counts and logs the outcome of a single event (`within_timeout` checked there is one).
@@ -390,17 +388,27 @@ impl Emitter {
 
     /// Awaits `publish` of `count` events within the timeout; fails (counting every event as
     /// failed) unless it answered one outcome per event.
+    /// Runs `publish` within the timeout; on a timeout or an error, counts its `count` events as
+    /// failed.
+    async fn timed<T>(
+        &self,
+        count: usize,
+        publish: impl Future<Output = Result<T, TransportError>>,
+    ) -> Result<T, EmitError> {
+        let timeout = self.inner.timeout;
+        match tokio::time::timeout(timeout, publish).await {
+            Err(_elapsed) => Err(self.failed(count, EmitError::Timeout(timeout))),
+            Ok(Err(e)) => Err(self.failed(count, e.into())),
+            Ok(Ok(outcome)) => Ok(outcome),
+        }
+    }
+
     async fn within_timeout(
         &self,
         count: usize,
         publish: impl Future<Output = Result<Vec<PublishOutcome>, TransportError>>,
     ) -> Result<Vec<PublishOutcome>, EmitError> {
-        let timeout = self.inner.timeout;
-        let outcomes = match tokio::time::timeout(timeout, publish).await {
-            Err(_elapsed) => return Err(self.failed(count, EmitError::Timeout(timeout))),
-            Ok(Err(e)) => return Err(self.failed(count, e.into())),
-            Ok(Ok(outcomes)) => outcomes,
-        };
+        let outcomes = self.timed(count, publish).await?;
         if outcomes.len() != count {
             let message = format!(
                 "transport `{}` returned {} outcomes for {count} events",

@@ -433,6 +433,24 @@ impl MemoryBus {
             .publish(events.into_iter().map(Outgoing::from_local).collect())
             .await
     }
+
+    /// [`publish_local`](Self::publish_local) of one event, without the vectors of a batch.
+    pub(crate) async fn publish_local_one(
+        &self,
+        event: LocalEvent,
+    ) -> Result<PublishOutcome, TransportError> {
+        let event = Outgoing::from_local(event);
+        self.inner.ensure_open()?;
+        match self.inner.config.backpressure {
+            Backpressure::Fail => {
+                let mut outcomes = self.inner.publish_now(vec![event])?;
+                outcomes
+                    .pop()
+                    .ok_or_else(|| TransportError::other("no outcome for the event"))
+            }
+            Backpressure::Wait => self.inner.publish_one(event).await,
+        }
+    }
 }
 
 impl BusInner {
@@ -451,14 +469,19 @@ impl BusInner {
             Backpressure::Wait => {
                 let mut outcomes = Vec::with_capacity(events.len());
                 for event in events {
-                    let outcome = match self.try_publish_one(event) {
-                        Ok(outcome) => outcome,
-                        Err(event) => self.publish_waiting(event).await?,
-                    };
-                    outcomes.push(outcome);
+                    outcomes.push(self.publish_one(event).await?);
                 }
                 Ok(outcomes)
             }
+        }
+    }
+
+    /// Publishes one event under [`Backpressure::Wait`]: at once when every matching buffer has
+    /// room, else waiting for it.
+    async fn publish_one(&self, event: Outgoing) -> Result<PublishOutcome, TransportError> {
+        match self.try_publish_one(event) {
+            Ok(outcome) => Ok(outcome),
+            Err(event) => self.publish_waiting(event).await,
         }
     }
 
@@ -476,20 +499,22 @@ impl BusInner {
         }
         let mut subscribers = lock(&self.subscribers);
         subscribers.retain(|slot| !slot.tx.is_closed());
-        let mut permits = Vec::new();
+        // The first permit apart: most events have one subscriber, and then nothing is allocated.
+        let (mut first, mut more) = (None, Vec::new());
         for slot in subscribers
             .iter()
             .filter(|slot| slot.filter.matches(event_type, category))
         {
             match slot.tx.try_reserve() {
-                Ok(permit) => permits.push(permit),
+                Ok(permit) if first.is_none() => first = Some(permit),
+                Ok(permit) => more.push(permit),
                 Err(TrySendError::Full(())) => return Err(event),
                 Err(TrySendError::Closed(())) => {}
             }
         }
         let Outgoing { key, delivered } = event;
         keys.insert(key, delivered.event_id, self.config.claim_ttl, now);
-        send_all(permits, delivered);
+        send_all(first.into_iter().chain(more), delivered);
         Ok(PublishOutcome::Published)
     }
 
@@ -612,18 +637,25 @@ impl BusInner {
 
 /// Hands `delivered` to every permit's subscriber: clones to all but the last, which gets it, so
 /// that a lone subscriber holds the only copy.
-fn send_all(permits: Vec<mpsc::Permit<'_, Delivered>>, delivered: Delivered) {
-    tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
-        subscribers = permits.len(), "event delivered");
+fn send_all<'a>(
+    permits: impl IntoIterator<Item = mpsc::Permit<'a, Delivered>>,
+    delivered: Delivered,
+) {
     let mut permits = permits.into_iter().peekable();
+    let mut subscribers = 0_usize;
     while let Some(permit) = permits.next() {
+        subscribers += 1;
         if permits.peek().is_some() {
             permit.send(delivered.clone());
         } else {
+            tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
+                subscribers, "event delivered");
             permit.send(delivered);
             return;
         }
     }
+    tracing::trace!(event_type = delivered.event_type, event_id = %delivered.event_id,
+        subscribers, "event delivered");
 }
 
 #[cfg(test)]
@@ -966,6 +998,41 @@ mod tests {
                 .expect("emitted")
                 .published()
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_subscriber_fails_a_single_emit_under_fail_claiming_nothing() {
+        let bus = MemoryBus::builder()
+            .capacity(1)
+            .backpressure(Backpressure::Fail)
+            .build();
+        let mut sub = bus.subscribe(Filter::All);
+        let e = emitter(&bus);
+        e.emit(VariationCompleted::new("v1")).await.expect("fits");
+        let err = e
+            .emit(VariationCompleted::new("v2"))
+            .await
+            .expect_err("the buffer is full");
+        assert!(
+            matches!(
+                err,
+                EmitError::Transport(TransportError::Backpressure { capacity: 1 })
+            ),
+            "{err:?}"
+        );
+        assert_eq!((e.stats().emitted, e.stats().failed), (1, 1));
+        assert_eq!(
+            within(sub.recv()).await.expect("v1").event_type,
+            VariationCompleted::TYPE
+        );
+        assert!(sub.try_recv().is_none(), "v2 was not delivered");
+        // v2 was not claimed: emitted again once there is room, it is published.
+        let emitted = e
+            .emit(VariationCompleted::new("v2"))
+            .await
+            .expect("fits now");
+        assert!(emitted.published());
+        assert!(sub.try_recv().is_some());
     }
 
     #[tokio::test]
