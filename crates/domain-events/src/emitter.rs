@@ -386,8 +386,6 @@ impl Emitter {
             .await
     }
 
-    /// Awaits `publish` of `count` events within the timeout; fails (counting every event as
-    /// failed) unless it answered one outcome per event.
     /// Runs `publish` within the timeout; on a timeout or an error, counts its `count` events as
     /// failed.
     async fn timed<T>(
@@ -403,6 +401,8 @@ impl Emitter {
         }
     }
 
+    /// Awaits `publish` of `count` events within the timeout; fails (counting every event as
+    /// failed) unless it answered one outcome per event.
     async fn within_timeout(
         &self,
         count: usize,
