@@ -1375,11 +1375,14 @@ fn report(results: &Value) -> String {
         let _ = writeln!(md, "\n## Code generation\n");
         let _ = writeln!(
             md,
-            "Generated schemas ({} events per file, eight fields each). Expansion: `Catalog::load` + `generate` in the xtask process (what `include_events!` runs; dev profile, as proc macros are built), median. Build: `cargo build` ({} profile) of a crate that `include_events!` them, dependencies already built (fastest of {} builds).\n",
+            "Generated schemas ({} events per file, eight fields each). Expansion: `Catalog::load` + `generate` in the xtask process (what `include_events!` runs; dev profile, as proc macros are built), median. Build: `cargo build` ({} profile) of a crate that `include_events!` them, dependencies already built ({}).\n",
             codegen["events_per_file"],
             codegen["profile"].as_str().unwrap_or("dev"),
             // Runs before this field was written took two.
-            codegen["builds"].as_u64().unwrap_or(2)
+            match codegen["builds"].as_u64().unwrap_or(2) {
+                1 => "one build".to_owned(),
+                builds => format!("fastest of {builds} builds"),
+            }
         );
         let _ = writeln!(md, "| events | expansion | generated | cargo build |");
         let _ = writeln!(md, "|---:|---:|---:|---:|");
