@@ -172,6 +172,41 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with `SIGSTOP`: connections stay open but nothing is answered, as when
+    /// a host stalls. [`thaw`](Self::thaw) resumes it.
+    pub fn freeze(&mut self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Resumes a server frozen by [`freeze`](Self::freeze) (`SIGCONT`).
+    pub fn thaw(&mut self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&mut self, signal: libc::c_int) {
+        let Some(child) = &self.child else {
+            panic!("the test Redis on port {} is not running", self.port);
+        };
+        let pid = libc::pid_t::try_from(child.id()).expect("a process id");
+        // SAFETY: `kill` has no memory-safety preconditions; `pid` is our own child.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} to the test Redis");
+    }
+
+    /// How often Redis answered an error of `code` (e.g. `OOM`), from `INFO errorstats`.
+    pub async fn error_count(&self, code: &str) -> u64 {
+        let mut conn = self.connection().await;
+        let info: String = redis::cmd("INFO")
+            .arg("errorstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO errorstats");
+        let prefix = format!("errorstat_{code}:count=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |count| count.trim().parse().expect("a count"))
+    }
+
     /// Stops the server if it runs and starts it again on the same port and folder.
     pub fn restart(&mut self) {
         self.stop();

@@ -715,3 +715,116 @@ async fn acknowledgements_of_handlers_finishing_together_go_in_one_call() {
         "{scripts} script calls settled {EVENTS} entries handled 50 at a time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_churn_never_dead_letters_an_event_that_did_not_fail() {
+    init_tracing();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url()).unwrap().key_prefix("churn");
+    let emitter = Emitter::new("churn-test", RedisTransport::new(config.clone()).unwrap());
+    const EVENTS: u64 = 40;
+    for index in 0..EVENTS {
+        emitter
+            .emit(family_completed("churn", index))
+            .await
+            .unwrap();
+    }
+    // One slot, a read-ahead far larger than the claim idle time allows: entries wait, are
+    // released for claiming, claimed again, ... Every handler succeeds.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let handlers = Handlers::new()
+        .on({
+            let runs = runs.clone();
+            move |_: ImageFamilyCompletedEvent| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(())
+                }
+            }
+        })
+        .knowing::<DomainEvent>();
+    let handle = RedisConsumer::builder(config, "churn-group", handlers)
+        .concurrency(1)
+        .prefetch(64)
+        .claim_idle(Duration::from_millis(400))
+        .max_deliveries(2)
+        .block(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .spawn();
+    let mut conn = server.connection().await;
+    eventually("every entry is settled", Duration::from_secs(60), || {
+        let mut conn = conn.clone();
+        let handle = &handle;
+        async move {
+            let stats = handle.stats();
+            stats.handled + stats.failed == EVENTS
+                && pending(&mut conn, "churn:{image}", "churn-group").await == 0
+        }
+    })
+    .await;
+    let stats = handle.shutdown().await.expect("the consumer ran");
+    let dead: u64 = conn.xlen("churn:{image}:dlq:churn-group").await.unwrap();
+    assert_eq!(
+        (dead, stats.failed),
+        (0, 0),
+        "no event that never failed is dead-lettered: {stats:?}"
+    );
+    assert_eq!(stats.handled, EVENTS);
+    assert_eq!(runs.load(Ordering::SeqCst) as u64, EVENTS, "each ran once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_of_several_categories_on_redis_cluster_fails_with_a_clear_error() {
+    init_tracing();
+    let server = RedisServer::start_with_args(
+        false,
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ],
+    );
+    let mut conn = server.connection().await;
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query_async(&mut conn)
+        .await
+        .expect("CLUSTER ADDSLOTSRANGE");
+    eventually("the one-node cluster is up", WAIT, || {
+        let mut conn = conn.clone();
+        async move {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut conn)
+                .await
+                .expect("CLUSTER INFO");
+            info.contains("cluster_state:ok")
+        }
+    })
+    .await;
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .key_prefix("cluster");
+    let handlers = Handlers::new()
+        .on(|_: ImageFamilyCompletedEvent| async { Ok(()) })
+        .on_category::<DomainEvent, _, _>("funnel", |_: DomainEvent| async { Ok(()) });
+    let consumer = RedisConsumer::builder(config, "cluster-group", handlers)
+        .block(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let error = tokio::time::timeout(WAIT, consumer.run())
+        .await
+        .expect("the consumer stops instead of retrying forever")
+        .expect_err("streams in different slots cannot be read together");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("Cluster") && shown.contains("funnel") && shown.contains("image"),
+        "the error names the cause and the categories: {shown}"
+    );
+}
