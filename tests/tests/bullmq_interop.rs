@@ -1,4 +1,4 @@
-//! BullMQ interop (CONTRACT.md section 5) against a real `redis-server` and stock BullMQ code on
+//! BullMQ interop (docs/contract.md section 5) against a real `redis-server` and stock BullMQ code on
 //! Node.js: the npm packages `bullmq5` (latest BullMQ 5) and `bullmq6` (latest BullMQ 6), `ajv` and
 //! `ajv-formats`, pinned in `tests/node/package-lock.json` and installed with
 //! `npm ci --prefix tests/node`. The Node.js scripts are in `tests/node/bullmq/`.

@@ -1,5 +1,5 @@
 //! The platform catalog (`schemas/*.toml`, compiled into `domain-events-catalog`) against
-//! CONTRACT.md sections 2, 3 and 7: the declared events, their payload fields, the JSON Schema
+//! docs/contract.md sections 2, 3 and 7: the declared events, their payload fields, the JSON Schema
 //! export in `schemas/json`, and the Rust types, checked with the samples in `tests/samples/`.
 //!
 //! `valid.json` maps every type string to a list of payloads (the second one, where there is one,
@@ -16,7 +16,7 @@ use domain_events_catalog::{DomainEvent, DomainEventType, EVENTS};
 use domain_events_schema::{Catalog, Settings, export};
 use serde_json::{Value, json};
 
-/// CONTRACT.md section 7, row by row: type string, payload fields (as the contract writes them),
+/// docs/contract.md section 7, row by row: type string, payload fields (as the contract writes them),
 /// idempotency-key template, correlation field. Every event is version 1.
 #[rustfmt::skip]
 const CONTRACT: &[(&str, &str, &str, &str)] = &[
@@ -52,7 +52,7 @@ const CONTRACT: &[(&str, &str, &str, &str)] = &[
     ("system:alert_resolved", "alertId, name, resolvedAt: ts, durationMs?: uint", "system_alert_resolved:{alertId}", "alertId"),
 ];
 
-/// CONTRACT.md section 7: "`recipient` is sensitive" in the email category.
+/// docs/contract.md section 7: "`recipient` is sensitive" in the email category.
 const SENSITIVE: &[(&str, &str)] = &[
     ("email:queued", "recipient"),
     ("email:bounced", "recipient"),
@@ -153,7 +153,7 @@ fn wrap(event_type: &str, payload: &Value) -> Value {
 }
 
 /// A key template (`image_family:{variationId}:{familyIndex}`) filled from payload JSON, the way
-/// CONTRACT.md section 6 describes it: strings as they are, numbers and booleans as JSON text.
+/// docs/contract.md section 6 describes it: strings as they are, numbers and booleans as JSON text.
 /// Lenient on purpose: a reference to a missing field renders as `<missing>`.
 fn fill(template: &str, payload: &Value) -> String {
     let mut out = String::new();
@@ -486,7 +486,7 @@ fn payload_schemas_declare_the_contract_fields() {
                 "{rel}: required is {required:?}, expected {expected_required:?}"
             ));
         }
-        // CONTRACT.md section 3: `$schema`, `$id`, `title`, `description`; open content model.
+        // docs/contract.md section 3: `$schema`, `$id`, `title`, `description`; open content model.
         if schema["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
             failures.push(format!("{rel}: $schema is {}", schema["$schema"]));
         }
@@ -612,7 +612,7 @@ fn invalid_samples_are_rejected_by_the_schema_and_the_rust_types() {
 
 #[test]
 fn unknown_fields_are_tolerated_by_the_schema_and_the_rust_types() {
-    // CONTRACT.md section 2: open content model for envelope and payload.
+    // docs/contract.md section 2: open content model for envelope and payload.
     let mut failures = Vec::new();
     for (event_type, payload) in valid_samples() {
         let mut extended = payload.clone();
@@ -802,7 +802,7 @@ fn index_lists_every_event_with_existing_schema_files() {
                 ));
             }
         }
-        // CONTRACT.md section 3: the event schema states `type` and `version` as `const`s and
+        // docs/contract.md section 3: the event schema states `type` and `version` as `const`s and
         // holds the payload schema.
         let event_schema = export_file(&schema_path(info.event_type, "event"));
         let payload_schema = export_file(&schema_path(info.event_type, "payload"));

@@ -1,4 +1,4 @@
-//! Emitting to Redis Streams (CONTRACT.md section 4) against a real `redis-server`: the stream
+//! Emitting to Redis Streams (docs/contract.md section 4) against a real `redis-server`: the stream
 //! layout, the producer-side idempotency claim under races from tasks and from processes, batches,
 //! `MAXLEN ~` trimming, script reloading, and keeping the password out of everything printed.
 

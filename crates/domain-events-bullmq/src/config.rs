@@ -11,7 +11,7 @@ use domain_events_redis::RedisConfig;
 
 use crate::error::Error;
 
-/// The queue unless configured otherwise: `DOMAIN_EVENTS` (CONTRACT.md section 5), the queue of
+/// The queue unless configured otherwise: `DOMAIN_EVENTS` (docs/contract.md section 5), the queue of
 /// the platform's `@Processor('DOMAIN_EVENTS')` consumers.
 pub const DEFAULT_QUEUE: &str = "DOMAIN_EVENTS";
 /// The BullMQ key prefix unless configured otherwise: `bull`, BullMQ's own default.
@@ -23,7 +23,7 @@ pub const DEFAULT_BACKOFF: Backoff = Backoff::Exponential(Duration::from_secs(1)
 /// How long connecting may take unless configured otherwise: 5 seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long finished jobs are kept unless configured otherwise: 24 hours, the dedup window of
-/// CONTRACT.md section 5 (the same as the Redis Streams claim TTL).
+/// docs/contract.md section 5 (the same as the Redis Streams claim TTL).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long BullMQ waits before retrying a failed job (the job option `backoff`).
@@ -103,7 +103,7 @@ impl Retention {
 /// `redis://user:password@host`. The password never appears in `Debug` output, logs or errors.
 ///
 /// The consumer's done records (one per consuming service and idempotency key) live outside the
-/// queue, at the key of CONTRACT.md section 4, `<events prefix>:{<category>}:done:<group>:<key>`
+/// queue, at the key of docs/contract.md section 4, `<events prefix>:{<category>}:done:<group>:<key>`
 /// (prefix default `domain-events`, see [`done_key_prefix`](Self::done_key_prefix)), so a service
 /// that consumes the same events over Redis Streams and over BullMQ with one group name handles
 /// each key once.
@@ -221,7 +221,7 @@ impl BullmqConfig {
     }
 
     /// Sets the prefix of the consumer's done records; default `domain-events`, the prefix of
-    /// the Redis Streams layout (CONTRACT.md section 4).
+    /// the Redis Streams layout (docs/contract.md section 4).
     pub fn done_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.redis = self.redis.key_prefix(prefix);
         self

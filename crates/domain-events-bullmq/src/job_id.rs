@@ -1,4 +1,4 @@
-//! The BullMQ job id of an event, derived from its idempotency key (CONTRACT.md section 5).
+//! The BullMQ job id of an event, derived from its idempotency key (docs/contract.md section 5).
 
 /// What every derived job id starts with: a non-digit, so no id is all digits.
 pub const JOB_ID_PREFIX: &str = "ik-";

@@ -2,7 +2,7 @@
 //! platform's Node.js BullMQ consumers, and a consumer runtime that handles what Node.js services
 //! enqueue, with the same typed [`Handlers`](domain_events::Handlers) as for Redis Streams.
 //!
-//! The layout is the binding one of CONTRACT.md section 5: one job per event in the queue
+//! The layout is the binding one of docs/contract.md section 5: one job per event in the queue
 //! `DOMAIN_EVENTS` under key prefix `bull` (both configurable), whose **name** is the type string
 //! and whose **data** is the envelope, so a stock BullMQ `Worker` (Node.js, BullMQ 5 and 6) or a
 //! NestJS `@Processor('DOMAIN_EVENTS')` reads `job.data.type`, `job.data.payload` and

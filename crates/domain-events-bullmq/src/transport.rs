@@ -12,7 +12,7 @@ use crate::config::BullmqConfig;
 use crate::error::Error;
 use crate::job_id::job_id;
 
-/// Adds events as BullMQ jobs for the platform's Node.js consumers (CONTRACT.md section 5): one
+/// Adds events as BullMQ jobs for the platform's Node.js consumers (docs/contract.md section 5): one
 /// job per event in the configured queue (default `DOMAIN_EVENTS` under prefix `bull`), named by
 /// the event's type string, with the envelope as its data and [`job_id`] of the idempotency key
 /// as its id, carrying the configured `attempts`, `backoff`, `removeOnComplete` and

@@ -1,4 +1,4 @@
-//! `--transport bullmq` for `emit` and `tail`: the events as BullMQ jobs (CONTRACT.md section 5)
+//! `--transport bullmq` for `emit` and `tail`: the events as BullMQ jobs (docs/contract.md section 5)
 //! in the queue the platform's Node.js services consume, instead of Redis streams.
 //!
 //! `emit` adds one job through [`BullmqTransport`]; `tail` consumes the queue as a Rust BullMQ

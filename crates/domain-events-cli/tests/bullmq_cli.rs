@@ -77,7 +77,7 @@ fn emit_over_bullmq_adds_one_job_per_key_and_reports_the_duplicate() {
     assert_eq!(first["idempotencyKey"], "order_placed:o-1");
     assert_eq!(first["duplicate"], false);
 
-    // The job of CONTRACT.md section 5.
+    // The job of docs/contract.md section 5.
     let job = setup.hash("bull:DOMAIN_EVENTS:ik-order_placed%3Ao-1");
     assert_eq!(job["name"], "shop:order_placed");
     let data: Value = serde_json::from_str(&job["data"]).expect("data is JSON");

@@ -11,7 +11,7 @@ use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCerti
 use crate::error::Error;
 use crate::keys::Keys;
 
-/// The key prefix unless configured otherwise: `domain-events` (CONTRACT.md section 4).
+/// The key prefix unless configured otherwise: `domain-events` (docs/contract.md section 4).
 pub const DEFAULT_KEY_PREFIX: &str = "domain-events";
 /// The approximate length a category stream is trimmed to (`XADD ... MAXLEN ~`), unless
 /// configured otherwise: 1,000,000 entries.

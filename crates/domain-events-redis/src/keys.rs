@@ -1,4 +1,4 @@
-//! The Redis key layout of CONTRACT.md section 4.
+//! The Redis key layout of docs/contract.md section 4.
 //!
 //! Every key of a category carries the category as a hash tag (`{image}`), so all keys one atomic
 //! step touches live in one slot and the same layout works on Redis Cluster:

@@ -1,7 +1,7 @@
 //! Redis Streams for [`domain_events`]: a [`Transport`](domain_events::Transport) for the
 //! [`Emitter`](struct@domain_events::Emitter) and a consumer runtime on consumer groups.
 //!
-//! The Redis layout is the binding one of CONTRACT.md section 4 (see [`Keys`]): one stream per
+//! The Redis layout is the binding one of docs/contract.md section 4 (see [`Keys`]): one stream per
 //! category, `<prefix>:{<category>}`, with entries of two fields, `type` (the type string) and
 //! `event` (the envelope JSON); every key of a category carries the category as a hash tag.
 //!

@@ -89,7 +89,7 @@ return out
 ///   none), MAXLEN (approximate) of the dead-letter stream.
 /// - Returns the dead-letter entry id, or nil when the entry was not pending any more.
 /// - The dead letter's fields are `stream`, `entryId`, `group`, `reason`, `deliveries`, `event`
-///   (CONTRACT.md section 4).
+///   (docs/contract.md section 4).
 pub(crate) const DEAD_LETTER: &str = r#"
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #pending == 0 then

@@ -3,9 +3,9 @@
 //!
 //! - one server, `redis` (protocol `redis`, host from [`Settings::redis_host`]);
 //! - one channel per category: the category's Redis stream, address
-//!   `<prefix>:{<category>}` (CONTRACT.md section 4);
+//!   `<prefix>:{<category>}` (docs/contract.md section 4);
 //! - one channel `bullmqQueue` for the BullMQ queue, address `<bullmq prefix>:<queue>`
-//!   (CONTRACT.md section 5);
+//!   (docs/contract.md section 5);
 //! - one message per event version (component key `ImageVariationCompleted`, older versions
 //!   `ImageVariationCompletedV1`), whose payload is the whole envelope;
 //! - a `send` and a `receive` operation per channel (`image.send`, `image.receive`,
@@ -33,7 +33,7 @@ pub const SERVER_ID: &str = "redis";
 /// category channel's id (categories are lower snake_case).
 pub const BULLMQ_CHANNEL_ID: &str = "bullmqQueue";
 
-/// The Redis key of a category's stream: `<prefix>:{<category>}` (CONTRACT.md section 4).
+/// The Redis key of a category's stream: `<prefix>:{<category>}` (docs/contract.md section 4).
 pub fn stream_key(settings: &Settings, category: &str) -> String {
     format!("{}:{{{category}}}", settings.key_prefix)
 }

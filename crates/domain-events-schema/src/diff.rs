@@ -1,7 +1,7 @@
 //! The compatibility check: what changed between two catalogs, per event, version and field, and
 //! whether each change is safe for the consumers and events that exist while it rolls out.
 //!
-//! Every [`Change`] is judged in two directions, under the tolerant-reader rule of CONTRACT.md
+//! Every [`Change`] is judged in two directions, under the tolerant-reader rule of docs/contract.md
 //! section 2 (readers ignore unknown fields; payloads are checked against their schema, constraints
 //! included, when they are read):
 //!

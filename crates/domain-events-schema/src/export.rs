@@ -1,4 +1,4 @@
-//! The export folder other teams use (CONTRACT.md section 3):
+//! The export folder other teams use (docs/contract.md section 3):
 //!
 //! ```text
 //! index.json                                every event version and its schema files

@@ -1,7 +1,7 @@
 //! JSON Schema (draft 2020-12) of payloads and envelopes, built from the model.
 //!
 //! Named types are inlined (no `$ref`), so any validator in any language can use a schema file on
-//! its own. The content model is open: unknown fields are allowed (CONTRACT.md section 2).
+//! its own. The content model is open: unknown fields are allowed (docs/contract.md section 2).
 
 use serde_json::{Map, Value, json};
 

@@ -57,11 +57,11 @@ pub struct Settings {
     pub api_version: String,
     /// `host:port` of the Redis server named in `asyncapi.json`.
     pub redis_host: String,
-    /// The Redis key prefix of the category streams (CONTRACT.md section 4).
+    /// The Redis key prefix of the category streams (docs/contract.md section 4).
     pub key_prefix: String,
-    /// The BullMQ queue events are added to (CONTRACT.md section 5).
+    /// The BullMQ queue events are added to (docs/contract.md section 5).
     pub bullmq_queue: String,
-    /// The BullMQ key prefix (CONTRACT.md section 5).
+    /// The BullMQ key prefix (docs/contract.md section 5).
     pub bullmq_prefix: String,
 }
 
@@ -77,13 +77,13 @@ pub const DEFAULT_API_VERSION: &str = "1.0.0";
 /// The default Redis server named in `asyncapi.json`.
 pub const DEFAULT_REDIS_HOST: &str = "localhost:6379";
 
-/// The default Redis key prefix of the category streams (CONTRACT.md section 4).
+/// The default Redis key prefix of the category streams (docs/contract.md section 4).
 pub const DEFAULT_KEY_PREFIX: &str = "domain-events";
 
-/// The default BullMQ queue (CONTRACT.md section 5).
+/// The default BullMQ queue (docs/contract.md section 5).
 pub const DEFAULT_BULLMQ_QUEUE: &str = "DOMAIN_EVENTS";
 
-/// The default BullMQ key prefix (CONTRACT.md section 5).
+/// The default BullMQ key prefix (docs/contract.md section 5).
 pub const DEFAULT_BULLMQ_PREFIX: &str = "bull";
 
 impl Default for Settings {

@@ -1,4 +1,4 @@
-//! CloudEvents 1.0 in structured-mode JSON (CONTRACT.md section 8), both ways and without loss.
+//! CloudEvents 1.0 in structured-mode JSON (docs/contract.md section 8), both ways and without loss.
 //!
 //! | CloudEvents attribute | envelope |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! The envelope every event travels in (CONTRACT.md section 2).
+//! The envelope every event travels in (docs/contract.md section 2).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

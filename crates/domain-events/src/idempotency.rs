@@ -1,7 +1,7 @@
 //! Idempotency records with a time to live: the producer-side claims of the
 //! [`MemoryBus`](crate::MemoryBus) and the consumer-side [`IdempotencyGuard`].
 //!
-//! Both mirror the Redis layout of CONTRACT.md section 4: a claim (`idem`) per category and key,
+//! Both mirror the Redis layout of docs/contract.md section 4: a claim (`idem`) per category and key,
 //! kept 24 hours by default, and a done record per group and key, kept 7 days by default.
 
 use std::collections::HashMap;

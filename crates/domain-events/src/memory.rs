@@ -76,7 +76,7 @@ use crate::transport::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, Tran
 pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// How long a producer-side idempotency claim lasts unless configured otherwise: 24 hours, as in
-/// CONTRACT.md section 4.
+/// docs/contract.md section 4.
 pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What a publish does when a matching subscriber's buffer is full (see the [module
