@@ -30,6 +30,15 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// Redis did not answer within the response timeout; the command may still have run (a job
+    /// may have been added: adding it again with the same idempotency key is safe).
+    #[error("Redis at {url} did not answer in time ({message}); the command may have run")]
+    Timeout {
+        /// The redacted URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
     /// The queue cannot take jobs safely right now; retrying later may help. Raised when a
     /// BullMQ 5 client paused the queue while jobs were waiting (see
     /// [`BullmqConfig::v5_pause_guard`]).
@@ -52,7 +61,10 @@ pub enum Error {
 impl Error {
     /// Whether retrying later may help (Redis was unreachable, or the queue was not ready).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. } | Error::NotReady { .. })
+        matches!(
+            self,
+            Error::Unavailable { .. } | Error::Timeout { .. } | Error::NotReady { .. }
+        )
     }
 
     /// Classifies an error of the BullMQ crate, scrubbing secrets from its message.
@@ -89,6 +101,7 @@ impl From<domain_events_redis::Error> for Error {
             domain_events_redis::Error::Unavailable { url, message } => {
                 Error::Unavailable { url, message }
             }
+            domain_events_redis::Error::Timeout { url, message } => Error::Timeout { url, message },
             domain_events_redis::Error::Server(message) => Error::Server(message),
             domain_events_redis::Error::Protocol(message) => Error::Protocol(message),
         }
@@ -101,6 +114,7 @@ impl From<Error> for TransportError {
             Error::Unavailable { .. } | Error::NotReady { .. } => {
                 TransportError::unavailable(error)
             }
+            Error::Timeout { .. } => TransportError::unknown(error),
             Error::Server(message) => TransportError::Rejected(message),
             other => TransportError::other(other),
         }

@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::connection::Connection;
 use domain_events::Uuid;
-use redis::aio::ConnectionManager;
 use redis::{Cmd, ErrorKind, RedisError, RedisResult, Value};
 
 use crate::coalesce::{Answer, Coalescer, Sink, submit};
@@ -34,7 +34,7 @@ pub(crate) struct Acker {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Connection,
     group: String,
     /// The done records' TTL in ms (≥ 1).
     ttl_ms: u64,
@@ -42,7 +42,7 @@ struct Inner {
 }
 
 impl Acker {
-    pub(crate) fn new(conn: ConnectionManager, group: String, ttl_ms: u64) -> Self {
+    pub(crate) fn new(conn: Connection, group: String, ttl_ms: u64) -> Self {
         Self {
             inner: Arc::new(Inner {
                 conn,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCertificates};
 
+use crate::connection::Connection;
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -245,7 +246,7 @@ impl RedisConfig {
     pub(crate) fn connection(
         &self,
         response_timeout: Option<Duration>,
-    ) -> Result<ConnectionManager, Error> {
+    ) -> Result<Connection, Error> {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(response_timeout.unwrap_or(self.response_timeout)))
@@ -254,6 +255,7 @@ impl RedisConfig {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         ConnectionManager::new_lazy_with_config(self.client()?, manager_config)
+            .map(Connection::new)
             .map_err(|error| self.error(&error))
     }
 

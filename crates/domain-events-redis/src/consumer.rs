@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
+use crate::connection::Connection;
 use domain_events::{
     ConsumerHandle, ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy,
     Shutdown,
 };
-use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::acker::{Ack, Acker};
 use crate::config::RedisConfig;
 use crate::entry::{Entry, parse_entries, parse_pending, parse_read};
-use crate::error::{Error, is_unavailable};
+use crate::error::{Error, is_transient};
 use crate::keys::Keys;
 use crate::scripts::{DEAD_LETTER_SCRIPT, ttl_ms};
 
@@ -38,8 +38,13 @@ pub const DEFAULT_BLOCK: Duration = Duration::from_secs(2);
 /// Entries read ahead of the free handler slots, unless configured otherwise: 64.
 pub const DEFAULT_PREFETCH: usize = 64;
 
-/// The longest wait between two attempts to reach Redis again.
-const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a shutdown may take unless configured otherwise: 10 seconds.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest wait between two attempts to reach Redis again: short, so a consumer resumes
+/// within half a second of Redis being back (an attempt against a Redis that is down costs it
+/// nothing: the connection is refused).
+const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 /// Attempts to settle (acknowledge or dead-letter) an entry once a shutdown was asked for.
 const SETTLE_ATTEMPTS_AFTER_STOP: u32 = 3;
 
@@ -77,6 +82,7 @@ pub struct RedisConsumerBuilder {
     claim_idle: Duration,
     claim_interval: Option<Duration>,
     start_from: StartFrom,
+    shutdown_grace: Duration,
 }
 
 impl RedisConsumerBuilder {
@@ -155,6 +161,15 @@ impl RedisConsumerBuilder {
         self
     }
 
+    /// How long a shutdown may take at most; default [`DEFAULT_SHUTDOWN_GRACE`]. Within it the
+    /// handlers in flight finish and their entries are settled; whatever is not settled when it
+    /// ends (a handler still running, Redis not answering) stays pending and is delivered again
+    /// later, to this consumer name or another of the group.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Checks the settings and makes the consumer. Does not connect yet; must be called inside a
     /// Tokio runtime.
     pub fn build(self) -> Result<RedisConsumer, Error> {
@@ -210,6 +225,7 @@ impl RedisConsumerBuilder {
             claim_idle: self.claim_idle,
             claim_interval,
             start_from: self.start_from,
+            shutdown_grace: self.shutdown_grace,
             acker,
             commands,
             reads,
@@ -310,6 +326,7 @@ impl RedisConsumer {
             claim_idle: DEFAULT_CLAIM_IDLE,
             claim_interval: None,
             start_from: StartFrom::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 
@@ -434,12 +451,13 @@ struct Inner {
     claim_idle: Duration,
     claim_interval: Duration,
     start_from: StartFrom,
+    shutdown_grace: Duration,
     /// Scripts, acknowledgements, claims.
-    commands: ConnectionManager,
+    commands: Connection,
     /// Done records and acknowledgements, on `commands`, in groups.
     acker: Acker,
     /// Blocking reads only, so they never hold up an acknowledgement.
-    reads: ConnectionManager,
+    reads: Connection,
     counters: Arc<Counters>,
     /// The entries read ahead or being processed here.
     in_flight: Mutex<InFlight>,
@@ -536,7 +554,7 @@ struct Waiting {
     since: Instant,
 }
 
-/// Exponential backoff for reaching Redis again: 100 ms doubling up to 5 s.
+/// Exponential backoff for reaching Redis again: 100 ms doubling up to 500 ms.
 fn reconnect_backoff(attempt: u32) -> Duration {
     RetryPolicy {
         max_retries: u32::MAX,
@@ -663,18 +681,40 @@ impl Inner {
                 }
             }
         }
+        self.shut_down(waiting, tasks).await;
+        Ok(())
+    }
+
+    /// Releases the entries read ahead and lets the handlers in flight finish and settle, within
+    /// the shutdown grace period; what is left when it ends stays pending (delivered again later).
+    async fn shut_down(&self, waiting: VecDeque<Waiting>, mut tasks: JoinSet<()>) {
+        let deadline = Instant::now() + self.shutdown_grace;
         if !waiting.is_empty() {
             tracing::debug!(group = %self.group, consumer = %self.consumer, waiting = waiting.len(),
                 "shutting down: releasing the entries read ahead");
-            self.release(waiting.drain(..).map(|waiting| waiting.delivery).collect())
-                .await;
+            let release = self.release(waiting.into_iter().map(|w| w.delivery).collect());
+            if tokio::time::timeout_at(deadline, release).await.is_err() {
+                tracing::warn!(group = %self.group, consumer = %self.consumer,
+                    "Redis did not answer the release of the entries read ahead within the shutdown \
+                     grace period; they are claimed once idle for the claim time");
+            }
         }
         tracing::debug!(group = %self.group, consumer = %self.consumer, in_flight = tasks.len(),
             "shutting down: waiting for the handlers in flight");
-        while let Some(joined) = tasks.join_next().await {
-            log_join(joined);
+        loop {
+            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(Some(joined)) => log_join(joined),
+                Ok(None) => return,
+                Err(_elapsed) => {
+                    tracing::warn!(group = %self.group, consumer = %self.consumer, in_flight = tasks.len(),
+                        grace = ?self.shutdown_grace, "shutdown grace period over: the entries still in \
+                        flight are abandoned; they stay pending and are delivered again");
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    return;
+                }
+            }
         }
-        Ok(())
     }
 
     /// Holds newly read or claimed entries (see [`check_done`](Self::check_done)) to wait for a
@@ -735,23 +775,25 @@ impl Inner {
     }
 
     /// Lets go of entries held but not run: they stay pending under this consumer, marked idle
-    /// for the claim idle time (`XCLAIM ... IDLE ... JUSTID`, which leaves the delivery count
-    /// alone), so any consumer of the group claims them at its next look for pending entries.
+    /// for the claim idle time, so any consumer of the group claims them at its next look for
+    /// pending entries. Their delivery count is set back to what it was before this consumer took
+    /// them (`XCLAIM ... IDLE ... RETRYCOUNT ... JUSTID`): a delivery that ran no handler never
+    /// counts toward dead-lettering, however often read-ahead churn releases an entry.
     async fn release(&self, deliveries: Vec<Delivery>) {
         let idle_ms = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
-        let mut by_stream: HashMap<Arc<str>, Vec<String>> = HashMap::new();
+        let mut by_stream: HashMap<(Arc<str>, u64), Vec<String>> = HashMap::new();
         {
             let mut in_flight = self.lock_in_flight();
             for delivery in deliveries {
                 let done_key = delivery.checked.as_ref().map(|c| c.done_key.as_str());
                 in_flight.release(&delivery.stream, &delivery.entry.id, done_key, false);
                 by_stream
-                    .entry(delivery.stream)
+                    .entry((delivery.stream, delivery.deliveries.saturating_sub(1)))
                     .or_default()
                     .push(delivery.entry.id);
             }
         }
-        for (stream, ids) in by_stream {
+        for ((stream, before), ids) in by_stream {
             let mut cmd = redis::cmd("XCLAIM");
             cmd.arg(&*stream)
                 .arg(&self.group)
@@ -760,6 +802,8 @@ impl Inner {
                 .arg(&ids)
                 .arg("IDLE")
                 .arg(idle_ms)
+                .arg("RETRYCOUNT")
+                .arg(before)
                 .arg("JUSTID");
             let mut conn = self.commands.clone();
             if let Err(error) = cmd.query_async::<Value>(&mut conn).await {
@@ -780,15 +824,24 @@ impl Inner {
         stop: &Shutdown,
     ) -> Result<bool, Error> {
         let shown = self.config.error(error);
+        if is_error_code(error, "CROSSSLOT") {
+            // Redis Cluster: one read of several streams needs them in one hash slot.
+            return Err(Error::Config(format!(
+                "Redis Cluster refuses to read the streams {} in one command (CROSSSLOT: they hash \
+                 to different slots); on Redis Cluster, run one consumer per category",
+                self.streams.join(", ")
+            )));
+        }
         if is_error_code(error, "NOGROUP") {
             tracing::warn!(group = %self.group, consumer = %self.consumer, error = %shown,
                 "consumer group missing (Redis lost its data?), creating it again");
             return self.ensure_groups(stop).await.map(|running| !running);
         }
-        if !is_unavailable(error) {
+        if !is_transient(error) {
             tracing::error!(group = %self.group, consumer = %self.consumer, error = %shown, "Redis refused {doing}");
         } else if failures == 1 {
-            tracing::warn!(group = %self.group, consumer = %self.consumer, error = %shown, "Redis unavailable while {doing}, retrying");
+            tracing::warn!(group = %self.group, consumer = %self.consumer, error = %shown, "{doing}: {}, retrying",
+                waiting_for(&shown));
         } else {
             tracing::debug!(group = %self.group, consumer = %self.consumer, error = %shown, failures, "Redis still unavailable");
         }
@@ -818,11 +871,12 @@ impl Inner {
                         tracing::debug!(group = %self.group, stream = %stream, "consumer group created")
                     }
                     Err(error) if is_error_code(&error, "BUSYGROUP") => {}
-                    Err(error) if is_unavailable(&error) => {
+                    Err(error) if is_transient(&error) => {
                         failures += 1;
                         let shown = self.config.error(&error);
                         if failures == 1 {
-                            tracing::warn!(group = %self.group, error = %shown, "Redis unavailable, waiting for it");
+                            tracing::warn!(group = %self.group, error = %shown, "creating the consumer group: {}, waiting",
+                                waiting_for(&shown));
                         }
                         if sleep_or_stop(reconnect_backoff(failures), stop).await {
                             return Ok(false);
@@ -1320,7 +1374,7 @@ impl Inner {
                 Err(error) => {
                     failures += 1;
                     let shown = self.config.error(&error);
-                    if !is_unavailable(&error) || stop.is_triggered() || failures >= 10 {
+                    if !is_transient(&error) || stop.is_triggered() || failures >= 10 {
                         tracing::warn!(group = %self.group, error = %shown, "cannot check the done record, entry left pending");
                         return None;
                     }
@@ -1329,6 +1383,27 @@ impl Inner {
                     }
                 }
             }
+        }
+    }
+
+    /// Resets the idle time of an entry this consumer holds (`XCLAIM ... JUSTID`, which Redis
+    /// allows also when it refuses writes for lack of memory, and which leaves the delivery count
+    /// alone), so other consumers of the group do not claim it while its outcome waits to be
+    /// settled. Best effort: if Redis does not answer, it does not take writes either.
+    async fn touch(&self, stream: &str, entry_id: &str) {
+        let mut conn = self.commands.clone();
+        let touched = redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(entry_id)
+            .arg("JUSTID")
+            .query_async::<Value>(&mut conn)
+            .await;
+        if let Err(error) = touched {
+            tracing::debug!(group = %self.group, stream, entry_id, error = %self.config.error(&error),
+                "could not keep the entry from being claimed");
         }
     }
 
@@ -1366,7 +1441,7 @@ impl Inner {
     /// (a few attempts only once a shutdown was asked for).
     async fn settle<F, Fut>(&self, stop: &Shutdown, stream: &str, entry_id: &str, step: F) -> Settle
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<(), RedisError>>,
     {
         self.settle_releasing(stop, stream, entry_id, None, step)
@@ -1386,11 +1461,12 @@ impl Inner {
         step: F,
     ) -> Settle
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<(), RedisError>>,
     {
         let mut failures = 0;
         let mut after_stop = 0;
+        let mut touched = Instant::now();
         loop {
             let attempt = step(self.commands.clone());
             let result = match release.take() {
@@ -1411,7 +1487,7 @@ impl Inner {
                 Err(error) => {
                     failures += 1;
                     let shown = self.config.error(&error);
-                    if !is_unavailable(&error) {
+                    if !is_transient(&error) {
                         tracing::error!(group = %self.group, stream, entry_id, error = %shown,
                             "Redis refused to settle the entry; it stays pending");
                         return Settle::Pending;
@@ -1420,20 +1496,43 @@ impl Inner {
                         after_stop += 1;
                         if after_stop > SETTLE_ATTEMPTS_AFTER_STOP {
                             tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
-                                "Redis unavailable at shutdown; the entry stays pending");
+                                "shutting down while {}: the entry stays pending", waiting_for(&shown));
                             return Settle::Pending;
                         }
                         tokio::time::sleep(reconnect_backoff(after_stop)).await;
                     } else {
+                        // The outcome is kept here (the entry stays held, so this consumer does
+                        // not claim it) and settled once Redis accepts it: a handled event never
+                        // runs again because Redis refused its done record for a while.
                         if failures == 1 {
                             tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
-                                "Redis unavailable while settling an entry, retrying");
+                                "settling an entry: {}; keeping its outcome and trying again",
+                                waiting_for(&shown));
+                        }
+                        if touched.elapsed() >= self.claim_idle / 3 {
+                            touched = Instant::now();
+                            self.touch(stream, entry_id).await;
                         }
                         sleep_or_stop(reconnect_backoff(failures), stop).await;
                     }
                 }
             }
         }
+    }
+}
+
+/// What the consumer waits for after a transient error, for its log lines.
+fn waiting_for(error: &Error) -> &'static str {
+    match error {
+        Error::Timeout { .. } => "Redis did not answer in time",
+        Error::Unavailable { message, .. }
+            if ["OOM", "BUSY", "READONLY", "NOREPLICAS"]
+                .iter()
+                .any(|code| message.starts_with(code)) =>
+        {
+            "Redis refuses writes for now"
+        }
+        _ => "Redis unavailable",
     }
 }
 

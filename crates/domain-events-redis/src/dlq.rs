@@ -13,9 +13,9 @@
 
 use std::fmt;
 
+use crate::connection::Connection;
 use domain_events::RawEnvelope;
 use redis::Value;
-use redis::aio::ConnectionManager;
 
 use crate::config::RedisConfig;
 use crate::entry::{Entry, parse_entries, text_of};
@@ -87,7 +87,7 @@ impl fmt::Debug for DeadLetter {
 pub struct DeadLetters {
     config: RedisConfig,
     keys: Keys,
-    conn: ConnectionManager,
+    conn: Connection,
 }
 
 impl DeadLetters {

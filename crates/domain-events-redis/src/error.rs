@@ -29,6 +29,16 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// Redis did not answer within the response timeout (it is frozen, swamped, or the network
+    /// stalls). The command may still have run: an emit may have been stored, and emitting it
+    /// again with the same idempotency key is safe. Retrying later may help.
+    #[error("Redis at {url} did not answer in time ({message}); the command may have run")]
+    Timeout {
+        /// The redacted URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
     /// Redis answered with an error (a script error, a wrong key type, a missing permission).
     #[error("Redis error: {0}")]
     Server(String),
@@ -41,7 +51,12 @@ impl Error {
     /// Classifies a Redis client error, scrubbing secrets from its message.
     pub(crate) fn from_redis(error: &redis::RedisError, config: &RedisConfig) -> Self {
         let message = config.scrub(&error.to_string());
-        if is_unavailable(error) {
+        if error.is_timeout() {
+            Error::Timeout {
+                url: config.redacted_url().to_owned(),
+                message,
+            }
+        } else if is_unavailable(error) {
             Error::Unavailable {
                 url: config.redacted_url().to_owned(),
                 message,
@@ -55,35 +70,51 @@ impl Error {
         }
     }
 
-    /// Whether retrying later may help (Redis was unreachable).
+    /// Whether retrying later may help: Redis was unreachable, refused writes for the moment, or
+    /// did not answer in time.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. })
+        matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
     }
 }
 
-/// Whether `error` means Redis could not be reached (rather than that it refused a command).
+/// Error codes of a Redis that is up but refuses commands for a while: out of memory under
+/// `noeviction`, a script running too long, a replica during failover, too few replicas for a
+/// write. Waiting is the answer to each.
+const WAIT_CODES: [&str; 4] = ["OOM", "BUSY", "READONLY", "NOREPLICAS"];
+
+/// Whether `error` means Redis could not be reached or refuses commands for the moment (rather
+/// than that it refused this command for good). Response timeouts are not included: see
+/// [`is_transient`].
 pub(crate) fn is_unavailable(error: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
-    error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-        || error.is_timeout()
-        || error.is_unrecoverable_error()
-        || matches!(
-            error.kind(),
-            ErrorKind::Server(ServerErrorKind::BusyLoading)
-                | ErrorKind::Server(ServerErrorKind::MasterDown)
-                | ErrorKind::Server(ServerErrorKind::TryAgain)
-                | ErrorKind::Server(ServerErrorKind::ClusterDown)
-                | ErrorKind::AuthenticationFailed
-                | ErrorKind::ClusterConnectionNotFound
-        )
+    !error.is_timeout()
+        && (error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_unrecoverable_error()
+            || error.code().is_some_and(|code| WAIT_CODES.contains(&code))
+            || matches!(
+                error.kind(),
+                ErrorKind::Server(ServerErrorKind::BusyLoading)
+                    | ErrorKind::Server(ServerErrorKind::MasterDown)
+                    | ErrorKind::Server(ServerErrorKind::TryAgain)
+                    | ErrorKind::Server(ServerErrorKind::ClusterDown)
+                    | ErrorKind::Server(ServerErrorKind::ReadOnly)
+                    | ErrorKind::AuthenticationFailed
+                    | ErrorKind::ClusterConnectionNotFound
+            ))
+}
+
+/// Whether waiting and trying again may help: [`is_unavailable`], or Redis did not answer in time.
+pub(crate) fn is_transient(error: &redis::RedisError) -> bool {
+    error.is_timeout() || is_unavailable(error)
 }
 
 impl From<Error> for TransportError {
     fn from(error: Error) -> Self {
         match error {
             Error::Unavailable { .. } => TransportError::unavailable(error),
+            Error::Timeout { .. } => TransportError::unknown(error),
             Error::Server(message) => TransportError::Rejected(message),
             other => TransportError::other(other),
         }

@@ -69,6 +69,7 @@
 mod acker;
 mod coalesce;
 mod config;
+mod connection;
 mod consumer;
 mod dlq;
 mod entry;

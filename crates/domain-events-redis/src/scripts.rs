@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use crate::connection::Connection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisResult, Script, ServerErrorKind, Value};
 
 /// Producer side: for each event of one category, take its idempotency claim and append its
@@ -151,7 +151,7 @@ pub(crate) fn calls_by_key<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> V
 /// `NOSCRIPT` (its script cache was emptied, by a restart: nothing ran), loads `script` and sends
 /// them again, in one round trip.
 pub(crate) async fn send_calls<I>(
-    conn: &ConnectionManager,
+    conn: &Connection,
     script: &str,
     count: usize,
     build: impl Fn() -> I,
@@ -168,7 +168,7 @@ where
 }
 
 async fn pipeline(
-    conn: &ConnectionManager,
+    conn: &Connection,
     load: Option<&str>,
     count: usize,
     calls: impl Iterator<Item = Cmd>,

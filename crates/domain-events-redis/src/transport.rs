@@ -4,8 +4,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::connection::Connection;
 use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
-use redis::aio::ConnectionManager;
 use redis::{Cmd, RedisResult, RedisWrite as _, Value};
 
 use crate::coalesce::{Answer, Coalescer, Sink, submit};
@@ -48,7 +48,7 @@ use crate::scripts::{EMIT, EMIT_SCRIPT, calls_by_key, send_calls, ttl_ms};
 pub struct RedisTransport {
     config: RedisConfig,
     keys: Keys,
-    conn: ConnectionManager,
+    conn: Connection,
     /// Publishes waiting for the call in flight (shared by clones).
     coalescer: Arc<Coalescer<RedisTransport>>,
 }

@@ -30,11 +30,28 @@ pub enum EmitError {
     Serialize(#[from] serde_json::Error),
     /// The transport did not answer within the emitter's timeout. The events may or may not have
     /// been published; emitting them again is safe, since their idempotency keys are unchanged.
-    #[error("the transport did not answer within {0:?}")]
+    #[error(
+        "the transport did not answer within {0:?}; the events may have been published, and \
+         emitting them again with the same idempotency key is safe"
+    )]
     Timeout(Duration),
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+}
+
+impl EmitError {
+    /// Whether the events may have been published although the emission failed: the emitter's
+    /// timeout expired, or the transport did not answer in time ([`TransportError::Unknown`]).
+    /// Emitting them again (same payload, so the same idempotency key) is safe. Such events are
+    /// counted in [`EmitterStats::unknown`], not [`EmitterStats::failed`].
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            EmitError::Timeout(_) => true,
+            EmitError::Transport(error) => error.is_outcome_unknown(),
+            EmitError::Invalid(_) | EmitError::Serialize(_) => false,
+        }
+    }
 }
 
 /// The result of one successful emission.
@@ -72,6 +89,9 @@ pub struct EmitterStats {
     /// Events whose emission failed, through [`Emitter::emit`], [`Emitter::emit_batch`] and
     /// [`Emitter::emit_or_log`] alike.
     pub failed: u64,
+    /// Events whose outcome is unknown: the transport did not answer in time, so they may have
+    /// been published ([`EmitError::is_outcome_unknown`]).
+    pub unknown: u64,
 }
 
 #[derive(Default)]
@@ -79,6 +99,7 @@ struct Counters {
     emitted: AtomicU64,
     duplicates: AtomicU64,
     failed: AtomicU64,
+    unknown: AtomicU64,
 }
 
 impl Counters {
@@ -218,6 +239,7 @@ impl Emitter {
             emitted: c.emitted.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            unknown: c.unknown.load(Ordering::Relaxed),
         }
     }
 
@@ -274,6 +296,16 @@ impl Emitter {
         let key = payload.idempotency_key();
         match self.emit(payload).await {
             Ok(emitted) => Some(emitted),
+            Err(error) if error.is_outcome_unknown() => {
+                tracing::warn!(
+                    event_type = P::TYPE,
+                    idempotency_key = %key,
+                    source = %self.inner.source,
+                    error = %error,
+                    "event outcome unknown: it may have been emitted"
+                );
+                None
+            }
             Err(error) => {
                 tracing::warn!(
                     event_type = P::TYPE,
@@ -459,9 +491,15 @@ impl Emitter {
         }
     }
 
-    /// Counts `n` failed events and hands `error` back.
+    /// Counts `n` events as failed (or of unknown outcome, see
+    /// [`EmitError::is_outcome_unknown`]) and hands `error` back.
     fn failed(&self, n: usize, error: EmitError) -> EmitError {
-        Counters::add(&self.inner.counters.failed, n);
+        let counters = &self.inner.counters;
+        if error.is_outcome_unknown() {
+            Counters::add(&counters.unknown, n);
+        } else {
+            Counters::add(&counters.failed, n);
+        }
         error
     }
 }
@@ -712,7 +750,8 @@ mod tests {
             EmitterStats {
                 emitted: 1,
                 duplicates: 0,
-                failed: 0
+                failed: 0,
+                unknown: 0
             }
         );
     }
@@ -767,7 +806,8 @@ mod tests {
             EmitterStats {
                 emitted: 0,
                 duplicates: 1,
-                failed: 0
+                failed: 0,
+                unknown: 0
             }
         );
     }
@@ -807,7 +847,9 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(started.elapsed(), Duration::from_millis(250));
-        assert_eq!(emitter.stats().failed, 1);
+        assert!(err.is_outcome_unknown());
+        let stats = emitter.stats();
+        assert_eq!((stats.failed, stats.unknown), (0, 1), "{stats:?}");
     }
 
     #[tokio::test]
@@ -832,7 +874,8 @@ mod tests {
             EmitterStats {
                 emitted: 1,
                 duplicates: 0,
-                failed: 1
+                failed: 1,
+                unknown: 0
             }
         );
         assert_eq!(
@@ -840,7 +883,8 @@ mod tests {
             EmitterStats {
                 emitted: 0,
                 duplicates: 0,
-                failed: 1
+                failed: 1,
+                unknown: 0
             }
         );
         assert_eq!(recorder.calls().len(), 1);
@@ -888,7 +932,8 @@ mod tests {
             EmitterStats {
                 emitted: 1,
                 duplicates: 1,
-                failed: 0
+                failed: 0,
+                unknown: 0
             }
         );
 

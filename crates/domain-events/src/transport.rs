@@ -95,6 +95,14 @@ pub enum TransportError {
     /// message that is too large, an event it cannot read). Retrying the same events will not help.
     #[error("events rejected: {0}")]
     Rejected(String),
+    /// The transport took the events but did not answer in time (a response timeout): they may or
+    /// may not have been published. Publishing them again is safe, since the idempotency claim of
+    /// an event's own earlier attempt reads as published and another's as a duplicate.
+    #[error(
+        "outcome unknown: {0}; the events may have been published, and emitting them again with \
+         the same idempotency key is safe"
+    )]
+    Unknown(#[source] BoxError),
     /// A subscriber's buffer is full and the transport is configured to fail instead of waiting.
     /// Nothing of the batch was delivered; retrying after the subscriber caught up may help.
     #[error("backpressure: a subscriber's buffer of {capacity} events is full")]
@@ -113,18 +121,31 @@ impl TransportError {
         TransportError::Unavailable(source.into())
     }
 
+    /// [`TransportError::Unknown`] from any error or message.
+    pub fn unknown(source: impl Into<BoxError>) -> Self {
+        TransportError::Unknown(source.into())
+    }
+
+    /// Whether the events may have been published although the call failed (see
+    /// [`Unknown`](Self::Unknown)).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, TransportError::Unknown(_))
+    }
+
     /// [`TransportError::Other`] from any error or message.
     pub fn other(source: impl Into<BoxError>) -> Self {
         TransportError::Other(source.into())
     }
 
-    /// Whether trying again later may succeed: true for [`Unavailable`](Self::Unavailable) and
-    /// [`Backpressure`](Self::Backpressure), false for [`Rejected`](Self::Rejected) and
-    /// [`Other`](Self::Other).
+    /// Whether trying again later may succeed: true for [`Unavailable`](Self::Unavailable),
+    /// [`Unknown`](Self::Unknown) and [`Backpressure`](Self::Backpressure), false for
+    /// [`Rejected`](Self::Rejected) and [`Other`](Self::Other).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            TransportError::Unavailable(_) | TransportError::Backpressure { .. }
+            TransportError::Unavailable(_)
+                | TransportError::Unknown(_)
+                | TransportError::Backpressure { .. }
         )
     }
 }

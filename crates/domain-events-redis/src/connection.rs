@@ -1,0 +1,78 @@
+//! [`Connection`]: the one way this crate talks to Redis, a reconnecting connection that sends a
+//! command again, once, when it failed only because the connection had died.
+//!
+//! Redis (or a proxy, or an operator's `CLIENT KILL`) closes connections that sat idle; a restart
+//! closes them all. The Redis client's connection manager notices only when the next command fails
+//! on the dead socket, then reconnects in the background. Without a second try, the first command
+//! after every such drop fails although Redis is healthy: a producer that emits less often than
+//! the server's idle timeout would lose almost every event.
+//!
+//! Sending again is safe for every command of this crate: a dead connection (broken pipe, reset,
+//! end of file, refused) means the command never reached Redis or its answer was lost, and each
+//! command is repeat-safe (the emit script finds an event's own claim and reports it published;
+//! done records and `XACK` are idempotent; a re-sent read delivers entries that are then pending
+//! under this consumer and recovered). A response timeout is not retried: Redis may still be
+//! running the command, and the caller must be told the outcome is unknown.
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+/// A [`ConnectionManager`] whose commands are sent again once on a fresh connection when the one
+/// they went out on had died. Cloning is cheap; clones share the connection.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    manager: ConnectionManager,
+}
+
+impl Connection {
+    pub(crate) fn new(manager: ConnectionManager) -> Self {
+        Self { manager }
+    }
+}
+
+/// Whether `error` says the connection was dead (so the command may be sent again on a new one),
+/// rather than that Redis refused the command or did not answer in time.
+pub(crate) fn is_dead_connection(error: &RedisError) -> bool {
+    !error.is_timeout() && (error.is_connection_dropped() || error.is_connection_refusal())
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match self.manager.req_packed_command(cmd).await {
+                Err(error) if is_dead_connection(&error) => {
+                    tracing::debug!(error = %error, "connection lost, sending again on a new one");
+                    self.manager.req_packed_command(cmd).await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            match self
+                .manager
+                .req_packed_commands(pipeline, offset, count)
+                .await
+            {
+                Err(error) if is_dead_connection(&error) => {
+                    tracing::debug!(error = %error, "connection lost, sending again on a new one");
+                    self.manager
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager.get_db()
+    }
+}
