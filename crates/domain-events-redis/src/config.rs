@@ -468,6 +468,111 @@ mod tests {
         assert!(shown.contains("alice:***@host:notaport"), "{shown}");
     }
 
+    /// Passwords with every character that ends a URL's authority, or separates its parts.
+    const NASTY_PASSWORDS: [&str; 4] = [
+        "pä/ss?w#o@r:d%",
+        "Pa/ssWORD",
+        "Lim1ted:Pw@/#x",
+        "Sä1/Sé2?S33#S44@S55:S66%S77",
+    ];
+
+    /// `text` percent-encoded except for unreserved characters.
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    /// What must not show of `password`: the whole of it raw and encoded, and each piece of three
+    /// or more characters between its special characters.
+    fn traces(password: &str) -> Vec<String> {
+        let mut traces = vec![password.to_owned(), encode(password)];
+        traces.extend(
+            password
+                .split(['/', '?', '#', '@', ':', '%'])
+                .filter(|piece| piece.chars().count() >= 3)
+                .map(str::to_owned),
+        );
+        traces
+    }
+
+    fn assert_no_trace(shown: &str, password: &str, what: &str) {
+        for trace in traces(password) {
+            assert!(
+                !shown.contains(&trace),
+                "{what} shows `{trace}` of the password `{password}`: {shown}"
+            );
+        }
+    }
+
+    /// Every URL form of `password`: `redis` / `rediss`, user and password or password only, raw
+    /// or percent-encoded, with a valid address or a bad port.
+    fn urls(password: &str) -> Vec<String> {
+        let mut urls = Vec::new();
+        for scheme in ["redis", "rediss"] {
+            for user in ["app", ""] {
+                for secret in [password.to_owned(), encode(password)] {
+                    for host in ["127.0.0.1:6379/0", "127.0.0.1:notaport", "cache"] {
+                        urls.push(format!("{scheme}://{user}:{secret}@{host}"));
+                    }
+                }
+            }
+        }
+        urls
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_never_show() {
+        for password in NASTY_PASSWORDS {
+            for url in urls(password) {
+                let redacted = redact_url(&url);
+                assert_no_trace(&redacted, password, &format!("redact_url({url})"));
+                assert!(redacted.contains(":***@"), "{url} -> {redacted}");
+                match RedisConfig::new(&url) {
+                    Ok(config) => {
+                        assert_no_trace(&format!("{config:?}"), password, &url);
+                        assert_no_trace(config.redacted_url(), password, &url);
+                        let message =
+                            format!("auth {password} / {} / {url} failed", encode(password));
+                        assert_no_trace(&config.scrub(&message), password, &url);
+                    }
+                    Err(error) => {
+                        assert_no_trace(&format!("{error} {error:?}"), password, &url);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_user_info_runs_to_the_last_at() {
+        let cases = [
+            (
+                "redis://:Pa/ssWORD@127.0.0.1:6379",
+                "redis://:***@127.0.0.1:6379",
+            ),
+            ("redis://user:Lim1ted:Pw@/#x@host", "redis://user:***@host"),
+            (
+                "redis://u:p?x=1@host:1/2?a=b#f",
+                "redis://u:***@host:1/2?a=b#f",
+            ),
+            ("redis://host/0?x=a@b", "redis://***@b"),
+            ("rediss://app@cache:6380/1", "rediss://app@cache:6380/1"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+        let error = RedisConfig::new("redis://:Pa/ssWORD@127.0.0.1:6379").expect_err("invalid");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("ssWORD"), "{shown}");
+    }
+
     #[test]
     fn tls_urls_are_recognised_and_defaults_apply() {
         let config = RedisConfig::new("rediss://cache.example:6380").expect("valid");
