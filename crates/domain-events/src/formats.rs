@@ -281,6 +281,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn format_errors_name_the_format_and_length_never_the_value() {
+        let errors = [
+            Email::parse("not-an-email-SECRET123").unwrap_err(),
+            Url::parse("relative/SECRET123").unwrap_err(),
+            Timestamp::parse("SECRET123").unwrap_err(),
+            Date::parse("SECRET123").unwrap_err(),
+        ];
+        for error in errors {
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("SECRET123"), "{shown}");
+            assert!(shown.contains(error.format), "{shown}");
+        }
+        let error = Email::parse("not-an-email-SECRET123").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "not a valid email address (22 characters)"
+        );
+        let value: Result<Email, _> = serde_json::from_str(r#""ä-SECRET123""#);
+        let shown = value.unwrap_err().to_string();
+        assert!(!shown.contains("SECRET123"), "{shown}");
+    }
+
+    #[test]
     fn timestamps_keep_their_text_and_reject_garbage() {
         let ts = Timestamp::parse("2026-11-26T17:04:05.123+01:00").unwrap();
         assert_eq!(ts.as_str(), "2026-11-26T17:04:05.123+01:00");
