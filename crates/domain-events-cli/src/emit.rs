@@ -154,9 +154,10 @@ fn envelope(catalog: &Catalog, event: &Event, args: &EmitArgs) -> Result<Outgoin
             event_type: event.type_string.clone(),
             message: error.to_string(),
         })?;
+    // Each problem names the path and the rule, never the value (it may be sensitive).
     let mut problems: Vec<String> = validator
         .iter_errors(&payload)
-        .map(|error| format!("at payload{}: {error}", error.instance_path()))
+        .map(|error| format!("at payload{}: {}", error.instance_path(), error.masked()))
         .collect();
     // The schema requires every field a key or the correlation id uses, and allows only values
     // with a text form there; these cannot fail for a valid payload.

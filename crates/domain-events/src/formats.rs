@@ -12,22 +12,24 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 /// The text given for a format type did not have that format.
+///
+/// It names the format and the text's length, never the text: the value may be sensitive (an
+/// email address), and these errors reach logs and dead-letter reasons.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {format}")]
+#[error("not a valid {format} ({length} character{})", if *length == 1 { "" } else { "s" })]
 pub struct FormatError {
     /// The name of the format (`RFC 3339 timestamp`, `date`, `absolute URL`, `email address`).
     pub format: &'static str,
-    /// The rejected text, shortened to 64 characters.
-    pub value: String,
+    /// How many characters the rejected text has.
+    pub length: usize,
 }
 
 impl FormatError {
     fn new(format: &'static str, value: &str) -> Self {
-        let value = match value.char_indices().nth(64) {
-            Some((end, _)) => format!("{}…", &value[..end]),
-            None => value.to_owned(),
-        };
-        Self { format, value }
+        Self {
+            format,
+            length: value.chars().count(),
+        }
     }
 }
 
