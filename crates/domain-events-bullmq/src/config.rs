@@ -545,4 +545,28 @@ mod tests {
         let err = BullmqConfig::new("redis://alice:t0psecret@host:notaport").expect_err("bad port");
         assert!(!format!("{err} {err:?}").contains("t0psecret"));
     }
+
+    #[test]
+    fn passwords_with_url_delimiters_never_show() {
+        for url in [
+            "redis://:Pa/ssWORD@127.0.0.1:6379",
+            "redis://app:pä/ss?w#o@r:d%@127.0.0.1:6379/0",
+            "rediss://app:pä/ss?w#o@r:d%@127.0.0.1:badport",
+            "redis://user:Lim1ted:Pw@/#x@host",
+            "redis://app:p%C3%A4%2Fss%3Fw%23o%40r%3Ad%25@127.0.0.1:6379/0",
+        ] {
+            let shown = match BullmqConfig::new(url) {
+                Ok(config) => format!(
+                    "{config:?} {:?} {} {}",
+                    config.connection_options(),
+                    config.redacted_url(),
+                    config.scrub("auth pä/ss?w#o@r:d% p%C3%A4%2Fss%3Fw%23o%40r%3Ad%25")
+                ),
+                Err(error) => format!("{error} {error:?}"),
+            };
+            for trace in ["ssWORD", "ss?w", "r:d", "Lim1ted", "Pw@", "#x", "%2Fss"] {
+                assert!(!shown.contains(trace), "{url}: {shown}");
+            }
+        }
+    }
 }

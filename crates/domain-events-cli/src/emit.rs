@@ -5,7 +5,9 @@
 //! runtime's emitter builds it (same struct, same serialization), so consumers cannot tell the
 //! difference.
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ const SUGGESTIONS: usize = 3;
 
 /// The options of `domain-events emit` (its help text is on [`crate::Command::Emit`]).
 #[derive(Debug, Clone, clap::Args)]
+#[command(group = clap::ArgGroup::new("payload_input").required(true).multiple(false))]
 pub struct EmitArgs {
     /// Where to publish.
     #[command(flatten)]
@@ -48,9 +51,13 @@ pub struct EmitArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub event_type: String,
 
-    /// The payload, a JSON object
-    #[arg(long, value_name = "JSON")]
-    pub payload: String,
+    /// The payload, a JSON object, on the command line (up to about 128 KiB)
+    #[arg(long, value_name = "JSON", group = "payload_input")]
+    pub payload: Option<String>,
+
+    /// Read the payload from a file instead, `-` for standard input (any size)
+    #[arg(long, value_name = "PATH", group = "payload_input")]
+    pub payload_file: Option<PathBuf>,
 
     /// The eventId of the event that caused this one: the envelope's `causationId`
     #[arg(long, value_name = "UUID")]
@@ -78,7 +85,8 @@ struct Report<'a> {
 pub(crate) fn run(args: &EmitArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
     let catalog = args.schema.load(&Settings::new())?;
     let event = find_event(&catalog, &args.event_type, args)?;
-    let outgoing = envelope(&catalog, event, args)?;
+    let payload = payload_text(args)?;
+    let outgoing = envelope(&catalog, event, &payload, args)?;
     let config = args.redis.config()?;
 
     let outcome = block_on(async {
@@ -141,10 +149,40 @@ fn find_event<'a>(
     })
 }
 
+/// The payload's text: `--payload`, or what `--payload-file` names (`-`: standard input).
+fn payload_text(args: &EmitArgs) -> Result<Cow<'_, str>, Error> {
+    match (&args.payload, &args.payload_file) {
+        (Some(inline), _) => Ok(Cow::Borrowed(inline)),
+        (None, Some(path)) if path == Path::new("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|source| Error::PayloadFile {
+                    from: "standard input".into(),
+                    source,
+                })?;
+            Ok(Cow::Owned(text))
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(Cow::Owned)
+            .map_err(|source| Error::PayloadFile {
+                from: format!("`{}`", path.display()),
+                source,
+            }),
+        // clap requires one of the two; an empty payload is reported as not JSON.
+        (None, None) => Ok(Cow::Borrowed("")),
+    }
+}
+
 /// Validates the payload and builds the event to publish: the envelope JSON and its routing.
-fn envelope(catalog: &Catalog, event: &Event, args: &EmitArgs) -> Result<OutgoingEvent, Error> {
+fn envelope(
+    catalog: &Catalog,
+    event: &Event,
+    payload_text: &str,
+    args: &EmitArgs,
+) -> Result<OutgoingEvent, Error> {
     let version = event.latest();
-    let payload: Value = serde_json::from_str(&args.payload).map_err(Error::PayloadNotJson)?;
+    let payload: Value = serde_json::from_str(payload_text).map_err(Error::PayloadNotJson)?;
 
     let schema = json_schema::payload_schema(catalog, &Settings::new(), event, version);
     let validator = jsonschema::options()
@@ -154,9 +192,10 @@ fn envelope(catalog: &Catalog, event: &Event, args: &EmitArgs) -> Result<Outgoin
             event_type: event.type_string.clone(),
             message: error.to_string(),
         })?;
+    // Each problem names the path and the rule, never the value (it may be sensitive).
     let mut problems: Vec<String> = validator
         .iter_errors(&payload)
-        .map(|error| format!("at payload{}: {error}", error.instance_path()))
+        .map(|error| format!("at payload{}: {}", error.instance_path(), error.masked()))
         .collect();
     // The schema requires every field a key or the correlation id uses, and allows only values
     // with a text form there; these cannot fail for a valid payload.
@@ -186,7 +225,7 @@ fn envelope(catalog: &Catalog, event: &Event, args: &EmitArgs) -> Result<Outgoin
 
     // The payload goes into the envelope as written (key order, number text), on one line.
     let payload =
-        RawValue::from_string(compact_json(&args.payload)).map_err(|e| Error::Output(e.into()))?;
+        RawValue::from_string(compact_json(payload_text)).map_err(|e| Error::Output(e.into()))?;
     let envelope = RawEnvelope {
         event_id: Uuid::now_v7(),
         event_type: event.type_string.clone(),

@@ -75,6 +75,16 @@ pub enum Error {
         declared: usize,
     },
 
+    /// `emit --payload-file` could not be read.
+    #[error("cannot read the payload from {from}")]
+    PayloadFile {
+        /// The file, quoted, or `standard input`.
+        from: String,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+
     /// `emit --payload` is not JSON.
     #[error("the payload is not valid JSON")]
     PayloadNotJson(#[source] serde_json::Error),
@@ -162,6 +172,9 @@ impl Error {
                 let _ = write!(text, "error: {self}: {source}");
             }
             Error::Runtime(source) => {
+                let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::PayloadFile { source, .. } => {
                 let _ = write!(text, "error: {self}: {source}");
             }
             Error::PayloadNotJson(source) => {

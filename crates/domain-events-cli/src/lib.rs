@@ -92,6 +92,7 @@ Examples:
   domain-events export --out schemas/json --check
   domain-events diff --old old/schemas --new schemas
   domain-events emit --redis redis://127.0.0.1 --source crm --type funnel:signup --payload '{...}'
+  domain-events emit --redis redis://127.0.0.1 --source crm --type funnel:signup --payload-file signup.json
   domain-events tail --redis redis://127.0.0.1 --group debug --category funnel --count 10
   domain-events dlq list --redis redis://127.0.0.1 --group crm")]
 pub struct Cli {
@@ -165,10 +166,14 @@ pub enum Command {
 
     /// Validate a JSON payload against its schema and publish the event to Redis
     ///
-    /// Looks up `--type` in the schema folder (its latest version), checks `--payload`
+    /// Looks up `--type` in the schema folder (its latest version), checks the payload
     /// against that version's payload JSON Schema (the one `export` writes, formats
     /// included), fills the idempotency key and correlation id from the payload, and appends
     /// the envelope to the category's stream, `<prefix>:{<category>}`.
+    ///
+    /// The payload is `--payload JSON` on the command line, or read with `--payload-file
+    /// PATH` from a file, or from standard input with `--payload-file -`: a command line
+    /// holds about 128 KiB at most.
     ///
     /// Prints one JSON line:
     ///   {"eventId":"...","type":"...","idempotencyKey":"...","duplicate":false}

@@ -144,4 +144,26 @@ mod tests {
             "{shown}"
         );
     }
+
+    #[test]
+    fn debug_and_errors_hide_passwords_with_url_delimiters() {
+        for url in [
+            "redis://:Pa/ssWORD@127.0.0.1:6379",
+            "redis://app:pä/ss?w#o@r:d%@127.0.0.1:6379/0",
+            "rediss://app:pä/ss?w#o@r:d%@127.0.0.1:badport",
+            "redis://user:Lim1ted:Pw@/#x@host",
+        ] {
+            let args = RedisArgs {
+                url: url.into(),
+                key_prefix: DEFAULT_KEY_PREFIX.into(),
+            };
+            let mut shown = format!("{args:?}");
+            if let Err(error) = args.config() {
+                shown.push_str(&format!("{error} {error:?} {}", error.report()));
+            }
+            for trace in ["ssWORD", "ss?w", "r:d", "Lim1ted", "Pw@", "#x"] {
+                assert!(!shown.contains(trace), "{url}: {shown}");
+            }
+        }
+    }
 }

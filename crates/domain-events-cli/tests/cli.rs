@@ -351,3 +351,35 @@ fn help() {
     }
     expectorate::assert_contents("tests/snapshots/help.txt", &text);
 }
+
+#[test]
+fn emit_reports_invalid_values_without_showing_them() {
+    // Validation comes before connecting: no Redis is needed, and nothing is emitted.
+    let payloads = [
+        r#"{"emailLogId":"log-1","templateId":"t-1","recipient":"not-an-email-SECRET123","queuedAt":"2026-11-26T17:04:05.123Z"}"#,
+        r#"{"emailLogId":"log-1","templateId":"t-1","recipient":123456789123,"queuedAt":"not-a-time-SECRET123"}"#,
+    ];
+    for payload in payloads {
+        let output = run_in(
+            &workspace(),
+            &[
+                "emit",
+                "--redis",
+                "redis://127.0.0.1:1",
+                "--source",
+                "cli-test",
+                "--type",
+                "email:queued",
+                "--payload",
+                payload,
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(err.contains("at payload/recipient"), "{err}");
+        assert!(err.contains("nothing was emitted"), "{err}");
+        for value in ["SECRET123", "123456789123"] {
+            assert!(!err.contains(value), "{err}");
+        }
+    }
+}

@@ -82,7 +82,7 @@ impl RedisConfig {
         }
         secrets.extend(url_secrets(url));
         secrets.retain(|secret| !secret.is_empty());
-        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Ok(Self {
             redacted,
@@ -297,11 +297,17 @@ fn install_crypto_provider() {
 /// `url` with the password of its user-info part and of a `pass` / `password` query parameter
 /// replaced by `***`. Anything that does not parse as a URL is shown up to the user-info only.
 ///
+/// When the URL holds an `@`, its user-info is everything between `://` and the last `@`, even
+/// where a `/`, `?` or `#` of an unencoded password would end the authority of a strict parser:
+/// over-masking beats showing a password. All of the user-info after its first `:` is masked; a
+/// user-info without `:` that holds `/`, `?` or `#` is masked whole.
+///
 /// ```
 /// use domain_events_redis::redact_url;
 ///
 /// assert_eq!(redact_url("rediss://app:s3cret@cache:6380/1"), "rediss://app:***@cache:6380/1");
 /// assert_eq!(redact_url("redis://:s3cret@cache"), "redis://:***@cache");
+/// assert_eq!(redact_url("redis://:Pa/ss?w#rd@cache:6379/0"), "redis://:***@cache:6379/0");
 /// assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
 /// assert_eq!(redact_url("redis+unix:///run/redis.sock?pass=s3cret"), "redis+unix:///run/redis.sock?pass=***");
 /// ```
@@ -313,23 +319,23 @@ pub fn redact_url(url: &str) -> String {
             None => url.to_owned(),
         };
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{user}:{MASK}@{host}"),
-            None => format!("{user_info}@{host}"),
-        },
-        None => authority.to_owned(),
+    let Some((user_info, after)) = rest.rsplit_once('@') else {
+        return format!("{scheme}://{}", redact_query(rest));
     };
-    format!("{scheme}://{authority}{}", redact_query(tail))
+    let user_info = match user_info.split_once(':') {
+        Some((user, _password)) if !user.contains(['/', '?', '#']) => format!("{user}:{MASK}"),
+        Some(_) => MASK.to_owned(),
+        None if user_info.contains(['/', '?', '#']) => MASK.to_owned(),
+        None => user_info.to_owned(),
+    };
+    format!("{scheme}://{user_info}@{}", redact_query(after))
 }
 
-/// The path, query and fragment of a URL with secret query parameters masked.
-fn redact_query(tail: &str) -> String {
-    let (before_fragment, fragment) = match tail.split_once('#') {
+/// The host, path, query and fragment of a URL with secret query parameters masked.
+fn redact_query(rest: &str) -> String {
+    let (before_fragment, fragment) = match rest.split_once('#') {
         Some((before, fragment)) => (before, Some(fragment)),
-        None => (tail, None),
+        None => (rest, None),
     };
     let mut out = match before_fragment.split_once('?') {
         Some((path, query)) => {
@@ -355,35 +361,64 @@ fn is_secret_param(name: &str) -> bool {
     matches!(name.to_ascii_lowercase().as_str(), "pass" | "password")
 }
 
-/// The raw (still percent-encoded) and decoded forms of the URL's secrets.
+/// Every form of the URL's secrets to scrub from messages: the password of the user-info as
+/// [`redact_url`] delimits it (everything after the first `:` up to the last `@`, or the whole
+/// user-info where it holds `/`, `?` or `#`), also as a strict parser would delimit it (up to the
+/// first `/`, `?` or `#`), and the values of `pass` / `password` query parameters; each raw,
+/// percent-decoded and percent-encoded.
 fn url_secrets(url: &str) -> Vec<String> {
     let mut secrets = Vec::new();
+    let mut add = |secret: &str| {
+        let decoded = percent_decode(secret);
+        secrets.extend([
+            percent_encode(&decoded, |b| {
+                b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+            }),
+            // As a WHATWG URL serializer writes a user-info.
+            percent_encode(&decoded, |b| {
+                b.is_ascii_graphic() && !b"\"#<>?`{}/:;=@[\\]^|".contains(&b)
+            }),
+            secret.to_owned(),
+            decoded,
+        ]);
+    };
     if let Some((_, rest)) = url.split_once("://") {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        if let Some((user_info, _)) = authority.rsplit_once('@')
-            && let Some((_, password)) = user_info.split_once(':')
-        {
-            secrets.push(password.to_owned());
-            secrets.push(percent_decode(password));
+        if let Some((user_info, _)) = rest.rsplit_once('@') {
+            match user_info.split_once(':') {
+                Some((user, password)) => {
+                    add(password);
+                    if user.contains(['/', '?', '#']) {
+                        add(user_info);
+                    }
+                    // What a strict parser takes for the password (or a port), should it
+                    // report it; too short a piece would mask unrelated text.
+                    let strict = password.split(['/', '?', '#']).next().unwrap_or_default();
+                    if strict.chars().count() >= 3 {
+                        add(strict);
+                    }
+                }
+                None if user_info.contains(['/', '?', '#']) => add(user_info),
+                None => {}
+            }
         }
-        let query = tail
-            .split('#')
-            .next()
-            .and_then(|t| t.split_once('?'))
-            .map(|(_, q)| q);
-        for pair in query.unwrap_or("").split('&') {
-            if let Some((name, value)) = pair.split_once('=')
-                && is_secret_param(name)
-            {
-                secrets.push(value.to_owned());
-                secrets.push(percent_decode(value));
+        // Query parameters anywhere in the URL (inside an over-long user-info too).
+        let before_fragment = rest.split('#').next().unwrap_or(rest);
+        if let Some((_, query)) = before_fragment.split_once('?') {
+            for pair in query.split(['&', '@']) {
+                if let Some((name, value)) = pair.split_once('=')
+                    && is_secret_param(name)
+                {
+                    add(value);
+                }
             }
         }
     } else if let Some((credentials, _)) = url.rsplit_once('@') {
-        secrets.push(credentials.to_owned());
+        add(credentials);
     }
     secrets.retain(|secret| !secret.is_empty());
+    // Longest first, so that no shorter form leaves a piece of a longer one.
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
     secrets
 }
 
@@ -405,6 +440,19 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
+/// `text` with every byte that `keep` refuses written as `%XX`.
+fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if keep(byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// `text` with each of `secrets` replaced by `***`.
@@ -468,6 +516,111 @@ mod tests {
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("t0psecret"), "{shown}");
         assert!(shown.contains("alice:***@host:notaport"), "{shown}");
+    }
+
+    /// Passwords with every character that ends a URL's authority, or separates its parts.
+    const NASTY_PASSWORDS: [&str; 4] = [
+        "pä/ss?w#o@r:d%",
+        "Pa/ssWORD",
+        "Lim1ted:Pw@/#x",
+        "Sä1/Sé2?S33#S44@S55:S66%S77",
+    ];
+
+    /// `text` percent-encoded except for unreserved characters.
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    /// What must not show of `password`: the whole of it raw and encoded, and each piece of three
+    /// or more characters between its special characters.
+    fn traces(password: &str) -> Vec<String> {
+        let mut traces = vec![password.to_owned(), encode(password)];
+        traces.extend(
+            password
+                .split(['/', '?', '#', '@', ':', '%'])
+                .filter(|piece| piece.chars().count() >= 3)
+                .map(str::to_owned),
+        );
+        traces
+    }
+
+    fn assert_no_trace(shown: &str, password: &str, what: &str) {
+        for trace in traces(password) {
+            assert!(
+                !shown.contains(&trace),
+                "{what} shows `{trace}` of the password `{password}`: {shown}"
+            );
+        }
+    }
+
+    /// Every URL form of `password`: `redis` / `rediss`, user and password or password only, raw
+    /// or percent-encoded, with a valid address or a bad port.
+    fn urls(password: &str) -> Vec<String> {
+        let mut urls = Vec::new();
+        for scheme in ["redis", "rediss"] {
+            for user in ["app", ""] {
+                for secret in [password.to_owned(), encode(password)] {
+                    for host in ["127.0.0.1:6379/0", "127.0.0.1:notaport", "cache"] {
+                        urls.push(format!("{scheme}://{user}:{secret}@{host}"));
+                    }
+                }
+            }
+        }
+        urls
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_never_show() {
+        for password in NASTY_PASSWORDS {
+            for url in urls(password) {
+                let redacted = redact_url(&url);
+                assert_no_trace(&redacted, password, &format!("redact_url({url})"));
+                assert!(redacted.contains(":***@"), "{url} -> {redacted}");
+                match RedisConfig::new(&url) {
+                    Ok(config) => {
+                        assert_no_trace(&format!("{config:?}"), password, &url);
+                        assert_no_trace(config.redacted_url(), password, &url);
+                        let message =
+                            format!("auth {password} / {} / {url} failed", encode(password));
+                        assert_no_trace(&config.scrub(&message), password, &url);
+                    }
+                    Err(error) => {
+                        assert_no_trace(&format!("{error} {error:?}"), password, &url);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_user_info_runs_to_the_last_at() {
+        let cases = [
+            (
+                "redis://:Pa/ssWORD@127.0.0.1:6379",
+                "redis://:***@127.0.0.1:6379",
+            ),
+            ("redis://user:Lim1ted:Pw@/#x@host", "redis://user:***@host"),
+            (
+                "redis://u:p?x=1@host:1/2?a=b#f",
+                "redis://u:***@host:1/2?a=b#f",
+            ),
+            ("redis://host/0?x=a@b", "redis://***@b"),
+            ("rediss://app@cache:6380/1", "rediss://app@cache:6380/1"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+        let error = RedisConfig::new("redis://:Pa/ssWORD@127.0.0.1:6379").expect_err("invalid");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("ssWORD"), "{shown}");
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Envelope<P> {
 pub type RawEnvelope = Envelope<Box<RawValue>>;
 
 /// Why bytes could not be turned into a typed event.
+///
+/// No message quotes a value of the payload (payloads may hold sensitive fields, and these errors
+/// reach logs and dead-letter reasons): serde's `invalid type: string "…"` and the like keep the
+/// kind of value only, format and constraint errors name the field and the rule.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The bytes are not an envelope (not JSON, or required envelope fields missing or mistyped).
@@ -84,7 +88,8 @@ pub enum DecodeError {
 impl RawEnvelope {
     /// Parses the envelope of `bytes`, leaving the payload unparsed.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
-        serde_json::from_slice(bytes).map_err(DecodeError::NotAnEnvelope)
+        serde_json::from_slice(bytes)
+            .map_err(|error| DecodeError::NotAnEnvelope(without_values(error)))
     }
 
     /// Parses the payload as `P`, checking that type and version match and that the payload keeps
@@ -106,7 +111,7 @@ impl RawEnvelope {
             DecodeError::InvalidPayload {
                 event_type: self.event_type.clone(),
                 version: self.version,
-                source,
+                source: without_values(source),
             }
         })?;
         Ok(self.with_payload(payload))
@@ -174,9 +179,103 @@ pub fn is_valid_traceparent(value: &str) -> bool {
         if *version == "00" && hex(trace, 32) && nonzero(trace) && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
 }
 
+/// `error` without the values serde quotes in its message (`invalid type: string "…"`,
+/// `invalid value: integer `…``, `unknown variant `…``, a UUID's `found `…``): what kind of value
+/// was found and what was expected stay, with the position.
+fn without_values(error: serde_json::Error) -> serde_json::Error {
+    let text = error.to_string();
+    let location = format!(" at line {} column {}", error.line(), error.column());
+    let message = text.strip_suffix(&location).unwrap_or(&text);
+    let cleaned = message_without_values(message);
+    if cleaned == message {
+        return error;
+    }
+    let text = if error.line() == 0 {
+        cleaned
+    } else {
+        format!("{cleaned}{location}")
+    };
+    <serde_json::Error as serde::de::Error>::custom(text)
+}
+
+/// The text of a serde message without the values it quotes.
+fn message_without_values(message: &str) -> String {
+    // What serde's `Expected` says comes last; the value is between the prefix and it.
+    let expected = |rest: &str| rest.rfind(", expected ").map(|at| rest[at..].to_owned());
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            // `string "…"`, `integer `…``, `floating point `…``: the words before the quote.
+            let kind = rest
+                .split(['`', '"', ','])
+                .next()
+                .unwrap_or_default()
+                .trim_end();
+            return format!("{prefix}{kind}{}", expected(rest).unwrap_or_default());
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let tail = expected(rest).unwrap_or_else(|| ", there are no variants".into());
+        return format!("unknown variant{tail}");
+    }
+    // A UUID's `invalid character: found `x` at 3`.
+    match message.find("found `") {
+        Some(at) => message[..at].trim_end_matches([' ', ',', ':']).to_owned(),
+        None => message.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_errors_lose_the_values_they_quote() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            n: u32,
+            s: String,
+            e: E,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        enum E {
+            #[serde(rename = "a")]
+            A,
+        }
+        for (json, kind) in [
+            (
+                r#"{"n":"SECRET123","s":"x","e":"a"}"#,
+                "invalid type: string, expected u32",
+            ),
+            (
+                r#"{"n":1,"s":98765,"e":"a"}"#,
+                "invalid type: integer, expected a string",
+            ),
+            (
+                r#"{"n":1,"s":98.765,"e":"a"}"#,
+                "invalid type: floating point, expected a string",
+            ),
+            (
+                r#"{"n":-98765,"s":"x","e":"a"}"#,
+                "invalid value: integer, expected u32",
+            ),
+            (
+                r#"{"n":1,"s":"x","e":"SECRET123"}"#,
+                "unknown variant, expected `a`",
+            ),
+            (r#"{"n":1,"s":"x"}"#, "missing field `e`"),
+        ] {
+            let error = without_values(serde_json::from_str::<P>(json).unwrap_err());
+            let shown = format!("{error} {error:?}");
+            for value in ["SECRET123", "98765", "98.765"] {
+                assert!(!shown.contains(value), "{json}: {shown}");
+            }
+            assert!(shown.contains(kind), "{json}: {shown}");
+            assert!(shown.contains("at line 1 column"), "{json}: {shown}");
+        }
+        let error = without_values(serde_json::from_str::<Uuid>(r#""S0193a6c4""#).unwrap_err());
+        assert!(!error.to_string().contains("`S`"), "{error}");
+    }
 
     #[test]
     fn traceparent_rules() {

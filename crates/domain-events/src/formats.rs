@@ -12,22 +12,24 @@ use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 /// The text given for a format type did not have that format.
+///
+/// It names the format and the text's length, never the text: the value may be sensitive (an
+/// email address), and these errors reach logs and dead-letter reasons.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {format}")]
+#[error("not a valid {format} ({length} character{})", if *length == 1 { "" } else { "s" })]
 pub struct FormatError {
     /// The name of the format (`RFC 3339 timestamp`, `date`, `absolute URL`, `email address`).
     pub format: &'static str,
-    /// The rejected text, shortened to 64 characters.
-    pub value: String,
+    /// How many characters the rejected text has.
+    pub length: usize,
 }
 
 impl FormatError {
     fn new(format: &'static str, value: &str) -> Self {
-        let value = match value.char_indices().nth(64) {
-            Some((end, _)) => format!("{}…", &value[..end]),
-            None => value.to_owned(),
-        };
-        Self { format, value }
+        Self {
+            format,
+            length: value.chars().count(),
+        }
     }
 }
 
@@ -279,6 +281,29 @@ fn is_hostname(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_errors_name_the_format_and_length_never_the_value() {
+        let errors = [
+            Email::parse("not-an-email-SECRET123").unwrap_err(),
+            Url::parse("relative/SECRET123").unwrap_err(),
+            Timestamp::parse("SECRET123").unwrap_err(),
+            Date::parse("SECRET123").unwrap_err(),
+        ];
+        for error in errors {
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("SECRET123"), "{shown}");
+            assert!(shown.contains(error.format), "{shown}");
+        }
+        let error = Email::parse("not-an-email-SECRET123").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "not a valid email address (22 characters)"
+        );
+        let value: Result<Email, _> = serde_json::from_str(r#""ä-SECRET123""#);
+        let shown = value.unwrap_err().to_string();
+        assert!(!shown.contains("SECRET123"), "{shown}");
+    }
 
     #[test]
     fn timestamps_keep_their_text_and_reject_garbage() {

@@ -83,11 +83,13 @@ pub trait EventSet: Sized + fmt::Debug + Send + Sync + 'static {
 }
 
 /// Text that is not one of the values a generated enum (or `DomainEventType`) accepts.
+///
+/// It says what was expected and the text's length, never the text: the value may be sensitive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not {expected}")]
+#[error("a text of {length} character{} is not {expected}", if *length == 1 { "" } else { "s" })]
 pub struct UnknownValue {
-    /// The rejected text.
-    pub value: String,
+    /// How many characters the rejected text has.
+    pub length: usize,
     /// What was expected, in words.
     pub expected: &'static str,
 }
@@ -96,7 +98,7 @@ impl UnknownValue {
     /// `value` is not `expected`.
     pub fn new(value: &str, expected: &'static str) -> Self {
         Self {
-            value: value.to_owned(),
+            length: value.chars().count(),
             expected,
         }
     }

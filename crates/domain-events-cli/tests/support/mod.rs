@@ -33,6 +33,18 @@ impl Setup {
         }
     }
 
+    /// Like [`new`](Self::new), with more `redis-server` arguments (e.g. `--requirepass x`).
+    pub fn with_redis_args(schema: &str, redis_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let schemas = dir.path().join("schemas");
+        std::fs::create_dir(&schemas).expect("the schema folder");
+        std::fs::write(schemas.join("shop.toml"), schema).expect("the schema file");
+        Setup {
+            redis: RedisServer::start_with_args(false, redis_args),
+            dir,
+        }
+    }
+
     /// The binary with `args` in the schema folder's parent (so `--schemas` defaults to it) and
     /// `--redis` from the environment, as a user would set it.
     pub fn command(&self, args: &[&str]) -> Command {

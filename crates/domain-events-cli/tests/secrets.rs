@@ -1,0 +1,108 @@
+//! Passwords with the characters that end or split a URL's parts (`/ ? # @ : %`, non-ASCII) never
+//! show on stderr, against a private `redis-server` that asks for such a password.
+
+mod support;
+
+use support::{Setup, finish, stderr, stdout};
+
+const SHOP: &str = r#"category = "shop"
+correlation = "orderId"
+
+[events.order_placed]
+idempotency_key = "order_placed:{orderId}"
+
+[events.order_placed.fields]
+orderId = { type = "string", min_length = 1 }
+total   = "uint"
+"#;
+
+/// The server's password.
+const PASSWORD: &str = "pä/ss?w#o@r:d%";
+/// A password that is not the server's.
+const WRONG: &str = "wr/ong?pä#ss@x:y%";
+
+/// `text` percent-encoded except for unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Fails when `shown` holds any form of either password.
+fn assert_clean(shown: &str, what: &str) {
+    for secret in [PASSWORD, WRONG] {
+        for form in [secret.to_owned(), encode(secret)] {
+            assert!(!shown.contains(&form), "`{form}` shows for {what}: {shown}");
+        }
+    }
+    for piece in ["ss?w", "r:d", "wr/ong", "ong?p", "#ss", "x:y"] {
+        assert!(
+            !shown.contains(piece),
+            "`{piece}` shows for {what}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn passwords_never_show_on_stderr() {
+    let setup = Setup::with_redis_args(SHOP, &["--requirepass", PASSWORD]);
+    let port = setup.redis.port();
+    let emit = |transport: &'static str| -> Vec<&'static str> {
+        vec![
+            "emit",
+            "--transport",
+            transport,
+            "--source",
+            "cli-test",
+            "--type",
+            "shop:order_placed",
+            "--payload",
+            r#"{"orderId":"o-1","total":1}"#,
+        ]
+    };
+
+    // The right password, percent-encoded: the event is emitted.
+    let right = format!("redis://:{}@127.0.0.1:{port}/0", encode(PASSWORD));
+    let mut command = setup.command(&emit("redis"));
+    command.env("DOMAIN_EVENTS_REDIS_URL", &right);
+    let output = finish(command.spawn().expect("the binary starts"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_clean(&format!("{}{}", stdout(&output), stderr(&output)), &right);
+
+    // Wrong or unencoded passwords, valid or invalid URLs: each run fails without a trace.
+    let mut urls = Vec::new();
+    for user in ["", "app"] {
+        for secret in [PASSWORD.to_owned(), WRONG.to_owned(), encode(WRONG)] {
+            for host in [format!("127.0.0.1:{port}/0"), "127.0.0.1:badport".into()] {
+                urls.push(format!("redis://{user}:{secret}@{host}"));
+            }
+        }
+    }
+    let commands = [
+        emit("redis"),
+        emit("bullmq"),
+        vec!["tail", "--group", "g", "--count", "1"],
+    ];
+    for url in &urls {
+        for args in &commands {
+            for from_env in [true, false] {
+                let mut command = setup.command(args);
+                if from_env {
+                    command.env("DOMAIN_EVENTS_REDIS_URL", url);
+                } else {
+                    command.arg("--redis").arg(url);
+                }
+                let output = finish(command.spawn().expect("the binary starts"));
+                let what = format!("{args:?} with {url}");
+                assert_eq!(output.status.code(), Some(1), "{what}: {}", stderr(&output));
+                assert_clean(&format!("{}{}", stdout(&output), stderr(&output)), &what);
+            }
+        }
+    }
+}
