@@ -858,3 +858,64 @@ fn committed_export_matches_the_schemas() {
     }
     assert_no_failures(failures);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency keys are unambiguous (README "Idempotency keys").
+
+fn seo_text(content_id: &str, locale: &str) -> domain_events_catalog::SeoTextGeneratedPayload {
+    domain_events_catalog::SeoTextGeneratedPayload {
+        content_id: content_id.into(),
+        locale: locale.into(),
+        word_count: 800,
+        generation_time_ms: 1200,
+    }
+}
+
+#[test]
+fn payloads_that_differ_only_in_where_a_colon_falls_get_different_keys() {
+    let a = seo_text("post:42", "en").idempotency_key();
+    let b = seo_text("post", "42:en").idempotency_key();
+    assert_ne!(a, b, "two different payloads share one idempotency key");
+    assert_eq!(a, "seo_text:post%3A42:en");
+    assert_eq!(b, "seo_text:post:42%3Aen");
+    // Values without `%` or `:` keep the keys they had.
+    assert_eq!(
+        seo_text("post-42", "en").idempotency_key(),
+        "seo_text:post-42:en"
+    );
+    let completed = domain_events_catalog::ImageVariationCompletedPayload {
+        variation_id: "var-123".into(),
+        variation_name: "hero".into(),
+        families_completed: 3,
+        total_generation_time_ms: 9000,
+        public_urls: Vec::new(),
+    };
+    assert_eq!(completed.idempotency_key(), "image_complete:var-123");
+}
+
+#[test]
+fn one_instant_written_three_ways_gets_one_key() {
+    let hourly =
+        |period_start: &str| domain_events_catalog::AnalyticsHourlyAggregationCompletePayload {
+            period_start: Timestamp::parse(period_start).unwrap(),
+            period_end: Timestamp::parse("2026-11-26T17:00:00Z").unwrap(),
+            rows_aggregated: 10,
+            duration_ms: 5,
+        };
+    let keys: BTreeSet<String> = [
+        "2026-11-26T16:00:00Z",
+        "2026-11-26T17:00:00+01:00",
+        "2026-11-26T16:00:00.000Z",
+    ]
+    .into_iter()
+    .map(|at| hourly(at).idempotency_key())
+    .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["analytics_hourly:2026-11-26T16%3A00%3A00.000Z".to_owned()])
+    );
+    // The payload and the correlation id keep the text as written.
+    let payload = hourly("2026-11-26T17:00:00+01:00");
+    assert_eq!(payload.period_start.as_str(), "2026-11-26T17:00:00+01:00");
+    assert_eq!(payload.correlation_id(), "2026-11-26T17:00:00+01:00");
+}

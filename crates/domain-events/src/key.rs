@@ -64,4 +64,72 @@ mod tests {
             .write_key(&mut s);
         assert_eq!(s, "var-1:7:-3:true:2026-11-26T17:00:00Z");
     }
+
+    /// The key part a template's `{field}` contributes, as generated code writes it.
+    fn part<T: KeyPart + ?Sized>(value: &T) -> String {
+        let mut out = String::new();
+        crate::__private::key_part(value, &mut out);
+        out
+    }
+
+    /// `seo_text:{contentId}:{locale}` of a payload, as generated code builds it.
+    fn seo_text(content_id: &str, locale: &str) -> String {
+        let mut key = String::from("seo_text:");
+        crate::__private::key_part(content_id, &mut key);
+        key.push(':');
+        crate::__private::key_part(locale, &mut key);
+        key
+    }
+
+    #[test]
+    fn values_with_colons_cannot_move_a_separator() {
+        let (a, b) = (seo_text("post:42", "en"), seo_text("post", "42:en"));
+        assert_ne!(a, b, "two different payloads share one key");
+        assert_eq!(a, "seo_text:post%3A42:en");
+        assert_eq!(b, "seo_text:post:42%3Aen");
+    }
+
+    #[test]
+    fn percent_and_colon_are_escaped_and_nothing_else() {
+        assert_eq!(part("var-123"), "var-123");
+        assert_eq!(part("a:b"), "a%3Ab");
+        // `%` is escaped too, so an escaped colon in the input stays distinct from a raw one.
+        assert_eq!(part("a%3Ab"), "a%253Ab");
+        assert_ne!(part("a%3Ab"), part("a:b"));
+        assert_eq!(part("%:%"), "%25%3A%25");
+        assert_eq!(part("ünï/😀 {x}"), "ünï/😀 {x}");
+        assert_eq!(part(""), "");
+        let url = Url::parse("https://cdn.example/a.png").unwrap();
+        assert_eq!(part(&url), "https%3A//cdn.example/a.png");
+    }
+
+    #[test]
+    fn one_instant_gives_one_key_however_it_is_written() {
+        let spellings = [
+            "2026-11-26T16:00:00Z",
+            "2026-11-26T17:00:00+01:00",
+            "2026-11-26T16:00:00.000Z",
+            "2026-11-26t16:00:00.000000z",
+            "2026-11-26T11:30:00-04:30",
+        ];
+        for text in spellings {
+            let at = Timestamp::parse(text).unwrap();
+            assert_eq!(part(&at), "2026-11-26T16%3A00%3A00.000Z", "{text}");
+        }
+        // Milliseconds count; a different instant gives a different key.
+        let later = Timestamp::parse("2026-11-26T16:00:00.001Z").unwrap();
+        assert_eq!(part(&later), "2026-11-26T16%3A00%3A00.001Z");
+    }
+
+    #[test]
+    fn other_values_are_written_canonically() {
+        let id = uuid::Uuid::parse_str("0193A6C4-7B7E-7C1E-9D0A-5F2B8E4A1C33").unwrap();
+        assert_eq!(part(&id), "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33");
+        assert_eq!(part(&-3i64), "-3");
+        assert_eq!(part(&7u64), "7");
+        assert_eq!(part(&false), "false");
+        assert_eq!(part(&Date::parse("2026-02-28").unwrap()), "2026-02-28");
+        let email = Email::parse("ops@example.com").unwrap();
+        assert_eq!(part(&email), "ops@example.com");
+    }
 }
