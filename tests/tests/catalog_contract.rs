@@ -145,17 +145,52 @@ fn wrap(event_type: &str, payload: &Value) -> Value {
         "version": info.version,
         "occurredAt": "2026-11-26T17:04:05.123Z",
         "source": "test",
-        "correlationId": fill(&format!("{{{}}}", info.correlation_field), payload),
+        "correlationId": correlation(event_type, payload),
         "causationId": null,
-        "idempotencyKey": fill(info.key_template, payload),
+        "idempotencyKey": idempotency_key(event_type, payload),
         "payload": payload,
     })
 }
 
-/// A key template (`image_family:{variationId}:{familyIndex}`) filled from payload JSON, the way
-/// CONTRACT.md section 6 describes it: strings as they are, numbers and booleans as JSON text.
-/// Lenient on purpose: a reference to a missing field renders as `<missing>`.
-fn fill(template: &str, payload: &Value) -> String {
+/// A payload value as written: strings as they are, numbers and booleans as JSON text. Lenient on
+/// purpose: a missing field renders as `<missing>`.
+fn as_written(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "<missing>".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The envelope's `correlationId`: the correlation field's value as written.
+fn correlation(event_type: &str, payload: &Value) -> String {
+    as_written(&payload[info(event_type).correlation_field])
+}
+
+/// The envelope's `idempotencyKey` as CONTRACT.md section 6 defines it: each `{field}` replaced
+/// by the value's canonical text (a timestamp, known by `format: date-time` in the exported
+/// payload schema, in UTC with milliseconds; a UUID lower-case), `%` written `%25` and `:` `%3A`.
+fn idempotency_key(event_type: &str, payload: &Value) -> String {
+    let schema = export_file(&schema_path(event_type, "payload"));
+    fill(info(event_type).key_template, payload, |field, value| {
+        let text = as_written(value);
+        let text = match schema["properties"][field]["format"].as_str() {
+            Some("date-time") => Timestamp::from_datetime(
+                Timestamp::parse(text.as_str())
+                    .expect("a valid timestamp")
+                    .to_datetime(),
+            )
+            .into_string(),
+            Some("uuid") => text.to_lowercase(),
+            _ => text,
+        };
+        text.replace('%', "%25").replace(':', "%3A")
+    })
+}
+
+/// A key template (`image_family:{variationId}:{familyIndex}`) filled from payload JSON, each
+/// reference replaced by `value(field, json)`.
+fn fill(template: &str, payload: &Value, value: impl Fn(&str, &Value) -> String) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
@@ -166,11 +201,8 @@ fn fill(template: &str, payload: &Value) -> String {
             rest = &tail[2..];
         } else {
             let end = tail.find('}').expect("unclosed `{` in key template");
-            match &payload[&tail[1..end]] {
-                Value::String(s) => out.push_str(s),
-                Value::Null => out.push_str("<missing>"),
-                other => out.push_str(&other.to_string()),
-            }
+            let field = &tail[1..end];
+            out.push_str(&value(field, &payload[field]));
             rest = &tail[end + 1..];
         }
     }
@@ -692,14 +724,13 @@ fn envelopes_built_from_valid_samples_match_the_contract_and_the_event_schema() 
             )),
         }
 
-        let correlation = fill(&format!("{{{}}}", info.correlation_field), payload);
         let expected = json!({
             "type": event_type,
             "version": info.version,
             "source": "test",
-            "correlationId": correlation,
+            "correlationId": correlation(event_type, payload),
             "causationId": null,
-            "idempotencyKey": fill(info.key_template, payload),
+            "idempotencyKey": idempotency_key(event_type, payload),
             "payload": payload,
         });
         let mut rest = fresh.clone();

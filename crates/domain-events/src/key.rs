@@ -1,11 +1,83 @@
 //! How field values are written into idempotency keys and correlation ids.
+//!
+//! A key template's `{field}` becomes the value's canonical text ([`KeyPart::write_key`]) with
+//! `%` written as `%25` and `:` written as `%3A` ([`escape_key_value`]); literal text is copied as
+//! it is. The schema language requires literal text containing `:` between any two references.
+//!
+//! Why two payloads share a key only when the fields the template names are equal: with `:`
+//! escaped in values and a `:` in every literal between two references, the colons of the key are
+//! exactly those of the literals, so the key splits back into its values (and, `%` being escaped
+//! too, each escaped value back into its canonical text).
 
 use crate::formats::{Date, Email, Timestamp, Url};
 
 /// A value that may appear in a key template (`{field}`): its canonical text form.
+///
+/// Canonical forms: strings (and URLs, emails, enum values) as given, integers in decimal, `true`
+/// or `false`, UUIDs lower-case hyphenated, dates `YYYY-MM-DD`, timestamps RFC 3339 in UTC with
+/// exactly three fractional digits and `Z` ([`Timestamp::canonical`]). A key holds this text
+/// escaped ([`write_key_part`]).
 pub trait KeyPart {
-    /// Appends the value's text to `out`.
+    /// Appends the value's canonical text to `out`, not escaped.
     fn write_key(&self, out: &mut String);
+
+    /// Appends the value's text as a correlation id carries it: the canonical text, except that a
+    /// timestamp keeps the text it was written with.
+    fn write_correlation(&self, out: &mut String) {
+        self.write_key(out);
+    }
+}
+
+/// Appends what a key template's `{field}` becomes for `value`: its canonical text
+/// ([`KeyPart::write_key`]) escaped by [`escape_key_value`].
+///
+/// ```
+/// use domain_events::{Timestamp, write_key_part};
+///
+/// let mut key = String::from("seo_text:");
+/// write_key_part("post:42", &mut key);
+/// key.push(':');
+/// write_key_part("en", &mut key);
+/// assert_eq!(key, "seo_text:post%3A42:en");
+///
+/// let mut key = String::new();
+/// write_key_part(&Timestamp::parse("2026-11-26T17:00:00+01:00").unwrap(), &mut key);
+/// assert_eq!(key, "2026-11-26T16%3A00%3A00.000Z");
+/// ```
+pub fn write_key_part<T: KeyPart + ?Sized>(value: &T, out: &mut String) {
+    let start = out.len();
+    value.write_key(out);
+    // Most values hold neither character: they are written once, in place.
+    if out.as_bytes()[start..]
+        .iter()
+        .any(|b| matches!(b, b'%' | b':'))
+    {
+        let text = out.split_off(start);
+        escape_key_value(&text, out);
+    }
+}
+
+/// Appends `text` to `out` with `%` written as `%25` and `:` written as `%3A`, everything else as
+/// it is. Escaping `%` too makes this reversible, so two different texts never give the same
+/// result.
+///
+/// ```
+/// let mut out = String::new();
+/// domain_events::escape_key_value("a:b%3Ac", &mut out);
+/// assert_eq!(out, "a%3Ab%253Ac");
+/// ```
+pub fn escape_key_value(text: &str, out: &mut String) {
+    let mut rest = text;
+    while let Some(i) = rest.find(['%', ':']) {
+        out.push_str(&rest[..i]);
+        out.push_str(if rest.as_bytes()[i] == b'%' {
+            "%25"
+        } else {
+            "%3A"
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 impl KeyPart for String {
@@ -20,6 +92,16 @@ impl KeyPart for str {
     }
 }
 
+impl KeyPart for Timestamp {
+    fn write_key(&self, out: &mut String) {
+        out.push_str(self.canonical().as_str());
+    }
+
+    fn write_correlation(&self, out: &mut String) {
+        out.push_str(self.as_str());
+    }
+}
+
 macro_rules! key_as_str {
     ($($t:ty),*) => {$(
         impl KeyPart for $t {
@@ -29,7 +111,8 @@ macro_rules! key_as_str {
         }
     )*};
 }
-key_as_str!(Timestamp, Date, Url, Email);
+// A date is checked to be `YYYY-MM-DD` when built, so its text is already canonical.
+key_as_str!(Date, Url, Email);
 
 macro_rules! key_display {
     ($($t:ty),*) => {$(
@@ -42,6 +125,7 @@ macro_rules! key_display {
         }
     )*};
 }
+// `Uuid`'s `Display` is the lower-case hyphenated form.
 key_display!(i64, u64, bool, uuid::Uuid);
 
 #[cfg(test)]
@@ -62,7 +146,22 @@ mod tests {
         Timestamp::parse("2026-11-26T17:00:00Z")
             .unwrap()
             .write_key(&mut s);
-        assert_eq!(s, "var-1:7:-3:true:2026-11-26T17:00:00Z");
+        assert_eq!(s, "var-1:7:-3:true:2026-11-26T17:00:00.000Z");
+    }
+
+    #[test]
+    fn correlation_ids_keep_a_timestamp_as_written_and_are_not_escaped() {
+        let at = Timestamp::parse("2026-11-26T17:00:00+01:00").unwrap();
+        assert_eq!(
+            crate::__private::correlation(&at),
+            "2026-11-26T17:00:00+01:00"
+        );
+        assert_eq!(crate::__private::correlation("post:42"), "post:42");
+        let id = uuid::Uuid::parse_str("0193A6C4-7B7E-7C1E-9D0A-5F2B8E4A1C33").unwrap();
+        assert_eq!(
+            crate::__private::correlation(&id),
+            "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33"
+        );
     }
 
     /// The key part a template's `{field}` contributes, as generated code writes it.
