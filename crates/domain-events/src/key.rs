@@ -203,6 +203,31 @@ mod tests {
     }
 
     #[test]
+    fn every_pair_of_short_values_gets_its_own_key() {
+        // All texts of up to three characters from the characters that matter to the escaping.
+        let mut texts = vec![String::new()];
+        for len in 1..=3 {
+            let shorter: Vec<String> = texts
+                .iter()
+                .filter(|t| t.len() == len - 1)
+                .cloned()
+                .collect();
+            for text in shorter {
+                for c in ['a', ':', '%', '3', 'A'] {
+                    texts.push(format!("{text}{c}"));
+                }
+            }
+        }
+        assert_eq!(texts.len(), 1 + 5 + 25 + 125);
+        let mut keys = std::collections::HashSet::new();
+        for a in &texts {
+            for b in &texts {
+                assert!(keys.insert(seo_text(a, b)), "({a:?}, {b:?}) shares a key");
+            }
+        }
+    }
+
+    #[test]
     fn one_instant_gives_one_key_however_it_is_written() {
         let spellings = [
             "2026-11-26T16:00:00Z",
