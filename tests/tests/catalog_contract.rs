@@ -145,17 +145,52 @@ fn wrap(event_type: &str, payload: &Value) -> Value {
         "version": info.version,
         "occurredAt": "2026-11-26T17:04:05.123Z",
         "source": "test",
-        "correlationId": fill(&format!("{{{}}}", info.correlation_field), payload),
+        "correlationId": correlation(event_type, payload),
         "causationId": null,
-        "idempotencyKey": fill(info.key_template, payload),
+        "idempotencyKey": idempotency_key(event_type, payload),
         "payload": payload,
     })
 }
 
-/// A key template (`image_family:{variationId}:{familyIndex}`) filled from payload JSON, the way
-/// docs/contract.md section 6 describes it: strings as they are, numbers and booleans as JSON text.
-/// Lenient on purpose: a reference to a missing field renders as `<missing>`.
-fn fill(template: &str, payload: &Value) -> String {
+/// A payload value as written: strings as they are, numbers and booleans as JSON text. Lenient on
+/// purpose: a missing field renders as `<missing>`.
+fn as_written(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "<missing>".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The envelope's `correlationId`: the correlation field's value as written.
+fn correlation(event_type: &str, payload: &Value) -> String {
+    as_written(&payload[info(event_type).correlation_field])
+}
+
+/// The envelope's `idempotencyKey` as docs/contract.md section 6 defines it: each `{field}` replaced
+/// by the value's canonical text (a timestamp, known by `format: date-time` in the exported
+/// payload schema, in UTC with milliseconds; a UUID lower-case), `%` written `%25` and `:` `%3A`.
+fn idempotency_key(event_type: &str, payload: &Value) -> String {
+    let schema = export_file(&schema_path(event_type, "payload"));
+    fill(info(event_type).key_template, payload, |field, value| {
+        let text = as_written(value);
+        let text = match schema["properties"][field]["format"].as_str() {
+            Some("date-time") => Timestamp::from_datetime(
+                Timestamp::parse(text.as_str())
+                    .expect("a valid timestamp")
+                    .to_datetime(),
+            )
+            .into_string(),
+            Some("uuid") => text.to_lowercase(),
+            _ => text,
+        };
+        text.replace('%', "%25").replace(':', "%3A")
+    })
+}
+
+/// A key template (`image_family:{variationId}:{familyIndex}`) filled from payload JSON, each
+/// reference replaced by `value(field, json)`.
+fn fill(template: &str, payload: &Value, value: impl Fn(&str, &Value) -> String) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
@@ -166,11 +201,8 @@ fn fill(template: &str, payload: &Value) -> String {
             rest = &tail[2..];
         } else {
             let end = tail.find('}').expect("unclosed `{` in key template");
-            match &payload[&tail[1..end]] {
-                Value::String(s) => out.push_str(s),
-                Value::Null => out.push_str("<missing>"),
-                other => out.push_str(&other.to_string()),
-            }
+            let field = &tail[1..end];
+            out.push_str(&value(field, &payload[field]));
             rest = &tail[end + 1..];
         }
     }
@@ -692,14 +724,13 @@ fn envelopes_built_from_valid_samples_match_the_contract_and_the_event_schema() 
             )),
         }
 
-        let correlation = fill(&format!("{{{}}}", info.correlation_field), payload);
         let expected = json!({
             "type": event_type,
             "version": info.version,
             "source": "test",
-            "correlationId": correlation,
+            "correlationId": correlation(event_type, payload),
             "causationId": null,
-            "idempotencyKey": fill(info.key_template, payload),
+            "idempotencyKey": idempotency_key(event_type, payload),
             "payload": payload,
         });
         let mut rest = fresh.clone();
@@ -857,4 +888,65 @@ fn committed_export_matches_the_schemas() {
         failures.push("run `cargo xtask schema export` to update schemas/json".into());
     }
     assert_no_failures(failures);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency keys are unambiguous (README "Idempotency keys").
+
+fn seo_text(content_id: &str, locale: &str) -> domain_events_catalog::SeoTextGeneratedPayload {
+    domain_events_catalog::SeoTextGeneratedPayload {
+        content_id: content_id.into(),
+        locale: locale.into(),
+        word_count: 800,
+        generation_time_ms: 1200,
+    }
+}
+
+#[test]
+fn payloads_that_differ_only_in_where_a_colon_falls_get_different_keys() {
+    let a = seo_text("post:42", "en").idempotency_key();
+    let b = seo_text("post", "42:en").idempotency_key();
+    assert_ne!(a, b, "two different payloads share one idempotency key");
+    assert_eq!(a, "seo_text:post%3A42:en");
+    assert_eq!(b, "seo_text:post:42%3Aen");
+    // Values without `%` or `:` keep the keys they had.
+    assert_eq!(
+        seo_text("post-42", "en").idempotency_key(),
+        "seo_text:post-42:en"
+    );
+    let completed = domain_events_catalog::ImageVariationCompletedPayload {
+        variation_id: "var-123".into(),
+        variation_name: "hero".into(),
+        families_completed: 3,
+        total_generation_time_ms: 9000,
+        public_urls: Vec::new(),
+    };
+    assert_eq!(completed.idempotency_key(), "image_complete:var-123");
+}
+
+#[test]
+fn one_instant_written_three_ways_gets_one_key() {
+    let hourly =
+        |period_start: &str| domain_events_catalog::AnalyticsHourlyAggregationCompletePayload {
+            period_start: Timestamp::parse(period_start).unwrap(),
+            period_end: Timestamp::parse("2026-11-26T17:00:00Z").unwrap(),
+            rows_aggregated: 10,
+            duration_ms: 5,
+        };
+    let keys: BTreeSet<String> = [
+        "2026-11-26T16:00:00Z",
+        "2026-11-26T17:00:00+01:00",
+        "2026-11-26T16:00:00.000Z",
+    ]
+    .into_iter()
+    .map(|at| hourly(at).idempotency_key())
+    .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["analytics_hourly:2026-11-26T16%3A00%3A00.000Z".to_owned()])
+    );
+    // The payload and the correlation id keep the text as written.
+    let payload = hourly("2026-11-26T17:00:00+01:00");
+    assert_eq!(payload.period_start.as_str(), "2026-11-26T17:00:00+01:00");
+    assert_eq!(payload.correlation_id(), "2026-11-26T17:00:00+01:00");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use domain_events::{
     EmitBatch, EmitError, Emitter, Handlers, PublishOutcome, Timestamp, Transport,
 };
-use domain_events_catalog::{FunnelSignupMethod, FunnelSignupPayload};
+use domain_events_catalog::{FunnelSignupMethod, FunnelSignupPayload, SeoTextGeneratedPayload};
 use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{family_completed, init_tracing};
@@ -185,6 +185,54 @@ async fn racing_duplicate_emissions_from_two_processes_give_one_entry_per_key() 
         .map(|(_, _, e)| e["idempotencyKey"].as_str().unwrap())
         .collect();
     assert_eq!(keys.len(), COUNT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_that_differ_only_in_where_a_colon_falls_are_both_stored() {
+    init_tracing();
+    let server = RedisServer::start();
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .key_prefix("colons");
+    let emitter = Emitter::new("colon-test", RedisTransport::new(config.clone()).unwrap());
+    let seo_text = |content_id: &str, locale: &str| SeoTextGeneratedPayload {
+        content_id: content_id.into(),
+        locale: locale.into(),
+        word_count: 800,
+        generation_time_ms: 1200,
+    };
+    let first = emitter.emit(seo_text("post:42", "en")).await.unwrap();
+    let second = emitter.emit(seo_text("post", "42:en")).await.unwrap();
+    assert!(first.published(), "{first:?}");
+    assert!(
+        second.published(),
+        "a different payload was reported a duplicate: {second:?}"
+    );
+    // The same payload again is still a duplicate of the first.
+    let again = emitter.emit(seo_text("post:42", "en")).await.unwrap();
+    assert!(again.duplicate, "{again:?}");
+    assert_eq!(again.existing_event_id, Some(first.event_id));
+
+    let mut conn = server.connection().await;
+    let stored = entries(&mut conn, &config.keys().stream("seo")).await;
+    let stored: Vec<(&str, &str, &str)> = stored
+        .iter()
+        .map(|(_, _, event)| {
+            (
+                event["payload"]["contentId"].as_str().unwrap(),
+                event["payload"]["locale"].as_str().unwrap(),
+                event["idempotencyKey"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            ("post:42", "en", "seo_text:post%3A42:en"),
+            ("post", "42:en", "seo_text:post:42%3Aen"),
+        ],
+        "one stream entry per payload"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use clap::builder::NonEmptyStringValueParser;
 use domain_events::{
     DEFAULT_EMIT_TIMEOUT, OutgoingEvent, PublishOutcome, RawEnvelope, Timestamp, Transport,
-    TransportError, Uuid, is_valid_traceparent,
+    TransportError, Uuid, is_valid_traceparent, write_key_part,
 };
-use domain_events_schema::model::{Catalog, Event};
+use domain_events_schema::model::{Catalog, Event, EventVersion, FieldType};
 use domain_events_schema::{Settings, json_schema};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -199,7 +199,9 @@ fn envelope(
         .collect();
     // The schema requires every field a key or the correlation id uses, and allows only values
     // with a text form there; these cannot fail for a valid payload.
-    let key = version.key.render(&payload);
+    let key = version
+        .key
+        .render(&payload, |name, value| key_value(version, name, value));
     let correlation_id = version.correlation_id(&payload);
     if problems.is_empty() && key.is_none() {
         problems.push(format!(
@@ -249,6 +251,35 @@ fn envelope(
         idempotency_key: envelope.idempotency_key,
         json: Arc::from(json),
     })
+}
+
+/// The text a key template's `{name}` holds for `value`, as generated code writes it: the value
+/// read into the runtime's type for the field's schema type, written canonically and escaped by
+/// [`write_key_part`]. `None` when the value does not have that type.
+fn key_value(version: &EventVersion, name: &str, value: &Value) -> Option<String> {
+    let mut out = String::new();
+    match (&version.field(name)?.ty, value) {
+        (FieldType::Timestamp, Value::String(text)) => {
+            write_key_part(&Timestamp::parse(text.as_str()).ok()?, &mut out)
+        }
+        (FieldType::Uuid, Value::String(text)) => {
+            write_key_part(&Uuid::parse_str(text).ok()?, &mut out)
+        }
+        (FieldType::Int, Value::Number(n)) => write_key_part(&n.as_i64()?, &mut out),
+        (FieldType::UInt, Value::Number(n)) => write_key_part(&n.as_u64()?, &mut out),
+        (FieldType::Bool, Value::Bool(flag)) => write_key_part(flag, &mut out),
+        // Strings, dates, URLs, emails and enum values: the text as given.
+        (
+            FieldType::String
+            | FieldType::Date
+            | FieldType::Url
+            | FieldType::Email
+            | FieldType::Named(_),
+            Value::String(text),
+        ) => write_key_part(text.as_str(), &mut out),
+        _ => return None,
+    }
+    Some(out)
 }
 
 /// Publishes one event within the emitter's default timeout.

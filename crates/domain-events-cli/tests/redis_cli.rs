@@ -592,3 +592,54 @@ note    = "string"
     assert_eq!(setup.run(&args).status.code(), Some(2));
     assert_eq!(setup.run(&emit).status.code(), Some(2));
 }
+
+/// Key templates whose values may hold `:` or be written several ways.
+const KEYED: &str = r#"category = "shop"
+correlation = "orderId"
+
+[events.line_added]
+idempotency_key = "line_added:{orderId}:{sku}"
+
+[events.line_added.fields]
+orderId = "string"
+sku     = "string"
+
+[events.order_checked]
+idempotency_key = "order_checked:{checkId}:{checkedAt}"
+
+[events.order_checked.fields]
+orderId   = "string"
+checkId   = "uuid"
+checkedAt = "timestamp"
+"#;
+
+#[test]
+fn emit_writes_keys_as_the_runtime_does_escaped_and_canonical() {
+    let setup = Setup::new(KEYED);
+    let line = |order: &str, sku: &str| json!({"orderId": order, "sku": sku});
+    let first = json_line(&setup.emit("shop:line_added", &line("o:1", "s")));
+    let second = json_line(&setup.emit("shop:line_added", &line("o", "1:s")));
+    assert_eq!(first["idempotencyKey"], "line_added:o%3A1:s");
+    assert_eq!(second["idempotencyKey"], "line_added:o:1%3As");
+    assert_eq!(
+        (&first["duplicate"], &second["duplicate"]),
+        (&json!(false), &json!(false)),
+        "two different payloads share one key"
+    );
+
+    let check = |id: &str, at: &str| json!({"orderId": "o-2", "checkId": id, "checkedAt": at});
+    let id = "0193a6c4-7b7e-7c1e-9d0a-5f2b8e4a1c33";
+    let canonical = format!("order_checked:{id}:2026-11-26T16%3A00%3A00.000Z");
+    let first = json_line(&setup.emit(
+        "shop:order_checked",
+        &check(&id.to_uppercase(), "2026-11-26T17:00:00+01:00"),
+    ));
+    assert_eq!(first["idempotencyKey"], canonical.as_str());
+    assert_eq!(first["duplicate"], false);
+    for at in ["2026-11-26T16:00:00Z", "2026-11-26T16:00:00.000Z"] {
+        let again = json_line(&setup.emit("shop:order_checked", &check(id, at)));
+        assert_eq!(again["idempotencyKey"], canonical.as_str(), "{at}");
+        assert_eq!(again["duplicate"], true, "{at}");
+    }
+    assert_eq!(setup.xlen(STREAM), 3);
+}

@@ -26,8 +26,8 @@ pub fn render(catalog: &Catalog, settings: &Settings) -> String {
         "{events} {} in {} {}. Every event travels in the JSON envelope `eventId`, `type`, \
          `version`, `occurredAt`, `source`, `correlationId`, `causationId`, `idempotencyKey`, \
          `traceparent`, `payload`; `correlationId` is the value of the event's correlation field \
-         and `idempotencyKey` its key template filled from the payload. Readers ignore fields \
-         they do not know.\n",
+         and `idempotencyKey` its key template filled from the payload: {}. Readers ignore \
+         fields they do not know.\n",
         if events == 1 { "event" } else { "events" },
         catalog.categories.len(),
         if catalog.categories.len() == 1 {
@@ -35,6 +35,7 @@ pub fn render(catalog: &Catalog, settings: &Settings) -> String {
         } else {
             "categories"
         },
+        crate::model::KEY_RULE,
     );
     out.push_str(
         "Beside this file: `index.json` lists every event version with its JSON Schemas \

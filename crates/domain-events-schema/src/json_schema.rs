@@ -128,7 +128,7 @@ pub fn event_schema(
             "source": {"type": "string", "minLength": 1, "description": "the emitting service"},
             "correlationId": {"type": "string", "description": format!("the value of `{}`", version.correlation)},
             "causationId": {"type": ["string", "null"], "format": "uuid"},
-            "idempotencyKey": {"type": "string", "minLength": 1, "description": format!("`{}` filled from the payload", version.key.source)},
+            "idempotencyKey": {"type": "string", "minLength": 1, "description": format!("`{}` filled from the payload: {}", version.key.source, crate::model::KEY_RULE)},
             "traceparent": {"type": ["string", "null"], "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
             "payload": Value::Object(payload_body(catalog, event, version)),
         }),

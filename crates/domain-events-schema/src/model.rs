@@ -117,16 +117,28 @@ pub struct KeyTemplate {
     pub parts: Vec<KeyPart>,
 }
 
+/// How a key template's `{field}` is written, for the exported JSON Schema and documents: the
+/// rule `domain_events::write_key_part` implements.
+pub const KEY_RULE: &str = "each `{field}` is replaced by the field's canonical text (strings, \
+    URLs, emails and enum values as given; integers in decimal; `true` or `false`; UUIDs \
+    lower-case hyphenated; dates `YYYY-MM-DD`; timestamps RFC 3339 in UTC with exactly three \
+    fractional digits and `Z`, e.g. `2026-11-26T16:00:00.000Z`) with `%` written as `%25` and \
+    `:` as `%3A`; literal text is kept, and every two references are separated by literal text \
+    containing `:`, so a key splits back into its values and two payloads share a key only when \
+    those fields are equal";
+
 impl KeyTemplate {
-    /// The key of a payload given as JSON: literals as written, each `{field}` replaced by the text
-    /// of that payload field ([`key_text`]). `None` when a referenced field is missing or has no
-    /// text form (the payload does not match its schema).
+    /// The key of a payload given as JSON: literals as written, each `{field}` replaced by
+    /// `value(name, json)`, which must return the field's text as a key holds it ([`KEY_RULE`]:
+    /// canonical, then escaped). `None` when a referenced field is missing or `value` gives
+    /// `None` (the payload does not match its schema).
     ///
-    /// This is the key generated code computes from a typed payload, for tools that hold JSON
-    /// instead (the command-line `emit`).
+    /// Generated code computes the same key from a typed payload; tools that hold JSON instead
+    /// (the command-line `emit`) pass a `value` that reads the JSON into the runtime's types and
+    /// writes it with `domain_events::write_key_part`, so both agree.
     ///
     /// ```
-    /// use domain_events_schema::model::{KeyPart, KeyTemplate};
+    /// use domain_events_schema::model::{KeyPart, KeyTemplate, key_text};
     ///
     /// let template = KeyTemplate {
     ///     source: "seo_done:{pageId}:{attempt}".into(),
@@ -137,25 +149,35 @@ impl KeyTemplate {
     ///         KeyPart::Field("attempt".into()),
     ///     ],
     /// };
-    /// let payload = serde_json::json!({"pageId": "p-1", "attempt": 2});
-    /// assert_eq!(template.render(&payload).as_deref(), Some("seo_done:p-1:2"));
-    /// assert_eq!(template.render(&serde_json::json!({"pageId": "p-1"})), None);
+    /// // Strings, integers and booleans only; a real caller also writes timestamps and UUIDs
+    /// // canonically.
+    /// let value = |_: &str, json: &serde_json::Value| {
+    ///     key_text(json).map(|text| text.replace('%', "%25").replace(':', "%3A"))
+    /// };
+    /// let payload = serde_json::json!({"pageId": "p:1", "attempt": 2});
+    /// assert_eq!(template.render(&payload, value).as_deref(), Some("seo_done:p%3A1:2"));
+    /// assert_eq!(template.render(&serde_json::json!({"pageId": "p-1"}), value), None);
     /// ```
-    pub fn render(&self, payload: &serde_json::Value) -> Option<String> {
+    pub fn render(
+        &self,
+        payload: &serde_json::Value,
+        mut value: impl FnMut(&str, &serde_json::Value) -> Option<String>,
+    ) -> Option<String> {
         let mut key = String::new();
         for part in &self.parts {
             match part {
                 KeyPart::Literal(text) => key.push_str(text),
-                KeyPart::Field(name) => key.push_str(&key_text(payload.get(name)?)?),
+                KeyPart::Field(name) => key.push_str(&value(name, payload.get(name)?)?),
             }
         }
         Some(key)
     }
 }
 
-/// The text a payload value contributes to an idempotency key or a correlation id, as the runtime
-/// writes it: a string as it is, an integer or a boolean in its JSON form. `None` for every other
-/// value (floats, `null`, arrays, objects), which the schema language never lets into a key.
+/// The text of a payload value as the runtime writes a correlation id: a string as it is (a
+/// timestamp as written), an integer or a boolean in its JSON form. `None` for every other value
+/// (floats, `null`, arrays, objects), which the schema language never lets into a key or a
+/// correlation id. A key holds a value's canonical text, escaped ([`KEY_RULE`]).
 pub fn key_text(value: &serde_json::Value) -> Option<String> {
     match value {
         serde_json::Value::String(text) => Some(text.clone()),
@@ -348,18 +370,23 @@ mod tests {
         }
     }
 
+    /// A stand-in for the runtime's value writer: names the field it was given.
+    fn tagged(name: &str, json: &serde_json::Value) -> Option<String> {
+        key_text(json).map(|text| format!("<{name}={text}>"))
+    }
+
     #[test]
-    fn keys_render_like_the_runtime_writes_them() {
+    fn keys_render_literals_and_the_given_values_in_order() {
         let t = template(&[
             "k:", "{id}", ":", "{n}", ":", "{neg}", ":", "{flag}", ":", "{kind}",
         ]);
         let payload = json!({"id": "a b:c", "n": 18446744073709551615u64, "neg": -3, "flag": true, "kind": "hero"});
         assert_eq!(
-            t.render(&payload).as_deref(),
-            Some("k:a b:c:18446744073709551615:-3:true:hero")
+            t.render(&payload, tagged).as_deref(),
+            Some("k:<id=a b:c>:<n=18446744073709551615>:<neg=-3>:<flag=true>:<kind=hero>")
         );
         assert_eq!(
-            template(&["fixed"]).render(&json!({})).as_deref(),
+            template(&["fixed"]).render(&json!({}), tagged).as_deref(),
             Some("fixed")
         );
     }
@@ -375,7 +402,7 @@ mod tests {
             json!({"id": {"a": 1}}),
             json!("not an object"),
         ] {
-            assert_eq!(t.render(&payload), None, "{payload}");
+            assert_eq!(t.render(&payload, tagged), None, "{payload}");
         }
     }
 

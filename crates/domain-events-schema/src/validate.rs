@@ -947,6 +947,10 @@ impl Context<'_> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut refs: Vec<(String, usize)> = Vec::new();
+        // Whether the literal text since the last reference holds a `:`, and whether every two
+        // references are separated by one: only then does a key split back into its values.
+        let mut colon_since_ref = false;
+        let mut separated = true;
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -979,6 +983,24 @@ impl Context<'_> {
                         );
                         return None;
                     }
+                    if let Some((previous, start)) = refs.last().filter(|_| !colon_since_ref) {
+                        self.diags.error_help(
+                            file,
+                            base + start..base + i + len + 2,
+                            format!(
+                                "the idempotency key's `{{{previous}}}` and `{{{name}}}` are not \
+                                 separated by a `:`, so the key cannot show where one value ends \
+                                 and two different payloads could get the same key"
+                            ),
+                            format!(
+                                "put literal text containing `:` between the two references, e.g. \
+                                 `{{{previous}}}:{{{name}}}`; values are written with `:` escaped \
+                                 as `%3A`, so a literal `:` always marks the boundary"
+                            ),
+                        );
+                        separated = false;
+                    }
+                    colon_since_ref = false;
                     if !literal.is_empty() {
                         parts.push(KeyPart::Literal(std::mem::take(&mut literal)));
                     }
@@ -997,6 +1019,7 @@ impl Context<'_> {
                 }
                 _ => {
                     let ch = text[i..].chars().next().unwrap_or_default();
+                    colon_since_ref |= ch == ':';
                     literal.push(ch);
                     i += ch.len_utf8().max(1);
                 }
@@ -1015,7 +1038,7 @@ impl Context<'_> {
             return None;
         }
         let fields = fields?;
-        let mut ok = true;
+        let mut ok = separated;
         for (name, offset) in refs {
             let span = base + offset..base + offset + name.len() + 2;
             ok &= self.scalar_field_ref(file, span, &name, fields, "the idempotency key");

@@ -90,6 +90,7 @@ fn the_distinct_error_classes_are_covered() {
         "has no single text form",        // non-scalar key / correlation field
         "is never closed",                // malformed template
         "references no field",            // constant key
+        "are not separated by a `:`",     // ambiguous key: two references without `:` between
         "has no correlation field",       // missing correlation
         "already defines",                // Rust name collision across files
         "both become the Rust field",     // field collision

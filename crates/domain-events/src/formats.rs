@@ -217,6 +217,28 @@ impl Timestamp {
         Self(text)
     }
 
+    /// The same instant in the one form the envelope's `occurredAt` uses: RFC 3339 in UTC with
+    /// exactly three fractional digits and `Z` ([`from_datetime`](Self::from_datetime)), so that
+    /// every spelling of an instant gives one idempotency key. Digits below the millisecond are
+    /// dropped. An instant whose UTC year has no four-digit form (before 0000 or after 9999) keeps
+    /// its text as written.
+    ///
+    /// ```
+    /// use domain_events::Timestamp;
+    ///
+    /// for text in ["2026-11-26T16:00:00Z", "2026-11-26T17:00:00+01:00", "2026-11-26T16:00:00.000Z"] {
+    ///     let at = Timestamp::parse(text).unwrap();
+    ///     assert_eq!(at.canonical().as_str(), "2026-11-26T16:00:00.000Z");
+    /// }
+    /// ```
+    pub fn canonical(&self) -> Self {
+        // In UTC first: the conversion fails (instead of panicking) past the last supported year.
+        match self.to_datetime().checked_to_offset(UtcOffset::UTC) {
+            Some(at) if (0..=9999).contains(&at.year()) => Self::from_datetime(at),
+            _ => self.clone(),
+        }
+    }
+
     /// The instant this timestamp names.
     pub fn to_datetime(&self) -> OffsetDateTime {
         // Only text that parsed is ever stored, so this cannot fail; the epoch keeps it total.
@@ -339,6 +361,25 @@ mod tests {
                     .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
                     .unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn canonical_timestamps_are_utc_milliseconds() {
+        let cases = [
+            ("2026-11-26T17:00:00+01:00", "2026-11-26T16:00:00.000Z"),
+            ("2026-11-26T16:00:00.000Z", "2026-11-26T16:00:00.000Z"),
+            ("2026-11-26T16:00:00.1Z", "2026-11-26T16:00:00.100Z"),
+            ("2026-11-26T16:00:00.123999Z", "2026-11-26T16:00:00.123Z"),
+            ("2026-11-27T00:30:00+01:00", "2026-11-26T23:30:00.000Z"),
+            // No four-digit UTC year: kept as written rather than given an empty text.
+            ("9999-12-31T23:30:00-01:00", "9999-12-31T23:30:00-01:00"),
+            ("0000-01-01T00:30:00+01:00", "0000-01-01T00:30:00+01:00"),
+        ];
+        for (text, want) in cases {
+            let at = Timestamp::parse(text).unwrap();
+            assert_eq!(at.canonical().as_str(), want, "{text}");
+            assert_eq!(at.as_str(), text, "the value itself keeps its text");
         }
     }
 

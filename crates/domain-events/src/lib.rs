@@ -45,7 +45,7 @@ pub use envelope::{DecodeError, Envelope, RawEnvelope, is_valid_traceparent};
 pub use formats::{Date, Email, FormatError, Timestamp, Url};
 pub use handlers::{DispatchError, Dispatched, HandlerError, Handlers};
 pub use idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard};
-pub use key::KeyPart;
+pub use key::{KeyPart, escape_key_value, write_key_part};
 pub use memory::{
     Backpressure, DEFAULT_CAPACITY, DEFAULT_CLAIM_TTL, Delivered, Filter, MemoryBus,
     MemoryBusBuilder, Subscription, TypedSubscription,

@@ -28,7 +28,9 @@ pub trait EventPayload:
     /// The payload field whose value becomes the envelope's `correlationId`.
     const CORRELATION_FIELD: &'static str;
 
-    /// The idempotency key: the key template filled from this payload.
+    /// The idempotency key: the key template filled from this payload, each `{field}` written by
+    /// [`write_key_part`](crate::write_key_part) (canonical text, `%` and `:` escaped), so two
+    /// payloads share a key only when the fields the template names are equal.
     fn idempotency_key(&self) -> String;
 
     /// The correlation id: the value of the correlation field.

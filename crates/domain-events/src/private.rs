@@ -21,17 +21,17 @@ where
     }
 }
 
-/// Writes one key-template part.
+/// Writes one key-template part: the value's canonical text, escaped.
 #[inline]
 pub fn key_part<T: KeyPart + ?Sized>(value: &T, out: &mut String) {
-    value.write_key(out);
+    crate::key::write_key_part(value, out);
 }
 
 /// The text of a correlation field.
 #[inline]
 pub fn correlation<T: KeyPart + ?Sized>(value: &T) -> String {
     let mut out = String::new();
-    value.write_key(&mut out);
+    value.write_correlation(&mut out);
     out
 }
 

@@ -89,7 +89,16 @@ export interface BaseDomainEvent<T extends DomainEventType, P, V extends number 
   correlationId: string;
   /** The `eventId` of the event that caused this one. */
   causationId?: string | null;
-  /** The event's idempotency key, filled from its template. */
+  /**
+   * The event's idempotency key, filled from its template: each `{field}` is replaced by the
+   * field's canonical text, then `%` is written `%25` and `:` is written `%3A`
+   * (`text.replace(/%/g, '%25').replace(/:/g, '%3A')`). Canonical text: strings, URLs, emails
+   * and enum values as given; integers in decimal; `true` or `false`; UUIDs lower-case
+   * hyphenated; dates `YYYY-MM-DD`; timestamps RFC 3339 in UTC with exactly three fractional
+   * digits and `Z` (`new Date(value).toISOString()`). Every two references of a template are
+   * separated by literal text containing `:`, so two payloads share a key only when those
+   * fields are equal.
+   */
   idempotencyKey: string;
   /** W3C Trace Context `traceparent` of the emitting span. */
   traceparent?: string | null;
