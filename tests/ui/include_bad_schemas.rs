@@ -1,5 +1,6 @@
 // Two files, three problems: all reported at once, each naming file, line and column.
-// trybuild builds this file in target/tests/trybuild/<crate>/, hence the relative path.
-domain_events::include_events!("../../../../tests/ui/bad_schemas");
+// `ui-schemas/bad_schemas` is `tests/ui/bad_schemas`, copied next to the crate trybuild builds
+// (see tests/compile_fail.rs).
+domain_events::include_events!("ui-schemas/bad_schemas");
 
 fn main() {}
