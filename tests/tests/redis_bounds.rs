@@ -118,9 +118,7 @@ async fn entries_over_the_limit_are_dead_lettered_with_their_size_and_memory_sta
     let server = RedisServer::start();
     let prefix = "bounds";
     let group = "bounds-group";
-    let config = RedisConfig::new(&server.url())
-        .unwrap()
-        .key_prefix(prefix);
+    let config = RedisConfig::new(&server.url()).unwrap().key_prefix(prefix);
     let keys = config.keys();
     let stream = keys.stream("image");
     let dlq = keys.dlq("image", group);
@@ -240,9 +238,8 @@ async fn entries_over_the_limit_are_dead_lettered_with_their_size_and_memory_sta
     );
     let letters = dead_letters(&mut conn, &dlq).await;
     assert_eq!(letters.len(), BIG_ENTRIES, "one dead letter per big entry");
-    let reason = format!(
-        "entry of {big_size} bytes is larger than the limit of {ENTRY_LIMIT} bytes"
-    );
+    let reason =
+        format!("entry of {big_size} bytes is larger than the limit of {ENTRY_LIMIT} bytes");
     for (entry_id, letter_reason, event_len) in &letters {
         assert!(big_ids.contains(entry_id), "dead letter of {entry_id}");
         assert!(
