@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain_events::{EmitBatch, Emitter};
-use domain_events_redis::{RedisConfig, RedisTransport};
+use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{
-    WorkerSettings, counter_key, family_completed, init_tracing,
+    WorkerSettings, counter_key, counting_handlers, family_completed, init_tracing,
 };
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -305,4 +305,110 @@ async fn entries_over_the_limit_are_dead_lettered_with_their_size_and_memory_sta
         unavailable.is_empty(),
         "the consumer logged Redis as unavailable: {unavailable:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_byte_budgets_deliver_everything_once_and_claims_dead_letter_entries_over_the_limit()
+{
+    init_tracing();
+    let server = RedisServer::start();
+    let group = "small-group";
+    let config = RedisConfig::new(&server.url()).unwrap().key_prefix("small");
+    let keys = config.keys();
+    let stream = keys.stream("image");
+    let dlq = keys.dlq("image", group);
+    let mut conn = server.connection().await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP CREATE");
+    // An entry over the limit already pending for the consumer (a restart under the same name)
+    // goes through the claim script; one appended later through the read script.
+    let over = format!(r#"{{"padding":"{}"}}"#, "y".repeat(3000));
+    let over_size = "type".len() + EVENT_TYPE.len() + "event".len() + over.len();
+    let pending_id = append_big(&mut conn, &stream, &over).await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("small-consumer")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .expect("XREADGROUP");
+    let emitter = Emitter::new("small-test", RedisTransport::new(config.clone()).unwrap());
+    let mut event_ids = Vec::new();
+    for start in [0, 20] {
+        let mut batch = EmitBatch::new();
+        for index in start..start + 20 {
+            batch.push(family_completed("small", index)).unwrap();
+        }
+        event_ids.extend(
+            emitter
+                .emit_batch(batch)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|emitted| emitted.event_id.to_string()),
+        );
+        if start == 0 {
+            append_big(&mut conn, &stream, &over).await;
+        }
+    }
+    let counter = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    let handlers = counting_handlers(counter, "bounds-test".into(), Duration::ZERO);
+    // Room for a few events (of about 650 bytes) per read or claim.
+    let consumer = RedisConsumer::builder(config, group, handlers)
+        .consumer_name("small-consumer")
+        .max_entry_bytes(2048)
+        .max_batch_bytes(4096)
+        .block(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let handle = consumer.spawn();
+    let keys = (stream.as_str(), dlq.as_str(), group);
+    assert!(
+        wait_settled(&mut conn, keys, 2, &event_ids).await,
+        "everything settled"
+    );
+    let stats = handle.shutdown().await.unwrap();
+    assert_eq!((stats.handled, stats.poison), (40, 2), "{stats:?}");
+    for event_id in &event_ids {
+        let count: Option<u64> = conn
+            .get(counter_key("bounds-test", event_id))
+            .await
+            .expect("GET");
+        assert_eq!(count, Some(1), "event {event_id} handled once");
+    }
+    let letters: redis::streams::StreamRangeReply = conn.xrange_all(&dlq).await.unwrap();
+    assert_eq!(letters.ids.len(), 2);
+    let reason = format!("entry of {over_size} bytes is larger than the limit of 2048 bytes");
+    for letter in &letters.ids {
+        let field = |name: &str| -> String {
+            letter
+                .get::<String>(name)
+                .unwrap_or_else(|| panic!("dead letter field {name}"))
+        };
+        assert_eq!(field("reason"), reason);
+        assert_eq!(field("event"), over, "the raw event is kept");
+        assert_eq!(field("group"), group);
+        assert_eq!(field("stream"), stream);
+        // The pending one was delivered once before, and once more by the claim.
+        let deliveries = if field("entryId") == pending_id {
+            "2"
+        } else {
+            "1"
+        };
+        assert_eq!(field("deliveries"), deliveries, "{}", field("entryId"));
+    }
 }
