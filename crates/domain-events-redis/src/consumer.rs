@@ -275,7 +275,10 @@ impl fmt::Debug for RedisConsumerBuilder {
 /// For every entry delivered to this consumer:
 ///
 /// 1. an entry without an `event` field, or whose `event` is not an envelope, is dead-lettered at
-///    once (poison), with the reason;
+///    once (poison), with the reason; so is an entry larger than
+///    [`max_entry_bytes`](RedisConsumerBuilder::max_entry_bytes), inside Redis, before it is
+///    delivered (reads and claims are also bounded in bytes:
+///    [`max_batch_bytes`](RedisConsumerBuilder::max_batch_bytes));
 /// 2. if the group's done record for the event's idempotency key exists, the entry is acknowledged
 ///    without running a handler (a redelivery or a duplicate);
 /// 3. an entry delivered more than `max_deliveries` times (by consumers that died meanwhile) is
@@ -953,7 +956,6 @@ impl Inner {
             }
             match self.claim(stream, self.claim_idle, None, "-", left).await {
                 Ok((mut got, _)) => claimed.append(&mut got),
-                Err(error) if error.is_timeout() && !claimed.is_empty() => break,
                 Err(error) if error.is_timeout() => {
                     self.log_timeout(&error, "claiming pending entries");
                     break;
