@@ -1158,7 +1158,9 @@ impl Inner {
             for entry in entries {
                 let size = entry_size(&entry);
                 if size > self.max_entry_bytes {
-                    self.dead_letter_too_large(&stream, entry.id, size).await;
+                    let Entry { id, fields } = entry;
+                    drop(fields);
+                    self.dead_letter_too_large(&stream, id, size).await;
                     continue;
                 }
                 deliveries.push(Delivery {
