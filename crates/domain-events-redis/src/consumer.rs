@@ -21,10 +21,12 @@ use tokio::time::Instant;
 
 use crate::acker::{Ack, Acker};
 use crate::config::RedisConfig;
-use crate::entry::{Entry, parse_entries, parse_pending, parse_read};
+use crate::entry::{DeadLettered, Entry, entry_size, parse_pending, parse_read, parse_scripted};
 use crate::error::{Error, is_transient};
 use crate::keys::Keys;
-use crate::scripts::{DEAD_LETTER_SCRIPT, ttl_ms};
+use crate::scripts::{
+    CLAIM, CLAIM_SCRIPT, DEAD_LETTER_SCRIPT, READ, READ_SCRIPT, send_calls, ttl_ms,
+};
 
 /// Handlers running at once unless configured otherwise: 16.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -37,6 +39,15 @@ pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
 pub const DEFAULT_BLOCK: Duration = Duration::from_secs(2);
 /// Entries read ahead of the free handler slots, unless configured otherwise: 64.
 pub const DEFAULT_PREFETCH: usize = 64;
+/// Bytes of entries one read or claim takes at most, unless configured otherwise: 64 MiB. A
+/// batch of the default 80 entries of a few KiB each stays far below it; it is also large enough
+/// that a read of several streams still takes many entries per step (see
+/// [`max_batch_bytes`](RedisConsumerBuilder::max_batch_bytes)).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// The largest entry delivered to a handler, unless configured otherwise: 1 MiB, hundreds of
+/// times a typical event. A larger entry is dead-lettered inside Redis, with its size as the
+/// reason, without this process ever holding it.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 /// How long a shutdown may take unless configured otherwise: 10 seconds.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -83,6 +94,8 @@ pub struct RedisConsumerBuilder {
     claim_interval: Option<Duration>,
     start_from: StartFrom,
     shutdown_grace: Duration,
+    max_batch_bytes: usize,
+    max_entry_bytes: usize,
 }
 
 impl RedisConsumerBuilder {
@@ -122,6 +135,26 @@ impl RedisConsumerBuilder {
     /// How long one read waits for new entries; default [`DEFAULT_BLOCK`], at least 1 ms.
     pub fn block(mut self, block: Duration) -> Self {
         self.block = block.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How many bytes of entries one read or claim takes at most; default
+    /// [`DEFAULT_MAX_BATCH_BYTES`], at least the [entry limit](Self::max_entry_bytes). An entry's
+    /// size is the sum of its field names' and values' lengths. The budget is shared by the
+    /// streams read (each gets an equal part, at least one entry's worth); a read always takes at
+    /// least one entry when one is there.
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// The largest entry delivered to a handler; default [`DEFAULT_MAX_ENTRY_BYTES`], at least 1.
+    /// A larger entry is dead-lettered (with the reason `entry of <size> bytes is larger than the
+    /// limit of <limit> bytes`) by a script inside Redis, without this process holding it; only
+    /// one that arrives while a read waits for new entries is received once (at most one per
+    /// stream) before it is dead-lettered.
+    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
+        self.max_entry_bytes = bytes.max(1);
         self
     }
 
@@ -226,6 +259,8 @@ impl RedisConsumerBuilder {
             claim_interval,
             start_from: self.start_from,
             shutdown_grace: self.shutdown_grace,
+            max_batch_bytes: self.max_batch_bytes.max(self.max_entry_bytes),
+            max_entry_bytes: self.max_entry_bytes,
             acker,
             commands,
             reads,
@@ -258,7 +293,10 @@ impl fmt::Debug for RedisConsumerBuilder {
 /// For every entry delivered to this consumer:
 ///
 /// 1. an entry without an `event` field, or whose `event` is not an envelope, is dead-lettered at
-///    once (poison), with the reason;
+///    once (poison), with the reason; so is an entry larger than
+///    [`max_entry_bytes`](RedisConsumerBuilder::max_entry_bytes), inside Redis, before it is
+///    delivered (reads and claims are also bounded in bytes:
+///    [`max_batch_bytes`](RedisConsumerBuilder::max_batch_bytes));
 /// 2. if the group's done record for the event's idempotency key exists, the entry is acknowledged
 ///    without running a handler (a redelivery or a duplicate);
 /// 3. an entry delivered more than `max_deliveries` times (by consumers that died meanwhile) is
@@ -327,6 +365,8 @@ impl RedisConsumer {
             claim_interval: None,
             start_from: StartFrom::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
         }
     }
 
@@ -452,6 +492,10 @@ struct Inner {
     claim_interval: Duration,
     start_from: StartFrom,
     shutdown_grace: Duration,
+    /// Bytes of entries one read or claim takes at most (≥ `max_entry_bytes`).
+    max_batch_bytes: usize,
+    /// The largest entry delivered; larger ones are dead-lettered.
+    max_entry_bytes: usize,
     /// Scripts, acknowledgements, claims.
     commands: Connection,
     /// Done records and acknowledgements, on `commands`, in groups.
@@ -966,8 +1010,14 @@ impl Inner {
             if left == 0 {
                 break;
             }
-            let (mut got, _) = self.claim(stream, self.claim_idle, None, "-", left).await?;
-            claimed.append(&mut got);
+            match self.claim(stream, self.claim_idle, None, "-", left).await {
+                Ok((mut got, _)) => claimed.append(&mut got),
+                Err(error) if error.is_timeout() => {
+                    self.log_timeout(&error, "claiming pending entries");
+                    break;
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(claimed)
     }
@@ -1022,18 +1072,36 @@ impl Inner {
         if rows.is_empty() {
             return Ok((Vec::new(), last));
         }
-        let mut xclaim = redis::cmd("XCLAIM");
-        xclaim
-            .arg(stream)
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg(idle_ms);
-        for row in &rows {
-            xclaim.arg(&row.id);
-        }
-        let reply: Value = xclaim.query_async(&mut conn).await?;
-        let entries = parse_entries(reply)
-            .map_err(|e| RedisError::from((redis::ErrorKind::Parse, "XCLAIM", e.to_string())))?;
+        let dlq = self.dlq_of(stream);
+        let replies = send_calls(&self.commands, CLAIM, 1, || {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(CLAIM_SCRIPT.get_hash())
+                .arg(2)
+                .arg(stream)
+                .arg(&dlq)
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg(idle_ms)
+                .arg(self.stream_budget())
+                .arg(self.max_entry_bytes)
+                .arg(self.config.max_len());
+            for row in &rows {
+                cmd.arg(&row.id);
+            }
+            std::iter::once(cmd)
+        })
+        .await?;
+        let reply = replies.into_iter().next().ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::Parse,
+                "claim script",
+                "no reply".to_owned(),
+            ))
+        })??;
+        let (entries, dead) = parse_scripted(reply).map_err(|e| {
+            RedisError::from((redis::ErrorKind::Parse, "claim script", e.to_string()))
+        })?;
+        self.dead_lettered_in_redis(stream, &dead);
         let deliveries = entries
             .into_iter()
             .map(|entry| {
@@ -1049,23 +1117,84 @@ impl Inner {
         Ok((deliveries, last))
     }
 
-    /// `XREADGROUP ... >`: new entries of every stream, waiting up to `block` if given.
+    /// New entries of every stream, bounded in entries (`count` per stream) and in bytes: the
+    /// [`READ`] script of each stream, in one round trip, which dead-letters the entries over the
+    /// entry limit inside Redis. Only when no stream had anything, waits up to `block` (if given)
+    /// with `XREADGROUP ... COUNT 1 BLOCK`, so at most one entry per stream arrives that way; one
+    /// over the entry limit is then dead-lettered without being sent back.
     async fn read_new(
         &self,
         count: usize,
         block: Option<Duration>,
     ) -> Result<Vec<Delivery>, RedisError> {
+        let budget = self.stream_budget();
+        let dlqs: Vec<String> = self.streams.iter().map(|s| self.dlq_of(s)).collect();
+        let replies = send_calls(&self.reads, READ, self.streams.len(), || {
+            self.streams.iter().zip(&dlqs).map(|(stream, dlq)| {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(READ_SCRIPT.get_hash())
+                    .arg(2)
+                    .arg(stream)
+                    .arg(dlq)
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .arg(count)
+                    .arg(budget)
+                    .arg(self.max_entry_bytes)
+                    .arg(self.config.max_len());
+                cmd
+            })
+        })
+        .await;
+        let replies = match replies {
+            Ok(replies) => replies,
+            Err(error) => return self.read_failed(error),
+        };
+        let mut deliveries = Vec::new();
+        let mut dead_lettered = false;
+        let mut failed = None;
+        for (stream, reply) in self.streams.iter().zip(replies) {
+            let parsed = reply.and_then(|reply| {
+                parse_scripted(reply).map_err(|e| {
+                    RedisError::from((redis::ErrorKind::Parse, "read script", e.to_string()))
+                })
+            });
+            let (entries, dead) = match parsed {
+                Ok(parsed) => parsed,
+                Err(error) => {
+                    failed = Some(error);
+                    continue;
+                }
+            };
+            dead_lettered |= !dead.is_empty();
+            self.dead_lettered_in_redis(stream, &dead);
+            let stream: Arc<str> = Arc::from(stream.as_str());
+            deliveries.extend(entries.into_iter().map(|entry| Delivery {
+                stream: stream.clone(),
+                entry,
+                deliveries: 1,
+                checked: None,
+            }));
+        }
+        if !deliveries.is_empty() || dead_lettered {
+            // A failed stream fails again at the next read.
+            return Ok(deliveries);
+        }
+        if let Some(error) = failed {
+            return self.read_failed(error);
+        }
+        let Some(block) = block else {
+            return Ok(deliveries);
+        };
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.group)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(count);
-        if let Some(block) = block {
-            cmd.arg("BLOCK")
-                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1));
-        }
-        cmd.arg("STREAMS");
+            .arg(1)
+            .arg("BLOCK")
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg("STREAMS");
         for stream in &self.streams {
             cmd.arg(stream);
         }
@@ -1073,22 +1202,113 @@ impl Inner {
             cmd.arg(">");
         }
         let mut conn = self.reads.clone();
-        let reply: Value = cmd.query_async(&mut conn).await?;
+        let reply: Value = match cmd.query_async(&mut conn).await {
+            Ok(reply) => reply,
+            Err(error) => return self.read_failed(error),
+        };
         let read = parse_read(reply).map_err(|e| {
             RedisError::from((redis::ErrorKind::Parse, "XREADGROUP", e.to_string()))
         })?;
-        Ok(read
-            .into_iter()
-            .flat_map(|(stream, entries)| {
-                let stream: Arc<str> = Arc::from(stream);
-                entries.into_iter().map(move |entry| Delivery {
+        for (stream, entries) in read {
+            let stream: Arc<str> = Arc::from(stream);
+            for entry in entries {
+                let size = entry_size(&entry);
+                if size > self.max_entry_bytes {
+                    let Entry { id, fields } = entry;
+                    drop(fields);
+                    self.dead_letter_too_large(&stream, id, size).await;
+                    continue;
+                }
+                deliveries.push(Delivery {
                     stream: stream.clone(),
                     entry,
                     deliveries: 1,
                     checked: None,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// A failed read: a response timeout is logged here as what it is (an answer that did not
+    /// come in time, not an unreachable Redis) and the read counts as empty; anything else is
+    /// the caller's to handle.
+    fn read_failed(&self, error: RedisError) -> Result<Vec<Delivery>, RedisError> {
+        if error.is_timeout() {
+            self.log_timeout(&error, "reading new entries");
+            return Ok(Vec::new());
+        }
+        Err(error)
+    }
+
+    /// Logs a response timeout honestly: Redis may be slow or busy, and what the command did is
+    /// unknown.
+    fn log_timeout(&self, error: &RedisError, doing: &str) {
+        tracing::warn!(group = %self.group, consumer = %self.consumer, error = %self.config.error(error),
+            "no answer from Redis within the response timeout while {doing} (Redis slow or busy?); \
+            its outcome is unknown: entries it delivered stay pending and are claimed after the claim \
+            idle time");
+    }
+
+    /// Dead-letters an entry over the entry limit that a blocking read delivered, its bytes
+    /// already dropped: the script copies them from the stream. Tried once; if that fails, the
+    /// entry stays pending and the claim script dead-letters it later.
+    async fn dead_letter_too_large(&self, stream: &str, entry_id: String, size: usize) {
+        let dlq = self.dlq_of(stream);
+        let reason = format!(
+            "entry of {size} bytes is larger than the limit of {} bytes",
+            self.max_entry_bytes
+        );
+        let mut invocation = DEAD_LETTER_SCRIPT.prepare_invoke();
+        invocation
+            .key(stream)
+            .key(&dlq)
+            .arg(&self.group)
+            .arg(&entry_id)
+            .arg(&reason)
+            .arg(1)
+            .arg(self.config.max_len());
+        let mut conn = self.commands.clone();
+        match invocation.invoke_async::<Value>(&mut conn).await {
+            Ok(_) => self.dead_lettered_in_redis(
+                stream,
+                &[DeadLettered {
+                    id: entry_id,
+                    reason,
+                    deliveries: 1,
+                }],
+            ),
+            Err(error) => {
+                tracing::warn!(group = %self.group, stream, entry_id, error = %self.config.error(&error),
+                    "could not dead-letter an entry over the size limit; it stays pending and is dead-lettered when claimed");
+            }
+        }
+    }
+
+    /// Counts and logs entries a script dead-lettered inside Redis.
+    fn dead_lettered_in_redis(&self, stream: &str, dead: &[DeadLettered]) {
+        if dead.is_empty() {
+            return;
+        }
+        let dlq = self.dlq_of(stream);
+        for letter in dead {
+            Counters::bump(&self.counters.received);
+            Counters::bump(&self.counters.poison);
+            tracing::error!(group = %self.group, stream, entry_id = %letter.id, deliveries = letter.deliveries,
+                reason = %letter.reason, dead_letters = %dlq, "entry dead-lettered");
+        }
+    }
+
+    /// The group's dead-letter stream of `stream`'s category.
+    fn dlq_of(&self, stream: &str) -> String {
+        let category = self.keys.category_of_stream(stream).unwrap_or_default();
+        self.keys.dlq(category, &self.group)
+    }
+
+    /// The byte budget of one stream's read or claim: an equal part of the batch budget, at least
+    /// one entry's worth.
+    fn stream_budget(&self) -> usize {
+        (self.max_batch_bytes / self.streams.len().max(1)).max(self.max_entry_bytes)
     }
 
     /// Parses the envelopes of a batch of entries, holds the entries ([`InFlight::hold`]; those
@@ -1418,7 +1638,6 @@ impl Inner {
     ) {
         let category = self.keys.category_of_stream(stream).unwrap_or_default();
         let dlq = self.keys.dlq(category, &self.group);
-        let event = entry.field("event").unwrap_or_default().to_vec();
         tracing::error!(group = %self.group, stream = %stream, entry_id = %entry.id, deliveries, reason,
             dead_letters = %dlq, "entry dead-lettered");
         self.settle(stop, stream, &entry.id, |mut conn| {
@@ -1430,7 +1649,6 @@ impl Inner {
                 .arg(&entry.id)
                 .arg(reason)
                 .arg(deliveries)
-                .arg(event.as_slice())
                 .arg(self.config.max_len());
             async move { invocation.invoke_async::<Value>(&mut conn).await.map(drop) }
         })

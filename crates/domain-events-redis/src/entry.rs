@@ -153,6 +153,59 @@ pub(crate) fn parse_read(value: Value) -> Result<Vec<(String, Vec<Entry>)>, Erro
         .collect()
 }
 
+/// An entry a consumer script dead-lettered inside Redis (too large to deliver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadLettered {
+    /// The entry id.
+    pub(crate) id: String,
+    /// Why, e.g. `entry of 20971551 bytes is larger than the limit of 4194304 bytes`.
+    pub(crate) reason: String,
+    /// Its delivery count when it was dead-lettered.
+    pub(crate) deliveries: u64,
+}
+
+/// The reply of the consumer's read and claim scripts: `{entries, dead}`, the entries delivered
+/// (as `XREADGROUP`/`XCLAIM` list them) and those dead-lettered (`[id, reason, deliveries]`).
+pub(crate) fn parse_scripted(value: Value) -> Result<(Vec<Entry>, Vec<DeadLettered>), Error> {
+    let Value::Array(parts) = value else {
+        return Err(Error::Protocol(format!(
+            "expected the entries and dead letters of a consumer script, got {}",
+            kind(&value)
+        )));
+    };
+    let mut parts = parts.into_iter();
+    let entries = parts.next().map_or(Ok(Vec::new()), parse_entries)?;
+    let dead = match parts.next() {
+        Some(Value::Array(rows)) => rows
+            .into_iter()
+            .filter_map(|row| {
+                let Value::Array(cols) = row else {
+                    return None;
+                };
+                let mut cols = cols.into_iter();
+                Some(DeadLettered {
+                    id: into_text(cols.next()?)?,
+                    reason: into_text(cols.next()?)?,
+                    deliveries: match cols.next() {
+                        Some(Value::Int(n)) => u64::try_from(n).unwrap_or(0),
+                        Some(other) => into_text(other)?.parse().ok()?,
+                        None => 0,
+                    },
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok((entries, dead))
+}
+
+/// The size of an entry as the consumer's scripts count it: its field names' and values' lengths.
+pub(crate) fn entry_size(entry: &Entry) -> usize {
+    entry.fields.as_ref().map_or(0, |fields| {
+        fields.iter().map(|(k, v)| k.len() + v.len()).sum()
+    })
+}
+
 /// One row of `XPENDING <key> <group> [IDLE ms] <start> <end> <count>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pending {
@@ -247,6 +300,37 @@ mod tests {
         );
         assert_eq!(parse_read(Value::Nil).expect("timeout"), Vec::new());
         assert!(parse_read(Value::Int(1)).is_err());
+    }
+
+    #[test]
+    fn script_replies_are_parsed() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![Value::Array(vec![
+                bulk(b"1-0"),
+                Value::Array(vec![bulk(b"type"), bulk(b"t"), bulk(b"event"), bulk(b"{}")]),
+            ])]),
+            Value::Array(vec![
+                Value::Array(vec![bulk(b"2-0"), bulk(b"too large"), Value::Int(3)]),
+                Value::Int(1),
+            ]),
+        ]);
+        let (entries, dead) = parse_scripted(reply).expect("parsed");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entry_size(&entries[0]), 4 + 1 + 5 + 2);
+        assert_eq!(
+            dead,
+            vec![DeadLettered {
+                id: "2-0".into(),
+                reason: "too large".into(),
+                deliveries: 3
+            }]
+        );
+        let empty = Value::Array(vec![Value::Array(vec![]), Value::Array(vec![])]);
+        assert_eq!(
+            parse_scripted(empty).expect("parsed"),
+            (Vec::new(), Vec::new())
+        );
+        assert!(parse_scripted(Value::Int(1)).is_err());
     }
 
     #[test]

@@ -83,8 +83,9 @@ pub use config::{
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM_MAX_LEN, RedisConfig, redact_url,
 };
 pub use consumer::{
-    DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_PREFETCH, RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
+    DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PREFETCH, RedisConsumer,
+    RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
 };
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;

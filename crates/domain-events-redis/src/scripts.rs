@@ -81,26 +81,155 @@ end
 return out
 "#;
 
+/// The Lua functions the consumer's scripts share: an entry's size, and dead-lettering an entry
+/// from inside Redis (the `event` bytes never leave it). `dead_letter(stream, dlq, group, id,
+/// reason, deliveries, maxlen, fields)` writes the dead letter with the fields `stream`,
+/// `entryId`, `group`, `reason`, `deliveries`, `event` (the entry's first `event` value, empty
+/// when it had none; docs/contract.md section 4) and acknowledges the entry.
+macro_rules! consumer_lua_functions {
+    () => {
+        r#"
+local function entry_size(fields)
+  local size = 0
+  if fields then
+    for i = 1, #fields do
+      size = size + #fields[i]
+    end
+  end
+  return size
+end
+local function dead_letter(stream, dlq, group, id, reason, deliveries, maxlen, fields)
+  local event = ''
+  if fields then
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'event' then
+        event = fields[i + 1]
+        break
+      end
+    end
+  end
+  local letter = redis.call('XADD', dlq, 'MAXLEN', '~', maxlen, '*',
+    'stream', stream, 'entryId', id, 'group', group, 'reason', reason,
+    'deliveries', deliveries, 'event', event)
+  redis.call('XACK', stream, group, id)
+  return letter
+end
+local function too_large(size, limit)
+  return 'entry of ' .. size .. ' bytes is larger than the limit of ' .. limit .. ' bytes'
+end
+"#
+    };
+}
+
 /// Consumer side: copy an entry to the group's dead-letter stream and acknowledge it, in one step,
-/// once: an entry no longer pending in the group (settled by another consumer) is left alone.
+/// once: an entry no longer pending in the group (settled by another consumer) is left alone. The
+/// `event` bytes are copied from the stream by the script, so the consumer never sends them back.
 ///
 /// - `KEYS[1]`: the stream; `KEYS[2]`: the dead-letter stream `<prefix>:{<category>}:dlq:<group>`.
-/// - `ARGV`: group, entry id, reason, deliveries, raw `event` bytes (empty when the entry had
-///   none), MAXLEN (approximate) of the dead-letter stream.
+/// - `ARGV`: group, entry id, reason, deliveries, MAXLEN (approximate) of the dead-letter stream.
 /// - Returns the dead-letter entry id, or nil when the entry was not pending any more.
 /// - The dead letter's fields are `stream`, `entryId`, `group`, `reason`, `deliveries`, `event`
-///   (docs/contract.md section 4).
-pub(crate) const DEAD_LETTER: &str = r#"
+///   (the entry's raw `event` bytes, empty when it had none or was deleted; docs/contract.md
+///   section 4).
+pub(crate) const DEAD_LETTER: &str = concat!(
+    consumer_lua_functions!(),
+    r#"
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #pending == 0 then
   return false
 end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
-  'stream', KEYS[1], 'entryId', ARGV[2], 'group', ARGV[1], 'reason', ARGV[3],
-  'deliveries', ARGV[4], 'event', ARGV[5])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return id
-"#;
+local entry = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])[1]
+return dead_letter(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], entry and entry[2])
+"#
+);
+
+/// Consumer side: reads new entries of one stream for a consumer (`XREADGROUP ... >` without
+/// blocking), bounded in entries and in bytes. Entries are read in chunks (1, 4, 16, ... entries)
+/// of at most as many as still fit the budget if each were as large as the entry limit, so the
+/// entries returned add up to at most the budget without any entry being read and then left
+/// aside, and a call reads at most one chunk of entries over the limit. An entry larger than the entry
+/// limit is dead-lettered and acknowledged here, so its bytes never leave Redis. An entry's size
+/// is the sum of its field names' and values' lengths.
+///
+/// - `KEYS[1]`: the stream; `KEYS[2]`: the group's dead-letter stream.
+/// - `ARGV`: group, consumer, count (≥ 1), byte budget, entry limit (≤ the budget), MAXLEN
+///   (approximate) of the dead-letter stream.
+/// - Returns `{entries, dead}`: `entries` as `XREADGROUP` lists them (`[id, [k, v, ...]]`), at
+///   least one when one was there and within the entry limit; `dead` the entries dead-lettered,
+///   `[id, reason, deliveries]` (reading stops once their sizes reach the budget, which bounds
+///   the time one call keeps Redis busy).
+/// - A missing group (or stream) answers `XREADGROUP`'s own `NOGROUP` error.
+pub(crate) const READ: &str = concat!(
+    consumer_lua_functions!(),
+    r#"
+local stream, dlq, group, consumer = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local count, budget, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local entries, dead, taken, dropped, grow = {}, {}, 0, 0, 1
+while dropped < budget do
+  local chunk = math.min(grow, count - #entries - #dead, math.floor((budget - taken) / limit))
+  grow = grow * 4
+  if chunk < 1 then break end
+  local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', chunk, 'STREAMS', stream, '>')
+  if type(reply) == 'table' and reply.err then
+    return reply
+  end
+  local read = reply and reply[1][2] or {}
+  for _, entry in ipairs(read) do
+    local size = entry_size(entry[2])
+    if size > limit then
+      local reason = too_large(size, limit)
+      dead_letter(stream, dlq, group, entry[1], reason, 1, ARGV[6], entry[2])
+      dead[#dead + 1] = {entry[1], reason, 1}
+      dropped = dropped + size
+    else
+      entries[#entries + 1] = entry
+      taken = taken + size
+    end
+  end
+  if #read < chunk then break end
+end
+return {entries, dead}
+"#
+);
+
+/// Consumer side: claims pending entries of one stream for a consumer (`XCLAIM`, which counts a
+/// delivery), one by one, bounded in bytes like [`READ`]: only while one more entry within the
+/// entry limit still fits the budget (the ids left stay with their owner, for a later claim). An
+/// entry larger than the entry limit is dead-lettered and acknowledged here, so its bytes never
+/// leave Redis.
+///
+/// - `KEYS[1]`: the stream; `KEYS[2]`: the group's dead-letter stream.
+/// - `ARGV`: group, consumer, min idle time in ms, byte budget, entry limit (≤ the budget), MAXLEN
+///   (approximate) of the dead-letter stream, then the ids to claim, in order.
+/// - Returns `{entries, dead}`: `entries` as `XCLAIM` lists them, `dead` the entries
+///   dead-lettered, `[id, reason, deliveries]`.
+pub(crate) const CLAIM: &str = concat!(
+    consumer_lua_functions!(),
+    r#"
+local stream, dlq, group, consumer, idle = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
+local budget, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local entries, dead, taken, dropped = {}, {}, 0, 0
+for i = 7, #ARGV do
+  if taken + limit > budget or dropped >= budget then break end
+  local entry = redis.call('XCLAIM', stream, group, consumer, idle, ARGV[i])[1]
+  if entry then
+    local size = entry_size(entry[2])
+    if size > limit then
+      local row = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)[1]
+      local deliveries = row and row[4] or 1
+      local reason = too_large(size, limit)
+      dead_letter(stream, dlq, group, entry[1], reason, deliveries, ARGV[6], entry[2])
+      dead[#dead + 1] = {entry[1], reason, deliveries}
+      dropped = dropped + size
+    else
+      entries[#entries + 1] = entry
+      taken = taken + size
+    end
+  end
+end
+return {entries, dead}
+"#
+);
 
 /// Dead letters: move one dead letter back to its category stream, once.
 ///
@@ -122,6 +251,10 @@ pub(crate) static EMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(E
 pub(crate) static ACK_DONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACK_DONE));
 /// [`DEAD_LETTER`], hashed once.
 pub(crate) static DEAD_LETTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEAD_LETTER));
+/// [`READ`], hashed once.
+pub(crate) static READ_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(READ));
+/// [`CLAIM`], hashed once.
+pub(crate) static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM));
 /// [`REPLAY`], hashed once.
 pub(crate) static REPLAY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REPLAY));
 
@@ -217,6 +350,8 @@ mod tests {
             &*EMIT_SCRIPT,
             &*ACK_DONE_SCRIPT,
             &*DEAD_LETTER_SCRIPT,
+            &*READ_SCRIPT,
+            &*CLAIM_SCRIPT,
             &*REPLAY_SCRIPT,
         ] {
             assert_eq!(script.get_hash().len(), 40);

@@ -1,7 +1,8 @@
 //! A consumer process for the Redis fault tests: runs a `RedisConsumer` whose handler counts its
 //! runs per eventId in Redis (see `domain_events_tests::redis_worker`). Settings come from the
 //! environment (`WorkerSettings`); it prints `ready` once built, and shuts down gracefully when its
-//! standard input closes. Tests kill it with `SIGKILL` to simulate a crash.
+//! standard input closes, printing its counters and its peak resident memory
+//! (`peak_rss_kb=<VmHWM>`). Tests kill it with `SIGKILL` to simulate a crash.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -66,5 +67,19 @@ async fn run() -> Result<(), String> {
         "handled={} duplicates={} received={}",
         stats.handled, stats.duplicates, stats.received
     );
+    println!("peak_rss_kb={}", peak_rss_kb().unwrap_or(0));
     Ok(())
+}
+
+/// The process's peak resident memory in KiB (`VmHWM` of `/proc/self/status`), where there is one.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
