@@ -3,36 +3,7 @@
 
 use domain_events_redis::{RedisConfig, RedisTransport};
 use domain_events_tests::redis_server::RedisServer;
-
-/// The server's password.
-const PASSWORD: &str = "pä/ss?w#o@r:d%";
-/// A password that is not the server's.
-const WRONG: &str = "wr/ong?pä#ss@x:y%";
-
-/// `text` percent-encoded except for unreserved characters.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// Fails when `shown` holds any form of either password.
-fn assert_clean(shown: &str, url: &str) {
-    for secret in [PASSWORD, WRONG] {
-        for form in [secret.to_owned(), encode(secret)] {
-            assert!(!shown.contains(&form), "`{form}` shows for {url}: {shown}");
-        }
-    }
-    for piece in ["ss?w", "r:d", "wr/ong", "ong?p", "#ss", "x:y"] {
-        assert!(!shown.contains(piece), "`{piece}` shows for {url}: {shown}");
-    }
-}
+use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
 
 /// Connects with `url` and sends `PING`: the error's `Display` and `Debug`, or `None`.
 async fn ping(url: &str) -> Option<String> {

@@ -3,6 +3,7 @@
 
 mod support;
 
+use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
 use support::{Setup, finish, stderr, stdout};
 
 const SHOP: &str = r#"category = "shop"
@@ -15,39 +16,6 @@ idempotency_key = "order_placed:{orderId}"
 orderId = { type = "string", min_length = 1 }
 total   = "uint"
 "#;
-
-/// The server's password.
-const PASSWORD: &str = "pä/ss?w#o@r:d%";
-/// A password that is not the server's.
-const WRONG: &str = "wr/ong?pä#ss@x:y%";
-
-/// `text` percent-encoded except for unreserved characters.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// Fails when `shown` holds any form of either password.
-fn assert_clean(shown: &str, what: &str) {
-    for secret in [PASSWORD, WRONG] {
-        for form in [secret.to_owned(), encode(secret)] {
-            assert!(!shown.contains(&form), "`{form}` shows for {what}: {shown}");
-        }
-    }
-    for piece in ["ss?w", "r:d", "wr/ong", "ong?p", "#ss", "x:y"] {
-        assert!(
-            !shown.contains(piece),
-            "`{piece}` shows for {what}: {shown}"
-        );
-    }
-}
 
 #[test]
 fn passwords_never_show_on_stderr() {
