@@ -1577,6 +1577,131 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The inputs of the `testdata/` fixture: two rounds per side (one with no time), a memory
+    /// scenario and a failed one.
+    fn fixture_samples(metric: Metric) -> [Vec<Sample>; 2] {
+        let sample = |n, seconds, per_sec, rss, cpu| Sample {
+            n,
+            seconds,
+            per_sec,
+            peak_rss_bytes: (metric == Metric::PeakRss).then_some(rss),
+            redis_cpu: cpu,
+        };
+        [
+            vec![
+                sample(20_000, 1.523_456, 13_128.4, 9_437_184.0, Some(2.5e-5)),
+                sample(20_000, f64::NAN, 11_876.9, 10_485_760.0, Some(3.1e-5)),
+            ],
+            vec![
+                sample(20_000, 4.812_3, 4_155.6, 62_914_560.0, None),
+                sample(20_000, 5.001, 3_998.2, 67_108_864.0, None),
+            ],
+        ]
+    }
+
+    /// `results.json` as `run` writes it, from fixed inputs.
+    fn fixture_results() -> Value {
+        let floor = limits::floor_record(&[
+            limits::Floor {
+                per_sec: 10_512.3,
+                redis_cpu: 6.2e-6,
+            },
+            limits::Floor {
+                per_sec: 9_994.0,
+                redis_cpu: 5.9e-6,
+            },
+        ]);
+        let records: Vec<Value> = SCENARIOS
+            .iter()
+            .map(|s| {
+                if s.id == "consume_c50" {
+                    record(
+                        s,
+                        &[],
+                        &[],
+                        &floor,
+                        Some("consume_c50 ours: the run printed no per_sec\nmore"),
+                    )
+                } else {
+                    let [ours, peer] = fixture_samples(s.metric);
+                    record(s, &ours, &peer, &floor, None)
+                }
+            })
+            .collect();
+        let sizes = vec![
+            json!({"events": 30, "expand_seconds": round3(0.004_21), "generated_bytes": 131_072, "compile_seconds": round3(3.412_6)}),
+            json!({"events": 300, "expand_seconds": round3(0.041_9), "generated_bytes": 1_310_720, "compile_seconds": round3(9.871)}),
+            json!({"events": 3000, "expand_seconds": round3(f64::NAN), "generated_bytes": 13_107_200}),
+        ];
+        let codegen = json!({
+            "sizes": sizes,
+            "events_per_file": EVENTS_PER_FILE,
+            "profile": "dev",
+            "builds": CODEGEN_BUILDS[0],
+            "compile_ratio_3000_300": None::<f64>,
+            "compile_ratio_300_30": Some(round3(9.871 / 3.413)),
+            "expand_ratio_3000_300": None::<f64>,
+            "goal": "3,000 events within 12× the cost of 300",
+            "met": None::<f64>.map(|r| r <= 12.0).or(Some(true)),
+        });
+        let allocations = [
+            r#"{"scenario":"allocs","path":"emit_serial","what":"typed emit","n":20000,"allocs_per_event":31.4,"bytes_per_event":4096.0}"#,
+            r#"{"scenario":"allocs","path":"consume","what":"typed handler","n":20000,"allocs_per_event":12.0,"bytes_per_event":1875.0}"#,
+        ]
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect::<Vec<_>>();
+        let failures = [(
+            "consume_c50".to_owned(),
+            "consume_c50 ours: the run printed no per_sec\nmore".to_owned(),
+        )];
+        let machine = json!({
+            "cpu": "AMD EPYC 7B13",
+            "cores": 2,
+            "memory_gib": Some(23.5),
+            "kernel": "6.18.0",
+            "rustc": "rustc 1.95.0 (2026-01-01)",
+            "redis_server": "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=0",
+            "node": Some(json!("v20.20.2")),
+            "bullmq": Some(json!("5.81.5")),
+            "ioredis": Some(json!("5.11.1")),
+            "load_at_start": "1.02 1.10 1.21",
+            "load_at_end": "1.71 1.40 1.30",
+        });
+        let wall = 572.345_f64;
+        json!({
+            "command": "cargo xtask bench",
+            "quick": false,
+            "rounds": 2,
+            "wall_seconds": (wall * 10.0).round() / 10.0,
+            "machine": machine,
+            "round_trip_floor": floor,
+            "scenarios": records,
+            "allocations": allocations,
+            "codegen": codegen,
+            "failures": failures.iter().map(|(id, e)| json!({"id": id, "error": e})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `testdata/`: a `results.json` written by this code, and the report and chart rendered from
+    /// it; `XTASK_WRITE_FIXTURE=1` writes them.
+    #[test]
+    fn results_fixture_is_what_the_writer_and_renderer_produce() {
+        let results = fixture_results();
+        let json = serde_json::to_string_pretty(&results).expect("serialized") + "\n";
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bench/testdata");
+        if std::env::var_os("XTASK_WRITE_FIXTURE").is_some() {
+            std::fs::create_dir_all(&dir).expect("testdata");
+            std::fs::write(dir.join("results.json"), &json).expect("written");
+            std::fs::write(dir.join("report.md"), report(&results)).expect("written");
+            std::fs::write(dir.join("ratios.svg"), chart(&results)).expect("written");
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("fixture");
+        assert_eq!(read("results.json"), json);
+        assert_eq!(read("report.md"), report(&results));
+        assert_eq!(read("ratios.svg"), chart(&results));
+    }
+
     #[test]
     fn redis_benchmark_csv_rows_are_read_from_the_right() {
         let output = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\
