@@ -19,9 +19,10 @@ use std::process::Command;
 
 use anyhow::Context as _;
 
+use super::process::capture;
 use super::report::thousands;
 use super::results::{BenchResults, LimitRecord, RoundTripFloor};
-use super::run::{capture, redis_benchmark_rps};
+use super::run::redis_benchmark_rps;
 use super::stats::{median, round3};
 
 /// Which bound applies to a scenario.

@@ -24,17 +24,18 @@ use anyhow::{Context as _, bail};
 mod chart;
 mod codegen;
 mod limits;
+mod machine;
+mod process;
 mod report;
 mod results;
 mod run;
 mod scenarios;
 mod stats;
 
-use limits::Floor;
-use report::{show, thousands};
+use process::{Redis, capture, npm_install_needed, step, which};
 use results::{BenchResults, Failure};
-use run::{Env, Redis, Sample, capture, npm_install_needed, step, which};
-use scenarios::{Metric, SCENARIOS, Scenario};
+use run::Env;
+use scenarios::{SCENARIOS, Scenario};
 
 /// The peer harness, relative to the workspace root.
 const PEER_DIR: &str = "bench/peer";
@@ -111,7 +112,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         envelope,
     };
 
-    let machine = run::machine();
+    let machine = machine::machine();
     eprintln!(
         "bench: {} rounds{}, {} on {} cores, load {}",
         options.rounds(),
@@ -123,63 +124,9 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
 
     let redis = Redis::start(&env.bench_bin)?;
     let rounds = options.rounds();
-    let mut samples: Vec<[Vec<Sample>; 2]> = vec![[Vec::new(), Vec::new()]; scenarios.len()];
     let mut failures: Vec<(String, String)> = Vec::new();
-    let mut floors: Vec<Floor> = Vec::new();
-    let floor_n = if env.quick { 20_000 } else { 50_000 };
-    for round in 0..rounds {
-        redis.flush()?;
-        match limits::measure_floor(&redis.host, redis.port, floor_n) {
-            Ok(floor) => {
-                eprintln!(
-                    "  round {}/{rounds} round-trip floor {}/s",
-                    round + 1,
-                    thousands(floor.per_sec)
-                );
-                floors.push(floor);
-            }
-            Err(error) => eprintln!("  round-trip floor: FAILED: {error:#}"),
-        }
-        for (index, scenario) in scenarios.iter().enumerate() {
-            if failures.iter().any(|(id, _)| id == scenario.id) {
-                continue;
-            }
-            // Memory is stable and slow to measure: fewer rounds.
-            if scenario.metric == Metric::PeakRss && round >= rounds.div_ceil(2) {
-                continue;
-            }
-            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-            for side in order {
-                let (which_side, n) = if side == 0 {
-                    (scenario.ours, scenario.ours_n[usize::from(env.quick)])
-                } else {
-                    (scenario.peer, scenario.peer_n[usize::from(env.quick)])
-                };
-                redis.flush()?;
-                match run::measure(&env, &redis, which_side, n) {
-                    Ok(sample) => {
-                        eprintln!(
-                            "  round {}/{rounds} {:<16} {:<4} {}",
-                            round + 1,
-                            scenario.id,
-                            if side == 0 { "ours" } else { "peer" },
-                            show(scenario.metric, sample.value(scenario.metric))
-                        );
-                        samples[index][side].push(sample);
-                    }
-                    Err(error) => {
-                        eprintln!(
-                            "  {} {}: FAILED: {error:#}",
-                            scenario.id,
-                            if side == 0 { "ours" } else { "peer" }
-                        );
-                        failures.push((scenario.id.to_owned(), format!("{error:#}")));
-                        break;
-                    }
-                }
-            }
-        }
-    }
+    let run::Measured { samples, floors } =
+        run::rounds(&env, &redis, &scenarios, rounds, &mut failures)?;
 
     redis.flush()?;
     let allocations = match run::allocations(&env, &redis) {
@@ -218,7 +165,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         })
         .collect();
     let mut machine = machine;
-    machine.load_at_end = Some(run::load_average());
+    machine.load_at_end = Some(machine::load_average());
     let wall = started.elapsed().as_secs_f64();
     let results = BenchResults {
         command: if options.quick {
@@ -296,7 +243,10 @@ pub fn render(results_path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use limits::Floor;
     use results::{Allocation, Codegen, CodegenSize, Machine, RoundTripFloor};
+    use run::Sample;
+    use scenarios::Metric;
 
     /// The inputs of the `testdata/` fixture: two rounds per side (one with no time), a memory
     /// scenario and a failed one.

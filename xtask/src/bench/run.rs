@@ -1,22 +1,19 @@
-//! Running the programs: one side of a scenario in a fresh process, the private Redis, the
-//! allocation counts, the machine description, and the process helpers they share.
+//! The measuring: the rounds of every scenario, one side of a scenario in a fresh process, and the
+//! allocation counts.
 
 use std::ffi::OsString;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
 use super::PEER_DIR;
-use super::limits;
-use super::results::{Allocation, Machine};
-use super::scenarios::{EVENT_TYPE, Metric, Side};
-
-/// How long one run may take before it is killed.
-const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+use super::limits::{self, Floor};
+use super::process::{Redis, capture};
+use super::report::{show, thousands};
+use super::results::Allocation;
+use super::scenarios::{EVENT_TYPE, Metric, Scenario, Side};
 
 /// One run's result.
 #[derive(Debug, Clone)]
@@ -59,8 +56,86 @@ pub(super) struct Env {
     pub(super) envelope: String,
 }
 
+/// What the rounds measured.
+pub(super) struct Measured {
+    /// The runs of each scenario, `[ours, peer]`, in the order of the scenarios.
+    pub(super) samples: Vec<[Vec<Sample>; 2]>,
+    /// The round-trip floor of each round.
+    pub(super) floors: Vec<Floor>,
+}
+
+/// Runs every scenario for both sides, `rounds` times, ours first in odd rounds and the peer first
+/// in even ones, with the round-trip floor first in each round. A side that fails is recorded in
+/// `failures` and its scenario not run again.
+pub(super) fn rounds(
+    env: &Env,
+    redis: &Redis,
+    scenarios: &[&Scenario],
+    rounds: usize,
+    failures: &mut Vec<(String, String)>,
+) -> anyhow::Result<Measured> {
+    let mut samples: Vec<[Vec<Sample>; 2]> = vec![[Vec::new(), Vec::new()]; scenarios.len()];
+    let mut floors: Vec<Floor> = Vec::new();
+    let floor_n = if env.quick { 20_000 } else { 50_000 };
+    for round in 0..rounds {
+        redis.flush()?;
+        match limits::measure_floor(&redis.host, redis.port, floor_n) {
+            Ok(floor) => {
+                eprintln!(
+                    "  round {}/{rounds} round-trip floor {}/s",
+                    round + 1,
+                    thousands(floor.per_sec)
+                );
+                floors.push(floor);
+            }
+            Err(error) => eprintln!("  round-trip floor: FAILED: {error:#}"),
+        }
+        for (index, scenario) in scenarios.iter().enumerate() {
+            if failures.iter().any(|(id, _)| id == scenario.id) {
+                continue;
+            }
+            // Memory is stable and slow to measure: fewer rounds.
+            if scenario.metric == Metric::PeakRss && round >= rounds.div_ceil(2) {
+                continue;
+            }
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for side in order {
+                let (which_side, n) = if side == 0 {
+                    (scenario.ours, scenario.ours_n[usize::from(env.quick)])
+                } else {
+                    (scenario.peer, scenario.peer_n[usize::from(env.quick)])
+                };
+                redis.flush()?;
+                match measure(env, redis, which_side, n) {
+                    Ok(sample) => {
+                        eprintln!(
+                            "  round {}/{rounds} {:<16} {:<4} {}",
+                            round + 1,
+                            scenario.id,
+                            if side == 0 { "ours" } else { "peer" },
+                            show(scenario.metric, sample.value(scenario.metric))
+                        );
+                        samples[index][side].push(sample);
+                    }
+                    Err(error) => {
+                        eprintln!(
+                            "  {} {}: FAILED: {error:#}",
+                            scenario.id,
+                            if side == 0 { "ours" } else { "peer" }
+                        );
+                        failures.push((scenario.id.to_owned(), format!("{error:#}")));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    Ok(Measured { samples, floors })
+}
+
 /// One run of one side, in a fresh process, with the Redis CPU time it cost per event.
-pub(super) fn measure(env: &Env, redis: &Redis, side: Side, n: u64) -> anyhow::Result<Sample> {
+fn measure(env: &Env, redis: &Redis, side: Side, n: u64) -> anyhow::Result<Sample> {
     // Events the run sends to Redis: the warm-up's too (`redis-benchmark` has none).
     let events = match side {
         Side::Bench { redis: false, .. } => None,
@@ -195,252 +270,6 @@ pub(super) fn allocations(env: &Env, redis: &Redis) -> anyhow::Result<Vec<Alloca
         );
     }
     Ok(lines)
-}
-
-/// The private Redis of the run: `domain-events-bench redis_server`, stopped when dropped.
-pub(super) struct Redis {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    /// `redis://host:port`.
-    pub(super) url: String,
-    /// Its host.
-    pub(super) host: String,
-    /// Its port.
-    pub(super) port: u16,
-}
-
-impl Redis {
-    /// Starts it and reads its URL.
-    pub(super) fn start(bench_bin: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(bench_bin)
-            .arg("redis_server")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start the benchmark's redis-server")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut url = String::new();
-        BufReader::new(stdout).read_line(&mut url)?;
-        let url = url.trim().to_owned();
-        let address = url
-            .strip_prefix("redis://")
-            .with_context(|| format!("unexpected Redis URL `{url}`"))?;
-        let (host, port) = address
-            .rsplit_once(':')
-            .context("no port in the Redis URL")?;
-        let port: u16 = port
-            .trim_end_matches('/')
-            .parse()
-            .context("bad Redis port")?;
-        let redis = Redis {
-            child,
-            stdin,
-            host: host.to_owned(),
-            port,
-            url,
-        };
-        eprintln!("bench: redis-server at {}", redis.url);
-        Ok(redis)
-    }
-
-    /// `FLUSHALL`.
-    pub(super) fn flush(&self) -> anyhow::Result<()> {
-        let out = capture(Command::new("redis-cli").args([
-            "-h",
-            &self.host,
-            "-p",
-            &self.port.to_string(),
-            "FLUSHALL",
-        ]))?;
-        ensure!(out.trim() == "OK", "FLUSHALL answered `{}`", out.trim());
-        Ok(())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = writeln!(stdin, "stop");
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `command` to completion (killed after [`RUN_TIMEOUT`]) and returns its stdout; fails
-/// with its output when it fails.
-pub(super) fn capture(command: &mut Command) -> anyhow::Result<String> {
-    let shown = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {shown:.200}"))?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let mut stderr = child.stderr.take().context("no stderr")?;
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{shown:.200} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if !status.success() {
-        bail!("{shown:.200} failed ({status}):\n{stdout}{stderr}");
-    }
-    Ok(stdout)
-}
-
-/// Runs a preparation step with inherited output.
-pub(super) fn step<I, S>(
-    program: impl Into<OsString>,
-    args: I,
-    env: Option<(&str, &Path)>,
-) -> anyhow::Result<()>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<OsString>,
-{
-    let program = program.into();
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let mut command = Command::new(&program);
-    command.args(&args);
-    if let Some((key, value)) = env {
-        command.env(key, value);
-    }
-    let shown = std::iter::once(&program)
-        .chain(&args)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    eprintln!("bench: {shown}");
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run `{shown}`"))?;
-    ensure!(status.success(), "`{shown}` failed ({status})");
-    Ok(())
-}
-
-/// `npm ci --prefix <dir>` when `dir/node_modules` is missing or older than `package-lock.json`
-/// (npm rewrites `node_modules/.package-lock.json` on every install).
-pub(super) fn npm_install_needed(dir: &Path) -> Option<Vec<OsString>> {
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let lock = modified(&dir.join("package-lock.json"));
-    let installed = modified(&dir.join("node_modules/.package-lock.json"));
-    let needed = match (installed, lock) {
-        (None, _) => true,
-        (Some(installed), Some(lock)) => installed < lock,
-        (Some(_), None) => false,
-    };
-    needed.then(|| {
-        ["ci", "--no-audit", "--no-fund", "--prefix"]
-            .into_iter()
-            .map(OsString::from)
-            .chain([dir.as_os_str().to_owned()])
-            .collect()
-    })
-}
-
-pub(super) fn which(tool: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| format!("`{tool}` not found"))
-}
-
-pub(super) fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
-/// What the numbers were measured on.
-pub(super) fn machine() -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("model name")
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory_gib = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| (kb / 1_048_576.0 * 10.0).round() / 10.0);
-    let first_line = |mut command: Command| {
-        capture(&mut command)
-            .map(|out| out.lines().next().unwrap_or_default().trim().to_owned())
-            .unwrap_or_default()
-    };
-    let mut rustc = Command::new("rustc");
-    rustc.arg("--version");
-    let mut redis = Command::new("redis-server");
-    redis.arg("--version");
-    let mut peer = Command::new("node");
-    peer.arg(Path::new(PEER_DIR).join("peer.mjs"))
-        .arg("versions");
-    let peer_versions: Value = serde_json::from_str(&first_line(peer)).unwrap_or(Value::Null);
-    let version = |name: &str| {
-        peer_versions
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    Machine {
-        cpu: Some(cpu),
-        cores: Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        memory_gib,
-        kernel: Some(
-            std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-        ),
-        rustc: Some(first_line(rustc)),
-        redis_server: Some(first_line(redis)),
-        node: version("node"),
-        bullmq: version("bullmq"),
-        ioredis: version("ioredis"),
-        load_at_start: Some(load_average()),
-        load_at_end: None,
-    }
 }
 
 #[cfg(test)]
