@@ -222,7 +222,10 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
 pub fn render(results_path: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(results_path)
         .with_context(|| format!("cannot read {}", results_path.display()))?;
-    let results: BenchResults = serde_json::from_str(&text).with_context(|| {
+    // Two steps, so that text that is not JSON at all is told as before.
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", results_path.display()))?;
+    let results: BenchResults = serde_json::from_value(value).with_context(|| {
         format!(
             "{} is not a results.json of `cargo xtask bench`",
             results_path.display()
@@ -423,6 +426,13 @@ mod tests {
         assert_eq!(read("report.md"), md);
         assert_eq!(read("ratios.svg"), svg);
         assert!(render(&dir.path().join("missing.json")).is_err());
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "not json").expect("written");
+        let error = format!("{:#}", render(&bad).expect_err("not JSON"));
+        assert!(error.contains("bad.json is not JSON"), "{error}");
+        std::fs::write(&bad, r#"{"scenarios": 3}"#).expect("written");
+        let error = format!("{:#}", render(&bad).expect_err("not a results.json"));
+        assert!(error.contains("is not a results.json"), "{error}");
         assert!(
             md.contains("| emit serial | 10/s | 5/s | 2.00× (2.00–2.00) | ≥ 2.5 | **no** |"),
             "{md}"
