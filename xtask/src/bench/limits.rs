@@ -18,9 +18,12 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use anyhow::Context as _;
-use serde_json::{Value, json};
 
-use super::{capture, median, redis_benchmark_rps, round3, thousands};
+use super::process::capture;
+use super::report::thousands;
+use super::results::{BenchResults, LimitRecord, RoundTripFloor};
+use super::run::redis_benchmark_rps;
+use super::stats::{median, round3};
 
 /// Which bound applies to a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,15 +95,15 @@ pub(super) fn measure_floor(host: &str, port: u16, n: u64) -> anyhow::Result<Flo
 }
 
 /// The floor's medians over the rounds, as recorded in `results.json`.
-pub(super) fn floor_record(floors: &[Floor]) -> Value {
+pub(super) fn floor_record(floors: &[Floor]) -> RoundTripFloor {
     let per_sec: Vec<f64> = floors.iter().map(|f| f.per_sec).collect();
     let cpu: Vec<f64> = floors.iter().map(|f| f.redis_cpu).collect();
-    json!({
-        "what": "redis-benchmark -c 1 -P 1 SET: one client, one command at a time",
-        "per_sec": median(&per_sec).map(f64::round),
-        "runs": per_sec.iter().copied().map(f64::round).collect::<Vec<_>>(),
-        "redis_cpu_us_per_op": median(&cpu).map(|c| round3(c * 1e6)),
-    })
+    RoundTripFloor {
+        what: "redis-benchmark -c 1 -P 1 SET: one client, one command at a time".to_owned(),
+        per_sec: median(&per_sec).map(f64::round),
+        runs: per_sec.iter().copied().map(f64::round).collect(),
+        redis_cpu_us_per_op: median(&cpu).map(|c| round3(c * 1e6)),
+    }
 }
 
 /// The bound of one scenario: `limit` as recorded in its `results.json` record.
@@ -111,14 +114,14 @@ pub(super) fn bound(
     limit: Limit,
     ours_cpu: Option<f64>,
     peer_cpu: Option<f64>,
-    floor: &Value,
+    floor: &RoundTripFloor,
     peer: Option<f64>,
-) -> Value {
+) -> LimitRecord {
     let us = |seconds: Option<f64>| seconds.map(|s| round3(s * 1e6));
     let ceiling = match (limit, ours_cpu) {
         (Limit::RoundTrip, Some(cpu)) => {
-            let floor_rate = floor["per_sec"].as_f64();
-            let floor_cpu = floor["redis_cpu_us_per_op"].as_f64().map(|us| us / 1e6);
+            let floor_rate = floor.per_sec;
+            let floor_cpu = floor.redis_cpu_us_per_op.map(|us| us / 1e6);
             match (floor_rate, floor_cpu) {
                 (Some(rate), Some(floor_cpu)) if rate > 0.0 => {
                     let seconds = 1.0 / rate - floor_cpu + cpu;
@@ -134,24 +137,23 @@ pub(super) fn bound(
         (Some(c), Some(p)) if p > 0.0 => Some(c / p),
         _ => None,
     };
-    json!({
-        "kind": limit.id(),
-        "ours_redis_cpu_us_per_event": us(ours_cpu),
-        "peer_redis_cpu_us_per_event": us(peer_cpu),
-        "ceiling_per_sec": ceiling.map(f64::round),
-        "best_ratio": best_ratio.map(round3),
-    })
+    LimitRecord {
+        kind: limit.id().to_owned(),
+        ours_redis_cpu_us_per_event: us(ours_cpu),
+        peer_redis_cpu_us_per_event: us(peer_cpu),
+        ceiling_per_sec: ceiling.map(f64::round),
+        best_ratio: best_ratio.map(round3),
+    }
 }
 
 /// The report's section on the bounds: one row per scenario that has one.
-pub(super) fn section(results: &Value) -> String {
+pub(super) fn section(results: &BenchResults) -> String {
     let mut md = String::new();
-    let floor = &results["round_trip_floor"];
-    let rows: Vec<&Value> = results["scenarios"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["limit"]["ceiling_per_sec"].is_number())
+    let floor = &results.round_trip_floor;
+    let rows: Vec<_> = results
+        .scenarios
+        .iter()
+        .filter(|s| s.limit.ceiling_per_sec.is_some())
         .collect();
     if rows.is_empty() {
         return md;
@@ -160,11 +162,9 @@ pub(super) fn section(results: &Value) -> String {
     let _ = writeln!(
         md,
         "Upper bounds measured in the same run, for a client that costs nothing (see `xtask/src/bench/limits.rs`). Round trip: the floor is `redis-benchmark -c 1 -P 1 SET` at {}/s ({} µs of Redis CPU per SET); an awaited event is at best that round trip with our Redis CPU per event in place of the SET's. Redis CPU: at best Redis busy all the time, 1 ÷ our Redis CPU per event (`INFO cpu`, user + system, over our run). Best ratio = bound ÷ the peer's median; a goal above it is out of reach here for this much Redis work per event.\n",
-        floor["per_sec"]
-            .as_f64()
-            .map_or("n/a".to_owned(), thousands),
-        floor["redis_cpu_us_per_op"]
-            .as_f64()
+        floor.per_sec.map_or("n/a".to_owned(), thousands),
+        floor
+            .redis_cpu_us_per_op
             .map_or("n/a".to_owned(), |us| format!("{us:.1}")),
     );
     let _ = writeln!(
@@ -173,37 +173,30 @@ pub(super) fn section(results: &Value) -> String {
     );
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|:---:|");
     for s in rows {
-        let limit = &s["limit"];
-        let us = |v: &Value| {
-            v.as_f64()
-                .map_or("n/a".to_owned(), |us| format!("{us:.1} µs"))
-        };
-        let best = limit["best_ratio"].as_f64();
-        let goal = s["goal"]["value"].as_f64();
-        let within = match (best, goal) {
-            (Some(best), Some(goal)) if best >= goal => "yes",
-            (Some(_), Some(_)) => "**no**",
-            _ => "n/a",
+        let limit = &s.limit;
+        let us = |v: Option<f64>| v.map_or("n/a".to_owned(), |us| format!("{us:.1} µs"));
+        let within = match limit.best_ratio {
+            Some(best) if best >= s.goal.value => "yes",
+            Some(_) => "**no**",
+            None => "n/a",
         };
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {}/s | {}/s | {} | {} | {} |",
-            s["title"].as_str().unwrap_or(""),
-            match limit["kind"].as_str() {
-                Some("round_trip") => "round trip",
-                Some("redis_cpu") => "Redis CPU",
+            s.title,
+            match limit.kind.as_str() {
+                "round_trip" => "round trip",
+                "redis_cpu" => "Redis CPU",
                 _ => "",
             },
-            us(&limit["ours_redis_cpu_us_per_event"]),
-            us(&limit["peer_redis_cpu_us_per_event"]),
-            s["ours_per_sec"]
-                .as_f64()
-                .map_or("n/a".to_owned(), thousands),
-            limit["ceiling_per_sec"]
-                .as_f64()
-                .map_or("n/a".to_owned(), thousands),
-            best.map_or("n/a".to_owned(), |b| format!("{b:.2}×")),
-            s["goal"]["text"].as_str().unwrap_or(""),
+            us(limit.ours_redis_cpu_us_per_event),
+            us(limit.peer_redis_cpu_us_per_event),
+            s.ours_per_sec.map_or("n/a".to_owned(), thousands),
+            limit.ceiling_per_sec.map_or("n/a".to_owned(), thousands),
+            limit
+                .best_ratio
+                .map_or("n/a".to_owned(), |b| format!("{b:.2}×")),
+            s.goal.text,
             within,
         );
     }
@@ -224,11 +217,15 @@ mod tests {
     #[test]
     fn bounds_follow_the_model() {
         // Floor: 20,000 SET/s, 5 µs of Redis CPU each; ours 10 µs per event.
-        let floor = json!({"per_sec": 20_000.0, "redis_cpu_us_per_op": 5.0});
+        let floor = RoundTripFloor {
+            per_sec: Some(20_000.0),
+            redis_cpu_us_per_op: Some(5.0),
+            ..RoundTripFloor::default()
+        };
         let round_trip = bound(Limit::RoundTrip, Some(10e-6), None, &floor, Some(5_000.0));
         // 1 / (50 µs − 5 µs + 10 µs) = 18,182/s, 3.64× a peer at 5,000/s.
-        assert_eq!(round_trip["ceiling_per_sec"], 18_182.0);
-        assert_eq!(round_trip["best_ratio"], 3.636);
+        assert_eq!(round_trip.ceiling_per_sec, Some(18_182.0));
+        assert_eq!(round_trip.best_ratio, Some(3.636));
         let cpu = bound(
             Limit::RedisCpu,
             Some(5e-6),
@@ -236,12 +233,18 @@ mod tests {
             &floor,
             Some(25_000.0),
         );
-        assert_eq!(cpu["ceiling_per_sec"], 200_000.0);
-        assert_eq!(cpu["best_ratio"], 8.0);
-        assert_eq!(cpu["peer_redis_cpu_us_per_event"], 10.0);
+        assert_eq!(cpu.ceiling_per_sec, Some(200_000.0));
+        assert_eq!(cpu.best_ratio, Some(8.0));
+        assert_eq!(cpu.peer_redis_cpu_us_per_event, Some(10.0));
         assert!(
-            bound(Limit::None, Some(5e-6), None, &floor, Some(1.0))["ceiling_per_sec"].is_null()
+            bound(Limit::None, Some(5e-6), None, &floor, Some(1.0))
+                .ceiling_per_sec
+                .is_none()
         );
-        assert!(bound(Limit::RedisCpu, None, None, &floor, Some(1.0))["best_ratio"].is_null());
+        assert!(
+            bound(Limit::RedisCpu, None, None, &floor, Some(1.0))
+                .best_ratio
+                .is_none()
+        );
     }
 }
