@@ -236,6 +236,8 @@ impl RedisServer {
 
     /// Starts the process and waits for `PING`; on failure returns the server's output.
     fn spawn(&mut self) -> Result<(), String> {
+        // The log is appended to across restarts: only what this process writes counts.
+        let log_start = self.log().len();
         let log = File::options()
             .create(true)
             .append(true)
@@ -263,7 +265,10 @@ impl RedisServer {
                 self.child = None;
                 return Err(self.log());
             }
-            if ping(self.port) {
+            // A `PING` may be answered by another test's server that got the same port between
+            // `free_port` and this one binding it (this one then fails with "Address already in
+            // use" and exits): the answer counts only once this process says it is listening.
+            if ping(self.port) && self.log().get(log_start..).is_some_and(is_ready) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -281,6 +286,11 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether `log` (a server's output since it started) says it listens for connections.
+fn is_ready(log: &str) -> bool {
+    log.contains("Ready to accept connections")
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
