@@ -84,7 +84,8 @@ pub use config::{
 };
 pub use consumer::{
     DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_PREFETCH, RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
+    DEFAULT_PREFETCH, DEFAULT_SHUTDOWN_GRACE, RedisConsumer, RedisConsumerBuilder,
+    RedisConsumerHandle, StartFrom,
 };
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
