@@ -315,3 +315,42 @@ fn ping(port: u16) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_whose_port_is_taken_does_not_count_as_started_when_another_answers() {
+        let first = RedisServer::start();
+        // A second server on the same port fails to bind and exits, while `first` answers PING
+        // there: that must not pass for the second one having started.
+        let mut second = RedisServer {
+            port: first.port(),
+            dir: tempfile::Builder::new()
+                .prefix("redis-test-")
+                .tempdir()
+                .expect("a temporary folder for redis-server"),
+            args: ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            child: None,
+        };
+        second.args.push("--dir".into());
+        second.args.push(second.dir.path().display().to_string());
+        let output = second.spawn().expect_err("the port is taken");
+        assert!(output.contains("Address already in use"), "{output}");
+        assert!(!second.is_running());
+    }
+
+    #[test]
+    fn only_a_server_that_says_it_listens_is_ready() {
+        assert!(is_ready(
+            "1:M 03 Dec 2026 18:41:34.102 * Ready to accept connections tcp"
+        ));
+        assert!(!is_ready(
+            "1:M 03 Dec 2026 18:41:34.102 # Failed listening on port 6379 (TCP), aborting."
+        ));
+    }
+}
