@@ -236,6 +236,8 @@ impl RedisServer {
 
     /// Starts the process and waits for `PING`; on failure returns the server's output.
     fn spawn(&mut self) -> Result<(), String> {
+        // The log is appended to across restarts: only what this process writes counts.
+        let log_start = self.log().len();
         let log = File::options()
             .create(true)
             .append(true)
@@ -263,7 +265,10 @@ impl RedisServer {
                 self.child = None;
                 return Err(self.log());
             }
-            if ping(self.port) {
+            // A `PING` may be answered by another test's server that got the same port between
+            // `free_port` and this one binding it (this one then fails with "Address already in
+            // use" and exits): the answer counts only once this process says it is listening.
+            if ping(self.port) && self.log().get(log_start..).is_some_and(is_ready) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -281,6 +286,11 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether `log` (a server's output since it started) says it listens for connections.
+fn is_ready(log: &str) -> bool {
+    log.contains("Ready to accept connections")
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -303,5 +313,44 @@ fn ping(port: u16) -> bool {
     match stream.read(&mut buf) {
         Ok(n) if n > 0 => buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH"),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_whose_port_is_taken_does_not_count_as_started_when_another_answers() {
+        let first = RedisServer::start();
+        // A second server on the same port fails to bind and exits, while `first` answers PING
+        // there: that must not pass for the second one having started.
+        let mut second = RedisServer {
+            port: first.port(),
+            dir: tempfile::Builder::new()
+                .prefix("redis-test-")
+                .tempdir()
+                .expect("a temporary folder for redis-server"),
+            args: ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            child: None,
+        };
+        second.args.push("--dir".into());
+        second.args.push(second.dir.path().display().to_string());
+        let output = second.spawn().expect_err("the port is taken");
+        assert!(output.contains("Address already in use"), "{output}");
+        assert!(!second.is_running());
+    }
+
+    #[test]
+    fn only_a_server_that_says_it_listens_is_ready() {
+        assert!(is_ready(
+            "1:M 03 Dec 2026 18:41:34.102 * Ready to accept connections tcp"
+        ));
+        assert!(!is_ready(
+            "1:M 03 Dec 2026 18:41:34.102 # Failed listening on port 6379 (TCP), aborting."
+        ));
     }
 }

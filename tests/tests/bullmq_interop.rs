@@ -1038,9 +1038,32 @@ async fn the_password_never_shows_in_errors() {
         "{error:?}"
     );
 
-    // The consumer keeps trying (Redis may come back with the right password) and stops cleanly.
+    // The consumer keeps trying (Redis may come back with the right password) and stops cleanly:
+    // once Redis refused it twice, a consumer that gave up at the first refusal would be over.
+    let admin = redis::Client::open(format!("redis://:right-one@127.0.0.1:{}", server.port()))
+        .expect("a valid URL");
+    let refusals = || async {
+        let mut conn = admin
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the right password");
+        let info: String = redis::cmd("INFO")
+            .arg("errorstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO errorstats");
+        info.lines()
+            .find_map(|line| line.strip_prefix("errorstat_WRONGPASS:count="))
+            .map_or(0, |count| count.trim().parse::<u64>().expect("a count"))
+    };
+    let before = refusals().await;
     let handle = consumer(config, "crm", counting(Arc::default()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        "Redis refused the consumer twice",
+        Duration::from_secs(30),
+        || async { refusals().await >= before + 2 },
+    )
+    .await;
     assert!(!handle.is_finished(), "waits for Redis");
     let stats = handle.shutdown().await.expect("stops cleanly");
     assert_eq!(stats.received, 0);

@@ -28,6 +28,35 @@ async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) ->
     reply.count() as u64
 }
 
+/// How many entries of `group` are pending idle for at least the default claim idle time (30 s):
+/// released by a consumer for claiming, since nothing in these tests is that old otherwise.
+async fn released(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> usize {
+    let entries: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .arg("IDLE")
+        .arg(30_000)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(conn)
+        .await
+        .expect("XPENDING IDLE");
+    entries.len()
+}
+
+/// How many clients wait in a blocking command (`INFO clients`: `blocked_clients`).
+async fn blocked_clients(conn: &mut MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(conn)
+        .await
+        .expect("INFO clients");
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .map_or(0, |n| n.trim().parse().expect("a number of clients"))
+}
+
 fn signup(user: &str) -> FunnelSignupPayload {
     FunnelSignupPayload {
         user_id: user.to_owned(),
@@ -277,7 +306,15 @@ async fn shutdown_finishes_and_acks_the_handlers_in_flight_and_starts_no_other()
     })
     .await;
     let shutdown = tokio::spawn(handle.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The shutdown first releases the entries read ahead (marks them idle for the claim time),
+    // then waits for the handlers in flight: once the release shows in Redis, a shutdown that did
+    // not wait would be over.
+    let mut conn = server.connection().await;
+    eventually("the entries read ahead are released", WAIT, || {
+        let mut conn = conn.clone();
+        async move { released(&mut conn, "stop:{image}", "stop-group").await == 3 }
+    })
+    .await;
     assert!(
         !shutdown.is_finished(),
         "the shutdown waits for the handlers in flight"
@@ -297,20 +334,12 @@ async fn shutdown_finishes_and_acks_the_handlers_in_flight_and_starts_no_other()
 
     // Both were acknowledged; the three read ahead are still pending, released: marked idle for
     // the claim time, so the next consumer claims them at once instead of after 30 s.
-    let mut conn = server.connection().await;
     assert_eq!(pending(&mut conn, "stop:{image}", "stop-group").await, 3);
-    let released: Vec<redis::Value> = redis::cmd("XPENDING")
-        .arg("stop:{image}")
-        .arg("stop-group")
-        .arg("IDLE")
-        .arg(30_000)
-        .arg("-")
-        .arg("+")
-        .arg(10)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(released.len(), 3, "released for claiming: {released:?}");
+    assert_eq!(
+        released(&mut conn, "stop:{image}", "stop-group").await,
+        3,
+        "released for claiming"
+    );
 
     // The three events not run are there for the next consumer of the group.
     let (handlers, mut rx) = reporting();
@@ -648,8 +677,22 @@ async fn entries_read_ahead_that_wait_too_long_are_released_not_run_twice() {
         runs.lock().unwrap().len() as u64 >= EVENTS
     })
     .await;
-    // Long enough for a second run of anything still held by the slow consumer.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A second run could only come from an entry still held by a consumer. Once every entry is
+    // acknowledged and both consumers wait in a blocking read (which each starts only with no
+    // entry held: see `RedisConsumer`'s loop), nothing is held and nothing new can come.
+    let conn = server.connection().await;
+    eventually(
+        "every entry is acknowledged and both consumers wait for new ones",
+        WAIT,
+        || {
+            let mut conn = conn.clone();
+            async move {
+                pending(&mut conn, "ahead:{image}", "ahead-group").await == 0
+                    && blocked_clients(&mut conn).await >= 2
+            }
+        },
+    )
+    .await;
     let (slow, other) = (
         slow.shutdown().await.unwrap(),
         other.shutdown().await.unwrap(),

@@ -243,12 +243,20 @@ async fn redis_restarted_during_a_run_with_appendonly_loses_nothing() {
         if start == 150 {
             // Redis goes away for a second while the emitter and the consumer carry on.
             let server = server.clone();
+            let (stopped, is_stopped) = tokio::sync::oneshot::channel();
             outage = Some(tokio::task::spawn_blocking(move || {
                 server.lock().unwrap().stop();
+                let _ = stopped.send(());
+                // An outage of one second: the scenario, not a wait for a condition.
                 std::thread::sleep(Duration::from_secs(1));
                 server.lock().unwrap().restart();
             }));
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The next batches go out while Redis is away: wait until the stop is done rather
+            // than a fixed time.
+            tokio::time::timeout(WAIT, is_stopped)
+                .await
+                .expect("Redis stopped in time")
+                .expect("the outage task reports the stop");
         }
         loop {
             let mut batch = EmitBatch::new();

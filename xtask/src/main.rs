@@ -7,7 +7,8 @@
 //! - `cargo xtask schema diff --against GIT_REF [--json]` compares `schemas/` with the schema files
 //!   at a commit and fails when an event changed incompatibly without a new version; CI runs it
 //!   against the previous commit;
-//! - `cargo xtask test [-- ARGS]` runs the whole test suite;
+//! - `cargo xtask test [-- ARGS]` runs the whole test suite, after checking the programs it needs
+//!   besides Rust (`redis-server`, `redis-cli`, Node.js 20 or newer, npm; see `prereq.rs`);
 //! - `cargo xtask bench [--quick] [--rounds N]` measures this library against BullMQ and raw Redis
 //!   and writes `target/bench/results.json`, `report.md` and `ratios.svg` (docs/benchmarks.md).
 //!
@@ -15,6 +16,7 @@
 
 mod bench;
 mod diff;
+mod prereq;
 mod schema;
 mod test_suite;
 
@@ -38,7 +40,8 @@ enum Task {
     /// The committed JSON Schema export of `schemas/`
     #[command(subcommand)]
     Schema(SchemaTask),
-    /// Run the whole test suite: `cargo test --workspace --all-targets`, then the doc tests
+    /// Run the whole test suite: `cargo test --workspace --all-targets`, then the doc tests. Checks
+    /// first that redis-server, redis-cli, Node.js 20+ and npm are installed
     Test {
         /// Passed to every test binary, e.g. a test name filter or `--nocapture`
         #[arg(last = true)]
@@ -132,6 +135,11 @@ fn main() -> ExitCode {
             }
         }
         Task::Test { test_args } => {
+            let problems = prereq::problems(prereq::installed_version);
+            if !problems.is_empty() {
+                eprint!("error: {}", prereq::message(&problems));
+                return ExitCode::FAILURE;
+            }
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             match test_suite::run(&test_suite::steps(&cargo, &test_args)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -11,11 +11,13 @@ use domain_events_redis::RedisConfig;
 
 use crate::error::Error;
 
-/// The queue unless configured otherwise: `DOMAIN_EVENTS` (docs/contract.md section 5), the queue of
-/// the platform's `@Processor('DOMAIN_EVENTS')` consumers.
-pub const DEFAULT_QUEUE: &str = "DOMAIN_EVENTS";
-/// The BullMQ key prefix unless configured otherwise: `bull`, BullMQ's own default.
-pub const DEFAULT_PREFIX: &str = "bull";
+/// The queue unless configured otherwise: `DOMAIN_EVENTS` (docs/contract.md section 5.1), the
+/// queue of the platform's `@Processor('DOMAIN_EVENTS')` consumers; defined once in
+/// [`domain_events::wire`].
+pub const DEFAULT_QUEUE: &str = domain_events::wire::BULLMQ_QUEUE;
+/// The BullMQ key prefix unless configured otherwise: `bull`, BullMQ's own default
+/// (docs/contract.md section 5.1); defined once in [`domain_events::wire`].
+pub const DEFAULT_PREFIX: &str = domain_events::wire::BULLMQ_PREFIX;
 /// Attempts per job (the first one included) unless configured otherwise: 5.
 pub const DEFAULT_ATTEMPTS: u32 = 5;
 /// The backoff between attempts unless configured otherwise: exponential from 1 second.

@@ -12,8 +12,9 @@ use crate::connection::Connection;
 use crate::error::Error;
 use crate::keys::Keys;
 
-/// The key prefix unless configured otherwise: `domain-events` (docs/contract.md section 4).
-pub const DEFAULT_KEY_PREFIX: &str = "domain-events";
+/// The key prefix unless configured otherwise: `domain-events` (docs/contract.md section 4.1),
+/// defined once in [`domain_events::wire`].
+pub const DEFAULT_KEY_PREFIX: &str = domain_events::wire::REDIS_KEY_PREFIX;
 /// The approximate length a category stream is trimmed to (`XADD ... MAXLEN ~`), unless
 /// configured otherwise: 1,000,000 entries.
 pub const DEFAULT_STREAM_MAX_LEN: usize = 1_000_000;

@@ -65,8 +65,9 @@ pub struct Settings {
     pub bullmq_prefix: String,
 }
 
-/// The default `$id` prefix of exported schemas.
-pub const DEFAULT_SCHEMA_ID_BASE: &str = "https://schemas.domain-events.dev/";
+/// The default `$id` prefix of exported schemas (docs/contract.md section 3.5): the one
+/// definition in `domain_events_wire`, shared with the runtime's CloudEvents `dataschema`.
+pub const DEFAULT_SCHEMA_ID_BASE: &str = domain_events_wire::SCHEMA_ID_BASE;
 
 /// The default catalog name in `asyncapi.json` and `catalog.md`.
 pub const DEFAULT_TITLE: &str = "domain-events";
@@ -77,14 +78,17 @@ pub const DEFAULT_API_VERSION: &str = "1.0.0";
 /// The default Redis server named in `asyncapi.json`.
 pub const DEFAULT_REDIS_HOST: &str = "localhost:6379";
 
-/// The default Redis key prefix of the category streams (docs/contract.md section 4).
-pub const DEFAULT_KEY_PREFIX: &str = "domain-events";
+/// The default Redis key prefix of the category streams (docs/contract.md section 4.1): the one
+/// definition in `domain_events_wire`, shared with `domain-events-redis`.
+pub const DEFAULT_KEY_PREFIX: &str = domain_events_wire::REDIS_KEY_PREFIX;
 
-/// The default BullMQ queue (docs/contract.md section 5).
-pub const DEFAULT_BULLMQ_QUEUE: &str = "DOMAIN_EVENTS";
+/// The default BullMQ queue (docs/contract.md section 5.1): the one definition in
+/// `domain_events_wire`, shared with `domain-events-bullmq`.
+pub const DEFAULT_BULLMQ_QUEUE: &str = domain_events_wire::BULLMQ_QUEUE;
 
-/// The default BullMQ key prefix (docs/contract.md section 5).
-pub const DEFAULT_BULLMQ_PREFIX: &str = "bull";
+/// The default BullMQ key prefix (docs/contract.md section 5.1): the one definition in
+/// `domain_events_wire`, shared with `domain-events-bullmq`.
+pub const DEFAULT_BULLMQ_PREFIX: &str = domain_events_wire::BULLMQ_PREFIX;
 
 impl Default for Settings {
     fn default() -> Self {

@@ -65,9 +65,10 @@ pub const CLOUDEVENTS_JSON_CONTENT_TYPE: &str = "application/cloudevents+json";
 /// The `datacontenttype` of every event written: payloads are JSON.
 pub const DATA_CONTENT_TYPE: &str = "application/json";
 
-/// The `$id` base of the export unless configured otherwise; equal to
-/// `domain_events_schema::DEFAULT_SCHEMA_ID_BASE`.
-pub const DEFAULT_SCHEMA_ID_BASE: &str = "https://schemas.domain-events.dev/";
+/// The `$id` base of the export unless configured otherwise (docs/contract.md sections 3.5 and
+/// 8): [`wire::SCHEMA_ID_BASE`](crate::wire::SCHEMA_ID_BASE), the one definition the schema
+/// library's export uses too.
+pub const DEFAULT_SCHEMA_ID_BASE: &str = crate::wire::SCHEMA_ID_BASE;
 
 /// The `$id` the export gives the payload schema of `event_type` at `version`:
 /// `<base><category>/<name>.v<version>.payload.schema.json`, for the `dataschema` attribute.

@@ -38,6 +38,10 @@ pub use consumer::{
     ConsumerCounters, ConsumerHandle, ConsumerOutcome, ConsumerStats, MemoryConsumer, RetryPolicy,
     Shutdown,
 };
+/// The wire constants (schema `$id` base, Redis key prefix, BullMQ queue and prefix), each defined
+/// once for the runtime, the transports and the schema library (docs/contract.md sections 3.5,
+/// 4.1 and 5.1).
+pub use domain_events_wire as wire;
 pub use emitter::{
     DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,
 };
