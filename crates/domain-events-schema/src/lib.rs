@@ -34,6 +34,7 @@ pub mod json_schema;
 pub mod load;
 pub mod model;
 pub mod raw;
+mod shape;
 pub mod typescript;
 pub mod validate;
 

@@ -72,6 +72,21 @@ pub fn validate(files: &[LoadedFile], diags: &mut Diagnostics) -> Option<Catalog
     })
 }
 
+/// The fields of an event version or object type: those that passed every check, and the names
+/// of those that did not (already reported, so references to them are not).
+#[derive(Default)]
+struct Fields {
+    parsed: Vec<Field>,
+    broken: BTreeSet<String>,
+}
+
+impl Fields {
+    /// The fields, when every one of them passed.
+    fn complete(self) -> Option<Vec<Field>> {
+        self.broken.is_empty().then_some(self.parsed)
+    }
+}
+
 struct Context<'d> {
     diags: &'d mut Diagnostics,
     /// Every generated Rust type name, with where it was declared, to report collisions.
@@ -141,23 +156,38 @@ impl Context<'_> {
     }
 
     fn category(&mut self, file: &SourceFile, raw: &RawFile) -> Option<Category> {
-        let name = raw.category.get_ref();
         let stem = file
             .path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !ident::is_snake_case(name) {
+        // Without a usable `category`, checking goes on with the file name's.
+        let (name, category_span) = match &raw.category {
+            Some(category) => (category.get_ref().clone(), category.span()),
+            None => {
+                self.diags.error_help(
+                    file,
+                    0..0,
+                    "the file declares no `category`",
+                    format!("add `category = \"{stem}\"` at the top of the file"),
+                );
+                (stem.clone(), 0..0)
+            }
+        };
+        let name = &name;
+        if raw.category.is_none() {
+            // Reported above.
+        } else if !ident::is_snake_case(name) {
             self.diags.error_help(
                 file,
-                raw.category.span(),
+                category_span.clone(),
                 format!("category `{name}` is not lower snake_case"),
                 "use lowercase letters, digits and single underscores, starting with a letter",
             );
         } else if *name != stem {
             self.diags.error_help(
                 file,
-                raw.category.span(),
+                category_span.clone(),
                 format!("category `{name}` does not match the file name `{stem}.toml`"),
                 format!("rename the file to `{name}.toml` or set `category = \"{stem}\"`"),
             );
@@ -183,7 +213,7 @@ impl Context<'_> {
         let Some(events) = &raw.events else {
             self.diags.error_help(
                 file,
-                raw.category.span(),
+                category_span,
                 format!("category `{name}` declares no events"),
                 "add an `[events.<name>]` table with its `fields`",
             );
@@ -239,14 +269,15 @@ impl Context<'_> {
             file,
             span: name.span(),
         };
-        if !ident::is_snake_case(name.get_ref()) {
+        // A bad name or version is reported; the event's body is still checked.
+        let name_ok = ident::is_snake_case(name.get_ref());
+        if !name_ok {
             self.diags.error_help(
                 file,
                 name.span(),
                 format!("event name `{}` is not lower snake_case", name.get_ref()),
                 format!("name it like `{}`", heck_snake(name.get_ref())),
             );
-            return None;
         }
         let variant = format!(
             "{}{}",
@@ -255,15 +286,16 @@ impl Context<'_> {
         );
         let type_string = format!("{category}:{}", name.get_ref());
         let latest_version = match &raw.version {
-            Some(v) => self.version_number(file, v)?,
+            Some(v) => self.version_number(file, v).unwrap_or(default_version),
             None => default_version,
         };
-        let mut ok = self.claim_name(
-            &format!("{variant}Payload"),
-            file,
-            name.span(),
-            &format!("event `{type_string}`"),
-        );
+        let mut ok = name_ok
+            && self.claim_name(
+                &format!("{variant}Payload"),
+                file,
+                name.span(),
+                &format!("event `{type_string}`"),
+            );
 
         let correlation = raw.correlation.as_ref().or(raw_file.correlation.as_ref());
         let mut versions = Vec::new();
@@ -366,7 +398,7 @@ impl Context<'_> {
             .unwrap_or_default();
         let fields = self.fields(file, &category, prefix, raw_fields);
         let key = match key {
-            Some(k) => self.key_template(file, k, fields.as_deref()),
+            Some(k) => self.key_template(file, k, &fields),
             None => {
                 self.diags.error_help(
                     file,
@@ -378,7 +410,7 @@ impl Context<'_> {
             }
         };
         let correlation = match correlation {
-            Some(c) => self.correlation(file, c, fields.as_deref()),
+            Some(c) => self.correlation(file, c, &fields),
             None => {
                 self.diags.error_help(
                     file,
@@ -393,7 +425,7 @@ impl Context<'_> {
             version,
             latest,
             description: description.map(|d| d.get_ref().clone()),
-            fields: fields?,
+            fields: fields.complete()?,
             key: key?,
             correlation: correlation?,
         })
@@ -405,12 +437,14 @@ impl Context<'_> {
         category: &str,
         prefix: &str,
         raw: &Spanned<Ordered<Spanned<RawField>>>,
-    ) -> Option<Vec<Field>> {
-        let mut out = Vec::new();
-        let mut ok = true;
+    ) -> Fields {
+        let mut out = Fields::default();
         let mut rust_names: HashMap<String, String> = HashMap::new();
         for (name, field) in &raw.get_ref().0 {
             let wire = name.get_ref();
+            // A bad name is reported and the field's type is still checked; references to the
+            // field are not reported again.
+            let mut name_ok = true;
             if !ident::is_lower_camel_case(wire) {
                 self.diags.error_help(
                     file,
@@ -418,11 +452,10 @@ impl Context<'_> {
                     format!("field name `{wire}` is not lowerCamelCase"),
                     format!("name it like `{}`", heck_lower_camel(wire)),
                 );
-                ok = false;
-                continue;
+                name_ok = false;
             }
             let rust_name = ident::rust_field_name(wire);
-            if let Some(other) = rust_names.insert(rust_name.clone(), wire.clone()) {
+            if name_ok && let Some(other) = rust_names.insert(rust_name.clone(), wire.clone()) {
                 self.diags.error_help(
                     file,
                     name.span(),
@@ -431,15 +464,16 @@ impl Context<'_> {
                     ),
                     "rename one of them",
                 );
-                ok = false;
-                continue;
+                name_ok = false;
             }
             match self.field(file, category, prefix, name, field) {
-                Some(f) => out.push(Field { rust_name, ..f }),
-                None => ok = false,
+                Some(f) if name_ok => out.parsed.push(Field { rust_name, ..f }),
+                _ => {
+                    out.broken.insert(wire.clone());
+                }
             }
         }
-        ok.then_some(out)
+        out
     }
 
     fn field(
@@ -693,10 +727,10 @@ impl Context<'_> {
                 Some(v) => NamedKind::Enum(v),
                 None => return,
             },
-            (Some(fields), None) => match self.fields(file, category, name.get_ref(), fields) {
-                Some(f) => NamedKind::Object(f),
-                None => return,
-            },
+            // Pushed even with broken fields, so the cycle check sees the fields that parsed.
+            (Some(fields), None) => {
+                NamedKind::Object(self.fields(file, category, name.get_ref(), fields).parsed)
+            }
         };
         self.types.push(NamedType {
             name: name.get_ref().clone(),
@@ -822,21 +856,32 @@ impl Context<'_> {
             }
             Ok(Some(n))
         };
-        let min = number(self, &t.min, "min");
-        let max = number(self, &t.max, "max");
-        let (Ok(min), Ok(max)) = (min, max) else {
-            return None;
-        };
+        // Every constraint is checked; a bad one is reported and does not stop the others.
+        let mut ok = true;
+        let min = number(self, &t.min, "min").unwrap_or_else(|()| {
+            ok = false;
+            None
+        });
+        let max = number(self, &t.max, "max").unwrap_or_else(|()| {
+            ok = false;
+            None
+        });
         if let (Some(lo), Some(hi), Some(span)) = (min, max, t.min.as_ref().map(|m| m.span()))
             && lo.as_f64() > hi.as_f64()
         {
             self.bad_range(file, span, "min", "max", field);
-            return None;
+            ok = false;
         }
-        let min_length = self.count(file, &t.min_length, "min_length")?;
-        let max_length = self.count(file, &t.max_length, "max_length")?;
-        let min_items = self.count(file, &t.min_items, "min_items")?;
-        let max_items = self.count(file, &t.max_items, "max_items")?;
+        let mut count = |cx: &mut Self, v: &Option<Spanned<i64>>, key: &str| {
+            cx.count(file, v, key).unwrap_or_else(|| {
+                ok = false;
+                None
+            })
+        };
+        let min_length = count(self, &t.min_length, "min_length");
+        let max_length = count(self, &t.max_length, "max_length");
+        let min_items = count(self, &t.min_items, "min_items");
+        let max_items = count(self, &t.max_items, "max_items");
         for (lo, hi, lo_key, hi_key, span) in [
             (
                 min_length,
@@ -857,33 +902,37 @@ impl Context<'_> {
                 && lo > hi
             {
                 self.bad_range(file, span, lo_key, hi_key, field);
-                return None;
+                ok = false;
             }
         }
         let pattern = match &t.pattern {
-            Some(p) => {
-                match regex::Regex::new(p.get_ref()) {
-                    Ok(_) => Some(p.get_ref().clone()),
-                    Err(e) => {
-                        let detail = e
-                            .to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or("invalid")
-                            .trim()
-                            .to_owned();
-                        self.diags.error_help(
+            Some(p) => match regex::Regex::new(p.get_ref()) {
+                Ok(_) => Some(p.get_ref().clone()),
+                Err(e) => {
+                    let detail = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("invalid")
+                        .trim()
+                        .to_owned();
+                    self.diags.error_help(
                         file,
                         p.span(),
-                        format!("`pattern` of `{field}` is not a valid regular expression: {detail}"),
+                        format!(
+                            "`pattern` of `{field}` is not a valid regular expression: {detail}"
+                        ),
                         "patterns use the Rust `regex` syntax (no look-around or back-references)",
                     );
-                        return None;
-                    }
+                    ok = false;
+                    None
                 }
-            }
+            },
             None => None,
         };
+        if !ok {
+            return None;
+        }
         Some(Constraints {
             min,
             max,
@@ -938,7 +987,7 @@ impl Context<'_> {
         &mut self,
         file: &SourceFile,
         raw: &Spanned<String>,
-        fields: Option<&[Field]>,
+        fields: &Fields,
     ) -> Option<KeyTemplate> {
         let text = raw.get_ref();
         // Offsets inside the string: the span includes the opening quote.
@@ -1037,7 +1086,6 @@ impl Context<'_> {
             );
             return None;
         }
-        let fields = fields?;
         let mut ok = separated;
         for (name, offset) in refs {
             let span = base + offset..base + offset + name.len() + 2;
@@ -1053,9 +1101,8 @@ impl Context<'_> {
         &mut self,
         file: &SourceFile,
         raw: &Spanned<String>,
-        fields: Option<&[Field]>,
+        fields: &Fields,
     ) -> Option<String> {
-        let fields = fields?;
         self.scalar_field_ref(
             file,
             raw.span(),
@@ -1072,17 +1119,27 @@ impl Context<'_> {
         file: &SourceFile,
         span: Range<usize>,
         name: &str,
-        fields: &[Field],
+        fields: &Fields,
         what: &str,
     ) -> bool {
+        if fields.broken.contains(name) {
+            // Already reported where the field is declared.
+            return false;
+        }
+        let all: Vec<&str> = fields
+            .parsed
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(fields.broken.iter().map(String::as_str))
+            .collect();
+        let fields = &fields.parsed;
         let Some(field) = fields.iter().find(|f| f.name == name) else {
-            let help = match did_you_mean(name, fields.iter().map(|f| f.name.as_str())) {
+            let help = match did_you_mean(name, all.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
                     "the payload fields are {}",
-                    fields
-                        .iter()
-                        .map(|f| format!("`{}`", f.name))
+                    all.iter()
+                        .map(|f| format!("`{f}`"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

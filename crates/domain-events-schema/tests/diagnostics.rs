@@ -79,7 +79,7 @@ fn the_distinct_error_classes_are_covered() {
     let all: String = cases().iter().map(|d| render(d)).collect();
     let classes = [
         "unclosed table",                 // TOML syntax
-        "unknown field",                  // unknown key
+        "unknown key",                    // unknown key
         "does not match the file name",   // category vs file
         "is not lower snake_case",        // event name
         "is not lowerCamelCase",          // field name
