@@ -40,7 +40,10 @@ fn copy_fixtures() {
     for entry in std::fs::read_dir(&source).expect("tests/ui is readable") {
         let entry = entry.expect("a folder entry");
         if entry.file_type().expect("a file type").is_dir() {
-            copy_dir(&entry.path(), &project.join(FIXTURES).join(entry.file_name()));
+            copy_dir(
+                &entry.path(),
+                &project.join(FIXTURES).join(entry.file_name()),
+            );
         }
     }
 }

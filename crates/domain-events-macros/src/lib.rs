@@ -59,6 +59,17 @@ pub fn derive_emitter(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// The second half of `#[derive(Emitter)]`: called back by the `__emitter_events!` macro
+/// that `include_events!` generates, with the event types the catalog declares. Not for direct
+/// use.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __emitter_with_events(input: TokenStream) -> TokenStream {
+    domain_events_schema::codegen::expand_emitter_with_events(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 struct IncludeArgs {
     path: LitStr,
     crate_path: Option<LitStr>,
@@ -127,6 +138,15 @@ fn expand_in(manifest_dir: &Path, args: IncludeArgs) -> syn::Result<TokenStream2
     }
     let mut settings = Settings::new().with_display_dir(&rel);
     if let Some(c) = &args.crate_path {
+        if let Err(e) = syn::parse_str::<syn::Path>(&c.value()) {
+            return Err(syn::Error::new(
+                c.span(),
+                format!(
+                    "`crate = \"{}\"` is not a Rust path ({e}); write the path to the `domain-events` crate, e.g. `crate = \"::domain_events\"`",
+                    c.value()
+                ),
+            ));
+        }
         settings = settings.with_crate_path(c.value());
     }
     let catalog = Catalog::load(&manifest_dir.join(&rel), &settings).map_err(|diags| {
@@ -170,6 +190,17 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("absolute paths"), "{err}");
+    }
+
+    #[test]
+    fn a_crate_argument_that_is_not_a_path_is_an_error() {
+        let err = expand_in(
+            Path::new("/tmp"),
+            args(quote!(path = "schemas", crate = "not a path!")),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("is not a Rust path"), "{err}");
     }
 
     #[test]
