@@ -75,7 +75,7 @@ pub fn load_file(path: &Path, display: String, diags: &mut Diagnostics) -> Optio
 
 /// Parses a file's text as TOML into the raw model. A syntax error is reported and leaves the
 /// file unchecked; otherwise every unknown key and wrongly typed value is reported (see
-/// [`crate::shape`]) and the rest of the file is read, so validation can go on.
+/// `shape.rs`) and the rest of the file is read, so validation can go on.
 pub fn parse_source(source: SourceFile, diags: &mut Diagnostics) -> LoadedFile {
     let raw = parse_raw(&source, diags);
     LoadedFile { source, raw }

@@ -1,6 +1,6 @@
 //! Raw files → [`Catalog`]: every rule of the schema language, every problem reported.
 //!
-//! One [`Context`] collects problems and what later checks need (claimed Rust names, named
+//! One `Context` collects problems and what later checks need (claimed Rust names, named
 //! types); its checks are split by responsibility: `names` (generated Rust names, type
 //! declarations), `events` (categories, events, versions), `fields` (field names and
 //! constraints), `types` (type expressions, enums, named types), `keys` (idempotency keys and
