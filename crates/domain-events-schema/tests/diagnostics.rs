@@ -79,6 +79,8 @@ fn the_distinct_error_classes_are_covered() {
     let all: String = cases().iter().map(|d| render(d)).collect();
     let classes = [
         "unclosed table",                 // TOML syntax
+        "inline table is never closed",   // TOML syntax, reported at the opening brace
+        "did you mean `idempotency_key`", // unknown key, with the closest known one
         "unknown key",                    // unknown key
         "does not match the file name",   // category vs file
         "is not lower snake_case",        // event name
