@@ -1,5 +1,5 @@
 //! The validated schema: what codegen and JSON Schema export read. Built only by
-//! [`crate::validate`], so everything here already holds the rules of the schema language.
+//! validation (`validate/`), so everything here already holds the rules of the schema language.
 
 use std::path::PathBuf;
 
