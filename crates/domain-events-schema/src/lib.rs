@@ -33,6 +33,7 @@ pub(crate) mod ident;
 pub mod json_schema;
 pub(crate) mod load;
 pub mod model;
+mod naming;
 pub(crate) mod raw;
 mod shape;
 pub(crate) mod typescript;

@@ -12,8 +12,8 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-use crate::ident;
 use crate::model::Catalog;
+use crate::{ident, naming};
 
 struct Args {
     catalog: Path,
@@ -276,14 +276,10 @@ fn methods(input: &DeriveInput, args: &Args, field: &TokenStream) -> TokenStream
         let Some((category, event)) = text.split_once(':') else {
             continue;
         };
-        let variant = format!(
-            "{}{}",
-            ident::upper_camel(category),
-            ident::upper_camel(event)
-        );
-        let payload = syn::Ident::new(&format!("{variant}Payload"), lit.span());
-        let method = syn::Ident::new(&format!("emit_{category}_{event}"), lit.span());
-        let or_log = syn::Ident::new(&format!("emit_{category}_{event}_or_log"), lit.span());
+        let payload_name = naming::payload_struct(&naming::event_variant(category, event));
+        let payload = syn::Ident::new(&payload_name, lit.span());
+        let method = syn::Ident::new(&naming::emitter_method(category, event), lit.span());
+        let or_log = syn::Ident::new(&naming::emitter_method_or_log(category, event), lit.span());
         let doc = format!(
             " Emits `{text}`: builds the envelope, checks the payload and publishes it within the emitter's timeout."
         );
@@ -291,7 +287,7 @@ fn methods(input: &DeriveInput, args: &Args, field: &TokenStream) -> TokenStream
             " Emits `{text}` without returning errors: a failure is logged and counted (fire and forget)."
         );
         let mismatch = format!(
-            "`{catalog_str}::{variant}Payload` is not the payload of `{text}`",
+            "`{catalog_str}::{payload_name}` is not the payload of `{text}`",
             catalog_str = quote!(#catalog)
         );
         methods.push(quote! {

@@ -5,9 +5,9 @@ use toml::Spanned;
 
 use super::{At, Context};
 use crate::diag::SourceFile;
-use crate::ident;
 use crate::model::{Category, Event, EventVersion};
 use crate::raw::{Ordered, RawEvent, RawField, RawFile};
+use crate::{ident, naming};
 
 /// One version of an event as declared, with what it inherits from the event already filled in:
 /// the input of [`Context::event_version`].
@@ -155,11 +155,7 @@ impl Context<'_> {
                 format!("name it like `{}`", heck_snake(name.get_ref())),
             );
         }
-        let variant = format!(
-            "{}{}",
-            ident::upper_camel(category),
-            ident::upper_camel(name.get_ref())
-        );
+        let variant = naming::event_variant(category, name.get_ref());
         let type_string = format!("{category}:{}", name.get_ref());
         let latest_version = match &raw.version {
             Some(v) => self.version_number(file, v).unwrap_or(default_version),
@@ -167,7 +163,7 @@ impl Context<'_> {
         };
         let mut ok = name_ok
             && self.claim_name(
-                &format!("{variant}Payload"),
+                &naming::payload_struct(&naming::version_prefix(&variant, latest_version, true)),
                 file,
                 name.span(),
                 &format!("event `{type_string}`"),
@@ -201,9 +197,9 @@ impl Context<'_> {
                 ok = false;
                 continue;
             };
-            let prefix = format!("{variant}V{n}");
+            let prefix = naming::version_prefix(&variant, n, false);
             ok &= self.claim_name(
-                &format!("{prefix}Payload"),
+                &naming::payload_struct(&prefix),
                 file,
                 number.span(),
                 &format!("version {n} of `{type_string}`"),

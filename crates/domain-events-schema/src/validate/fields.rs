@@ -7,9 +7,9 @@ use toml::Spanned;
 
 use super::{Context, Fields, type_label};
 use crate::diag::{Diagnostics, SourceFile};
-use crate::ident;
 use crate::model::{Constraints, Field, FieldType, Number};
 use crate::raw::{Ordered, RawField, RawFieldTable, RawNumber};
+use crate::{ident, naming};
 
 impl Context<'_> {
     pub(super) fn fields(
@@ -85,7 +85,7 @@ impl Context<'_> {
             Some(t) => (t.trim().to_owned(), true),
             None => (ty_text.trim().to_owned(), false),
         };
-        let enum_name = format!("{prefix}{}", ident::upper_camel(name.get_ref()));
+        let enum_name = naming::inline_enum(prefix, name.get_ref());
         let ty = self.type_expr(file, &text, ty_span.clone(), table, &enum_name, category)?;
         let constraints = self.constraints(file, name.get_ref(), &ty, table)?;
         if table.values.is_some() && !matches!(ty.element(), FieldType::Named(n) if *n == enum_name)
