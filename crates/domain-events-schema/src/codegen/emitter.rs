@@ -338,6 +338,7 @@ pub(crate) fn catalog_callback(catalog: &Catalog) -> TokenStream {
             };
         }
         #[doc(hidden)]
+        #[allow(unused_imports)]
         pub use #exported as __emitter_events;
     }
 }

@@ -1433,4 +1433,5 @@ macro_rules! __emitter_events_981d204ab7be824f {
     };
 }
 #[doc(hidden)]
+#[allow(unused_imports)]
 pub use __emitter_events_981d204ab7be824f as __emitter_events;
