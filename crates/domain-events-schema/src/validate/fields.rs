@@ -282,13 +282,10 @@ impl Context<'_> {
             Some(p) => match regex::Regex::new(p.get_ref()) {
                 Ok(_) => Some(p.get_ref().clone()),
                 Err(e) => {
-                    let detail = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("invalid")
-                        .trim()
-                        .to_owned();
+                    // The regex crate's last line reads `error: <what>`; keep only `<what>`.
+                    let text = e.to_string();
+                    let last = text.lines().last().unwrap_or("invalid").trim();
+                    let detail = last.strip_prefix("error: ").unwrap_or(last).to_owned();
                     self.diags.error_help(
                         file,
                         p.span(),
