@@ -51,6 +51,11 @@ pub fn include_events(input: TokenStream) -> TokenStream {
 ///     emitter: domain_events::Emitter,                       // the only field, or one marked #[emitter]
 /// }
 /// ```
+///
+/// Every problem with the attributes is reported at once. `catalog` must name the module or crate
+/// where `include_events!` expanded: the derive reads the declared events from the
+/// `__emitter_events!` macro generated there, so an event the catalog does not declare is an error
+/// at its name, with the closest declared one ("did you mean `image:variation_completed`?").
 #[proc_macro_derive(Emitter, attributes(emitter))]
 pub fn derive_emitter(input: TokenStream) -> TokenStream {
     syn::parse::<syn::DeriveInput>(input)
