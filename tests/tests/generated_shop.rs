@@ -297,3 +297,18 @@ fn schemars_sees_the_exported_schema() {
         ])
     );
 }
+
+/// `#[derive(Emitter)]` works with a catalog that is a module of the same crate: the generated
+/// `__emitter_events!` is reached through the module, and the methods exist.
+#[derive(domain_events::Emitter)]
+#[emitter(catalog = shop, events("shop:order_placed", "shop:order_cancelled"))]
+struct ShopEvents {
+    #[allow(dead_code)]
+    emitter: domain_events::Emitter,
+}
+
+#[test]
+fn the_emitter_derive_reaches_a_catalog_module_of_the_same_crate() {
+    let _placed = ShopEvents::emit_shop_order_placed;
+    let _cancelled = ShopEvents::emit_shop_order_cancelled_or_log;
+}

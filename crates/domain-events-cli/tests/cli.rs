@@ -130,6 +130,22 @@ fn check_reports_every_error_of_every_file() {
 }
 
 #[test]
+fn check_reports_every_mistake_of_the_many_mistakes_fixture_in_one_run() {
+    // The schema crate's fixture of 21 independent mistakes over two files: one run of
+    // `domain-events check` shows all of them, as the library reports them.
+    let fixture = workspace().join("crates/domain-events-schema/tests/fixtures/bad/many_mistakes");
+    let output = run_in(&fixture, &["check", "--schemas", "."]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.matches(": error: ").count(), 21, "{err}");
+    assert!(err.contains("did you mean `idempotency_key`?"), "{err}");
+    assert!(
+        err.ends_with("error: 21 errors in the schema folder `.`\n"),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_reports_a_missing_folder() {
     let dir = tempfile::tempdir().unwrap();
     let output = run_in(dir.path(), &["check", "--schemas", "nowhere"]);

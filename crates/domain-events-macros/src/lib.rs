@@ -51,10 +51,26 @@ pub fn include_events(input: TokenStream) -> TokenStream {
 ///     emitter: domain_events::Emitter,                       // the only field, or one marked #[emitter]
 /// }
 /// ```
+///
+/// Every problem with the attributes is reported at once. `catalog` must name the module or crate
+/// where `include_events!` expanded: the derive reads the declared events from the
+/// `__emitter_events!` macro generated there, so an event the catalog does not declare is an error
+/// at its name, with the closest declared one ("did you mean `image:variation_completed`?").
 #[proc_macro_derive(Emitter, attributes(emitter))]
 pub fn derive_emitter(input: TokenStream) -> TokenStream {
     syn::parse::<syn::DeriveInput>(input)
         .and_then(domain_events_schema::codegen::expand_derive_emitter)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// The second half of `#[derive(Emitter)]`: called back by the `__emitter_events!` macro
+/// that `include_events!` generates, with the event types the catalog declares. Not for direct
+/// use.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __emitter_with_events(input: TokenStream) -> TokenStream {
+    domain_events_schema::codegen::expand_emitter_with_events(input.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
@@ -127,6 +143,15 @@ fn expand_in(manifest_dir: &Path, args: IncludeArgs) -> syn::Result<TokenStream2
     }
     let mut settings = Settings::new().with_display_dir(&rel);
     if let Some(c) = &args.crate_path {
+        if let Err(e) = syn::parse_str::<syn::Path>(&c.value()) {
+            return Err(syn::Error::new(
+                c.span(),
+                format!(
+                    "`crate = \"{}\"` is not a Rust path ({e}); write the path to the `domain-events` crate, e.g. `crate = \"::domain_events\"`",
+                    c.value()
+                ),
+            ));
+        }
         settings = settings.with_crate_path(c.value());
     }
     let catalog = Catalog::load(&manifest_dir.join(&rel), &settings).map_err(|diags| {
@@ -170,6 +195,17 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("absolute paths"), "{err}");
+    }
+
+    #[test]
+    fn a_crate_argument_that_is_not_a_path_is_an_error() {
+        let err = expand_in(
+            Path::new("/tmp"),
+            args(quote!(path = "schemas", crate = "not a path!")),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("is not a Rust path"), "{err}");
     }
 
     #[test]

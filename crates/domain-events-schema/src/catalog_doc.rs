@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use crate::Settings;
 use crate::asyncapi;
-use crate::ident;
 use crate::model::{Catalog, Category, Constraints, Event, Field, FieldType, NamedKind, Number};
+use crate::naming;
 use crate::typescript;
 
 /// The Markdown text of `catalog.md`.
@@ -313,7 +313,7 @@ fn inline_enums(catalog: &Catalog) -> BTreeSet<String> {
     let mut visit = |prefix: &str, fields: &[Field]| {
         for field in fields {
             if let FieldType::Named(name) = field.ty.element() {
-                let generated = format!("{prefix}{}", ident::upper_camel(&field.name));
+                let generated = naming::inline_enum(prefix, &field.name);
                 if *name == generated {
                     names.insert(name.clone());
                 }

@@ -23,19 +23,21 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod asyncapi;
-pub mod catalog_doc;
+pub(crate) mod asyncapi;
+pub(crate) mod catalog_doc;
 pub mod codegen;
 pub mod diag;
 pub mod diff;
 pub mod export;
-pub mod ident;
+pub(crate) mod ident;
 pub mod json_schema;
-pub mod load;
+pub(crate) mod load;
 pub mod model;
-pub mod raw;
-pub mod typescript;
-pub mod validate;
+mod naming;
+pub(crate) mod raw;
+mod shape;
+pub(crate) mod typescript;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 

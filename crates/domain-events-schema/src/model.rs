@@ -1,6 +1,7 @@
 //! The validated schema: what codegen and JSON Schema export read. Built only by
-//! [`crate::validate`], so everything here already holds the rules of the schema language.
+//! validation (`validate/`), so everything here already holds the rules of the schema language.
 
+use crate::naming;
 use std::path::PathBuf;
 
 /// A whole schema folder.
@@ -55,26 +56,22 @@ impl Event {
 
     /// The Rust name of a version's payload struct.
     pub fn payload_name(&self, version: &EventVersion) -> String {
-        format!("{}Payload", self.version_prefix(version))
+        naming::payload_struct(&self.version_prefix(version))
     }
 
     /// The Rust name of a version's envelope alias.
     pub fn envelope_name(&self, version: &EventVersion) -> String {
-        format!("{}Event", self.version_prefix(version))
+        naming::envelope_alias(&self.version_prefix(version))
     }
 
     /// `ImageVariationCompleted` for the latest version, `ImageVariationCompletedV1` for older ones.
     pub fn version_prefix(&self, version: &EventVersion) -> String {
-        if version.latest {
-            self.variant.clone()
-        } else {
-            format!("{}V{}", self.variant, version.version)
-        }
+        naming::version_prefix(&self.variant, version.version, version.latest)
     }
 
     /// The emitter method name (`emit_image_variation_completed`).
     pub fn emitter_method(&self) -> String {
-        format!("emit_{}_{}", self.category, self.name)
+        naming::emitter_method(&self.category, &self.name)
     }
 }
 

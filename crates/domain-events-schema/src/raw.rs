@@ -12,8 +12,8 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
-    /// `category = "image"`.
-    pub category: Spanned<String>,
+    /// `category = "image"`; missing is reported by validation.
+    pub category: Option<Spanned<String>>,
     /// Category documentation.
     pub description: Option<Spanned<String>>,
     /// Default correlation field.

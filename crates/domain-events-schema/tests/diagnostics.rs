@@ -79,7 +79,9 @@ fn the_distinct_error_classes_are_covered() {
     let all: String = cases().iter().map(|d| render(d)).collect();
     let classes = [
         "unclosed table",                 // TOML syntax
-        "unknown field",                  // unknown key
+        "inline table is never closed",   // TOML syntax, reported at the opening brace
+        "did you mean `idempotency_key`", // unknown key, with the closest known one
+        "unknown key",                    // unknown key
         "does not match the file name",   // category vs file
         "is not lower snake_case",        // event name
         "is not lowerCamelCase",          // field name
@@ -111,4 +113,96 @@ fn the_distinct_error_classes_are_covered() {
     ];
     let missing: Vec<_> = classes.iter().filter(|c| !all.contains(*c)).collect();
     assert!(missing.is_empty(), "no fixture covers: {missing:?}\n{all}");
+}
+
+#[test]
+fn every_mistake_of_two_files_is_reported_in_one_run() {
+    // `many_mistakes/` holds 21 independent mistakes over two files. A misspelled key must not
+    // hide the rest of its file, and later checks (types, constraints, keys, correlation) must run
+    // on everything that parsed. Each entry: file, line, and a phrase of the message.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad/many_mistakes");
+    let out = render(&dir);
+    let expected: &[(&str, usize, &str)] = &[
+        ("image.toml", 3, "version 0 is not a positive integer"),
+        ("image.toml", 6, "unknown key `idempotency_kye`"),
+        (
+            "image.toml",
+            6,
+            "references `variationID`, which is not a payload field",
+        ),
+        ("image.toml", 9, "unknown key `descripton`"),
+        (
+            "image.toml",
+            10,
+            "`min` of `width` is greater than its `max`",
+        ),
+        ("image.toml", 11, "unknown type `strng`"),
+        ("image.toml", 12, "`pattern` does not apply to `code`"),
+        (
+            "image.toml",
+            13,
+            "field name `error_code` is not lowerCamelCase",
+        ),
+        (
+            "image.toml",
+            15,
+            "event name `VariationFailed` is not lower snake_case",
+        ),
+        ("image.toml", 17, "enum value `oom` is listed twice"),
+        ("image.toml", 20, "are not separated by a `:`"),
+        ("image.toml", 22, "unknown type `strng2`"),
+        (
+            "image.toml",
+            22,
+            "`pattern` of `sha` is not a valid regular expression",
+        ),
+        (
+            "seo.toml",
+            1,
+            "category `search` does not match the file name",
+        ),
+        ("seo.toml", 2, "unknown key `corelation`"),
+        ("seo.toml", 5, "references `locale`, which is optional"),
+        ("seo.toml", 6, "unknown key `deprecatd`"),
+        ("seo.toml", 7, "unknown type `strin`"),
+        ("seo.toml", 10, "the idempotency key references no field"),
+        (
+            "seo.toml",
+            11,
+            "`min` of the integer field `score` is not a whole number",
+        ),
+        ("seo.toml", 13, "type `Page` contains itself"),
+    ];
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|(file, line, phrase)| {
+            !out.lines().any(|l| {
+                l.starts_with(&format!("bad/many_mistakes/{file}:{line}:")) && l.contains(phrase)
+            })
+        })
+        .map(|(file, line, phrase)| format!("{file}:{line}: {phrase}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} mistakes reported; missing:\n{}\n\nreported:\n{out}",
+        expected.len() - missing.len(),
+        expected.len(),
+        missing.join("\n")
+    );
+    // Misspelled keys name the key they were probably meant to be.
+    for hint in [
+        "did you mean `idempotency_key`?",
+        "did you mean `description`?",
+        "did you mean `correlation`?",
+        "did you mean `deprecated`?",
+        "did you mean `string`?",
+        "did you mean `variationId`?",
+    ] {
+        assert!(out.contains(hint), "no `{hint}` in:\n{out}");
+    }
+    // A field whose type is unknown is not reported again by the checks that need its type.
+    assert!(
+        !out.contains("references `label`"),
+        "the key and correlation checks cascaded from the unknown type of `label`:\n{out}"
+    );
 }

@@ -60,13 +60,31 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// The `schemars` schema of a generated type: the exported JSON Schema, so both always agree.
-pub fn schema_from_json(json: &str) -> schemars::Schema {
-    serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|v| schemars::Schema::try_from(v).ok())
-        .unwrap_or_default()
+/// The `schemars` schema of a generated type `name`: the exported JSON Schema, so both always
+/// agree.
+///
+/// # Panics
+///
+/// When `json` is not a JSON Schema. `include_events!` embeds the schema it exported, which always
+/// is one; anything else means generated code and runtime do not match (different versions, or
+/// hand-edited expansions), and a silently empty schema would accept every value.
+pub fn schema_from_json(name: &str, json: &str) -> schemars::Schema {
+    let parsed = serde_json::from_str::<serde_json::Value>(json)
+        .map_err(|e| e.to_string())
+        .and_then(|v| schemars::Schema::try_from(v).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(schema) => schema,
+        Err(e) => panic!(
+            "domain-events: the JSON Schema that `include_events!` embedded for `{name}` is not a \
+             JSON Schema ({e}); build the generated code and `domain-events` from the same version"
+        ),
+    }
 }
+
+/// The second half of `#[derive(Emitter)]`, called back by the `__emitter_events!` macro
+/// that `include_events!` generates with the event types of the catalog.
+#[cfg(feature = "macros")]
+pub use domain_events_macros::__emitter_with_events as emitter_with_events;
 
 /// Deserializes a string through `FromStr` (for `DomainEventType`).
 pub fn from_str_deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -88,5 +106,28 @@ pub fn unknown_event<E: crate::EventSet>(event_type: &str, version: u32) -> crat
         }
     } else {
         crate::DecodeError::UnknownType(event_type.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_schema_is_read() {
+        let schema = schema_from_json("Payload", r#"{"type":"object"}"#);
+        assert_eq!(schema.get("type"), Some(&serde_json::json!("object")));
+    }
+
+    #[test]
+    #[should_panic(expected = "embedded for `Payload` is not a JSON Schema")]
+    fn an_embedded_schema_that_does_not_parse_is_an_error_not_an_empty_schema() {
+        schema_from_json("Payload", r#"{"type": "object""#);
+    }
+
+    #[test]
+    #[should_panic(expected = "embedded for `Payload` is not a JSON Schema")]
+    fn an_embedded_value_that_is_no_schema_is_an_error() {
+        schema_from_json("Payload", "[1, 2]");
     }
 }

@@ -12,7 +12,8 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-use crate::ident;
+use crate::model::Catalog;
+use crate::{ident, naming};
 
 struct Args {
     catalog: Path,
@@ -20,7 +21,26 @@ struct Args {
     crate_path: Path,
 }
 
-fn parse_args(input: &DeriveInput) -> syn::Result<Args> {
+/// Collects errors so that every problem of the attributes is reported at once.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Reads every `#[emitter(...)]` attribute of the type. Each problem (an unknown argument, a bad
+/// `crate` path, a malformed type string, a missing argument) is reported; all of them at once.
+fn parse_args(input: &DeriveInput, errors: &mut Errors) -> Option<Args> {
     let mut catalog: Option<Path> = None;
     let mut events: Vec<LitStr> = Vec::new();
     let mut crate_path: Path = syn::parse_quote!(::domain_events);
@@ -28,56 +48,96 @@ fn parse_args(input: &DeriveInput) -> syn::Result<Args> {
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("emitter")) {
         seen = true;
         // `catalog = path, events("a:b", "c:d"), crate = "::path"`
-        attr.parse_args_with(|stream: syn::parse::ParseStream<'_>| {
+        let parsed = attr.parse_args_with(|stream: syn::parse::ParseStream<'_>| {
             while !stream.is_empty() {
                 let key: syn::Ident = stream.call(syn::ext::IdentExt::parse_any)?;
                 if key == "events" {
                     let content;
                     syn::parenthesized!(content in stream);
-                    events.extend(content.parse_terminated(<LitStr as syn::parse::Parse>::parse, syn::Token![,])?);
+                    for lit in content.parse_terminated(<LitStr as syn::parse::Parse>::parse, syn::Token![,])? {
+                        match check_type_string(&lit) {
+                            Ok(()) => events.push(lit),
+                            Err(e) => errors.push(e),
+                        }
+                    }
                 } else if key == "catalog" {
                     let _: syn::Token![=] = stream.parse()?;
                     catalog = Some(stream.call(Path::parse_mod_style)?);
                 } else if key == "crate" {
                     let _: syn::Token![=] = stream.parse()?;
                     let lit: LitStr = stream.parse()?;
-                    crate_path = lit.parse()?;
+                    match lit.parse::<Path>() {
+                        Ok(path) => crate_path = path,
+                        Err(e) => errors.push(syn::Error::new(
+                            lit.span(),
+                            format!(
+                                "`crate = \"{}\"` is not a Rust path ({e}); write the path to the `domain-events` crate, e.g. `crate = \"::domain_events\"`",
+                                lit.value()
+                            ),
+                        )),
+                    }
                 } else {
-                    return Err(syn::Error::new(
+                    let help = match crate::diag::did_you_mean(&key.to_string(), ["catalog", "events", "crate"]) {
+                        Some(s) => format!("; did you mean `{s}`?"),
+                        None => "; expected `catalog`, `events` or `crate`".into(),
+                    };
+                    errors.push(syn::Error::new(
                         key.span(),
-                        format!("unknown `emitter` argument `{key}`; expected `catalog`, `events` or `crate`"),
+                        format!("unknown `emitter` argument `{key}`{help}"),
                     ));
+                    // Skip its value and go on with the next argument.
+                    while !stream.is_empty() && !stream.peek(syn::Token![,]) {
+                        stream.parse::<proc_macro2::TokenTree>()?;
+                    }
                 }
                 if !stream.is_empty() {
                     let _: syn::Token![,] = stream.parse()?;
                 }
             }
             Ok(())
-        })?;
+        });
+        if let Err(e) = parsed {
+            errors.push(e);
+        }
     }
     if !seen {
-        return Err(syn::Error::new(
+        errors.push(syn::Error::new(
             input.ident.span(),
             "missing `#[emitter(catalog = <path>, events(\"<category>:<name>\", ...))]`",
         ));
+        return None;
     }
-    let catalog = catalog.ok_or_else(|| {
-        syn::Error::new(
+    if catalog.is_none() {
+        errors.push(syn::Error::new(
             input.ident.span(),
             "missing `catalog = <path>`: the module or crate where `include_events!` generated the payload types",
-        )
-    })?;
-    if events.is_empty() {
-        return Err(syn::Error::new(
+        ));
+    }
+    if events.is_empty() && errors.0.is_none() {
+        errors.push(syn::Error::new(
             input.ident.span(),
             "missing `events(\"<category>:<name>\", ...)`: the events this type emits",
         ));
     }
-    Ok(Args {
-        catalog,
+    Some(Args {
+        catalog: catalog?,
         events,
         crate_path,
     })
+}
+
+/// `<category>:<name>`, both lower snake_case.
+fn check_type_string(lit: &LitStr) -> syn::Result<()> {
+    let text = lit.value();
+    match text.split_once(':') {
+        Some((c, n)) if ident::is_snake_case(c) && ident::is_snake_case(n) => Ok(()),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`{text}` is not a type string of the form `<category>:<name>` in lower snake_case"
+            ),
+        )),
+    }
 }
 
 /// The field holding the `Emitter`: the only field, or the one marked `#[emitter]`.
@@ -123,43 +183,103 @@ fn emitter_field(input: &DeriveInput) -> syn::Result<TokenStream> {
     })
 }
 
-/// Expands `#[derive(Emitter)]`.
+/// Expands `#[derive(Emitter)]`: checks the attributes (reporting every problem at once), then
+/// hands the type to the catalog's `__emitter_events!` (generated by `include_events!`),
+/// which calls [`expand_emitter_with_events`] back with the event types the catalog declares.
 pub fn expand_derive_emitter(input: DeriveInput) -> syn::Result<TokenStream> {
-    let args = parse_args(&input)?;
-    let field = emitter_field(&input)?;
+    let mut errors = Errors::default();
+    let args = parse_args(&input, &mut errors);
+    if let Err(e) = emitter_field(&input) {
+        errors.push(e);
+    }
+    errors.finish()?;
+    let Some(Args {
+        catalog,
+        crate_path: rt,
+        ..
+    }) = args
+    else {
+        // `parse_args` returns `None` only after reporting an error.
+        return Err(syn::Error::new(
+            input.ident.span(),
+            "invalid `#[emitter]` attributes",
+        ));
+    };
+    Ok(quote! {
+        #catalog::__emitter_events! {
+            { #rt::__private::emitter_with_events }
+            #input
+        }
+    })
+}
+
+/// The second half of `#[derive(Emitter)]`: `input` is `[<declared event types>] <the type>`.
+/// Every event the type names must be declared; an unknown one is reported at its literal with
+/// the closest declared name.
+pub fn expand_emitter_with_events(input: TokenStream) -> syn::Result<TokenStream> {
+    let (declared, input) = syn::parse::Parser::parse2(
+        |stream: syn::parse::ParseStream<'_>| {
+            let content;
+            syn::bracketed!(content in stream);
+            let declared: Vec<String> = content
+                .parse_terminated(<LitStr as syn::parse::Parse>::parse, syn::Token![,])?
+                .iter()
+                .map(LitStr::value)
+                .collect();
+            let input: DeriveInput = stream.parse()?;
+            Ok((declared, input))
+        },
+        input,
+    )?;
+    let mut errors = Errors::default();
+    let args = parse_args(&input, &mut errors);
+    let field = emitter_field(&input).map_err(|e| errors.push(e)).ok();
+    for lit in args.iter().flat_map(|a| &a.events) {
+        let text = lit.value();
+        if !declared.contains(&text) {
+            let help = match crate::diag::did_you_mean(&text, declared.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "the catalog declares {}",
+                    declared
+                        .iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            errors.push(syn::Error::new(
+                lit.span(),
+                format!("unknown event `{text}`; {help}"),
+            ));
+        }
+    }
+    errors.finish()?;
+    let (Some(args), Some(field)) = (args, field) else {
+        return Err(syn::Error::new(
+            input.ident.span(),
+            "invalid `#[emitter]` attributes",
+        ));
+    };
+    Ok(methods(&input, &args, &field))
+}
+
+fn methods(input: &DeriveInput, args: &Args, field: &TokenStream) -> TokenStream {
     let name = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let rt = &args.crate_path;
     let catalog = &args.catalog;
 
     let mut methods = Vec::new();
-    let mut errors: Option<syn::Error> = None;
     for lit in &args.events {
         let text = lit.value();
-        let parts = text
-            .split_once(':')
-            .filter(|(c, n)| ident::is_snake_case(c) && ident::is_snake_case(n));
-        let Some((category, event)) = parts else {
-            let e = syn::Error::new(
-                lit.span(),
-                format!(
-                    "`{text}` is not a type string of the form `<category>:<name>` in lower snake_case"
-                ),
-            );
-            match &mut errors {
-                Some(all) => all.combine(e),
-                None => errors = Some(e),
-            }
+        let Some((category, event)) = text.split_once(':') else {
             continue;
         };
-        let variant = format!(
-            "{}{}",
-            ident::upper_camel(category),
-            ident::upper_camel(event)
-        );
-        let payload = syn::Ident::new(&format!("{variant}Payload"), lit.span());
-        let method = syn::Ident::new(&format!("emit_{category}_{event}"), lit.span());
-        let or_log = syn::Ident::new(&format!("emit_{category}_{event}_or_log"), lit.span());
+        let payload_name = naming::payload_struct(&naming::event_variant(category, event));
+        let payload = syn::Ident::new(&payload_name, lit.span());
+        let method = syn::Ident::new(&naming::emitter_method(category, event), lit.span());
+        let or_log = syn::Ident::new(&naming::emitter_method_or_log(category, event), lit.span());
         let doc = format!(
             " Emits `{text}`: builds the envelope, checks the payload and publishes it within the emitter's timeout."
         );
@@ -167,7 +287,7 @@ pub fn expand_derive_emitter(input: DeriveInput) -> syn::Result<TokenStream> {
             " Emits `{text}` without returning errors: a failure is logged and counted (fire and forget)."
         );
         let mismatch = format!(
-            "`{catalog_str}::{variant}Payload` is not the payload of `{text}`",
+            "`{catalog_str}::{payload_name}` is not the payload of `{text}`",
             catalog_str = quote!(#catalog)
         );
         methods.push(quote! {
@@ -186,13 +306,39 @@ pub fn expand_derive_emitter(input: DeriveInput) -> syn::Result<TokenStream> {
             }
         });
     }
-    if let Some(e) = errors {
-        return Err(e);
-    }
-    Ok(quote! {
+    quote! {
         #[automatically_derived]
         impl #impl_generics #name #ty_generics #where_clause {
             #(#methods)*
         }
-    })
+    }
+}
+
+/// What `include_events!` adds for `#[derive(Emitter)]`: `__emitter_events!`, which passes
+/// the derive's input back to `expand_emitter_with_events` with the declared event types, so the
+/// derive can check the names it is given. The macro is exported under a name unique to the
+/// catalog's events and re-exported next to the generated types as `__emitter_events`.
+pub(crate) fn catalog_callback(catalog: &Catalog) -> TokenStream {
+    let types: Vec<&str> = catalog.events().map(|e| e.type_string.as_str()).collect();
+    // FNV-1a over the event types: stable across builds and toolchains.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in types.iter().flat_map(|t| t.bytes().chain([0])) {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let exported = syn::Ident::new(
+        &format!("__emitter_events_{hash:016x}"),
+        proc_macro2::Span::call_site(),
+    );
+    quote! {
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! #exported {
+            ({ $($expand:tt)* } $($input:tt)*) => {
+                $($expand)*! { [#(#types),*] $($input)* }
+            };
+        }
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        pub use #exported as __emitter_events;
+    }
 }

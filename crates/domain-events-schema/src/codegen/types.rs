@@ -20,10 +20,8 @@ pub(crate) struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     pub fn new(catalog: &'a Catalog, settings: &'a Settings) -> Self {
-        let rt: TokenStream = settings
-            .crate_path
-            .parse()
-            .unwrap_or_else(|_| quote!(::domain_events));
+        // `generate` has checked that the crate path is a path.
+        let rt: TokenStream = settings.crate_path.parse().unwrap_or_default();
         let private = quote!(#rt::__private);
         let serde_path = format!("{}::__private::serde", settings.crate_path);
         Self {
@@ -203,7 +201,7 @@ pub(crate) fn object(
                     ::std::borrow::Cow::Borrowed(#name_str)
                 }
                 fn json_schema(_: &mut #p::schemars::SchemaGenerator) -> #p::schemars::Schema {
-                    #p::schema_from_json(#schema)
+                    #p::schema_from_json(#name_str, #schema)
                 }
             }
         };
@@ -377,7 +375,7 @@ fn enumeration(
                     ::std::borrow::Cow::Borrowed(#name_str)
                 }
                 fn json_schema(_: &mut #p::schemars::SchemaGenerator) -> #p::schemars::Schema {
-                    #p::schema_from_json(#schema)
+                    #p::schema_from_json(#name_str, #schema)
                 }
             }
         };

@@ -110,6 +110,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "Customer",
                 "{\"description\":\"The person who ordered.\",\"properties\":{\"customerId\":{\"minLength\":1,\"type\":\"string\"},\"email\":{\"format\":\"email\",\"type\":\"string\"},\"loyalty\":{\"enum\":[\"bronze\",\"silver\",\"gold\"],\"type\":\"string\"}},\"required\":[\"customerId\",\"email\"],\"title\":\"Customer\",\"type\":\"object\"}",
             )
         }
@@ -219,6 +220,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "OrderLine",
                 "{\"properties\":{\"quantity\":{\"minimum\":1,\"type\":\"integer\"},\"sku\":{\"type\":\"string\"},\"unitCents\":{\"minimum\":0,\"type\":\"integer\"}},\"required\":[\"sku\",\"quantity\",\"unitCents\"],\"title\":\"OrderLine\",\"type\":\"object\"}",
             )
         }
@@ -308,6 +310,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "Reason",
                 "{\"description\":\"Why an order was cancelled.\",\"enum\":[\"customer_request\",\"out_of_stock\",\"fraud\"],\"type\":\"string\"}",
             )
         }
@@ -393,6 +396,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "ShopOrderPlacedChannel",
                 "{\"enum\":[\"web\",\"mobile-app\",\"2fa\"],\"type\":\"string\"}",
             )
         }
@@ -478,6 +482,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "Tier",
                 "{\"enum\":[\"bronze\",\"silver\",\"gold\"],\"type\":\"string\"}",
             )
         }
@@ -582,6 +587,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "ShopOrderPlacedV1Payload",
                 "{\"description\":\"Version 1 had no channel.\",\"properties\":{\"orderId\":{\"minLength\":1,\"type\":\"string\"},\"totalCents\":{\"minimum\":0,\"type\":\"integer\"}},\"required\":[\"orderId\",\"totalCents\"],\"title\":\"ShopOrderPlacedV1Payload\",\"type\":\"object\"}",
             )
         }
@@ -925,6 +931,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "ShopOrderPlacedPayload",
                 "{\"description\":\"A customer placed an order.\\nSecond line of the description.\",\"properties\":{\"attributes\":{\"additionalProperties\":{\"type\":\"string\"},\"type\":\"object\"},\"channel\":{\"description\":\"Where the order came from.\",\"enum\":[\"web\",\"mobile-app\",\"2fa\"],\"type\":\"string\"},\"currency\":{\"pattern\":\"^[A-Z]{3}$\",\"type\":\"string\"},\"customer\":{\"description\":\"Who ordered.\",\"properties\":{\"customerId\":{\"minLength\":1,\"type\":\"string\"},\"email\":{\"format\":\"email\",\"type\":\"string\"},\"loyalty\":{\"enum\":[\"bronze\",\"silver\",\"gold\"],\"type\":\"string\"}},\"required\":[\"customerId\",\"email\"],\"title\":\"Customer\",\"type\":\"object\"},\"deliveryDate\":{\"format\":\"date\",\"type\":\"string\"},\"discount\":{\"maximum\":1.0,\"minimum\":0.0,\"type\":\"number\"},\"lines\":{\"items\":{\"properties\":{\"quantity\":{\"minimum\":1,\"type\":\"integer\"},\"sku\":{\"type\":\"string\"},\"unitCents\":{\"minimum\":0,\"type\":\"integer\"}},\"required\":[\"sku\",\"quantity\",\"unitCents\"],\"title\":\"OrderLine\",\"type\":\"object\"},\"maxItems\":50,\"minItems\":1,\"type\":\"array\"},\"orderId\":{\"description\":\"Id of the order.\",\"minLength\":1,\"type\":\"string\"},\"placedAt\":{\"format\":\"date-time\",\"type\":\"string\"},\"receiptUrl\":{\"format\":\"uri\",\"type\":\"string\"},\"tags\":{\"items\":{\"maxLength\":20,\"type\":\"string\"},\"type\":\"array\"},\"totalCents\":{\"minimum\":1,\"type\":\"integer\"},\"type\":{\"deprecated\":true,\"description\":\"Old free-text order type.\",\"type\":\"string\"}},\"required\":[\"orderId\",\"channel\",\"customer\",\"lines\",\"totalCents\",\"currency\",\"placedAt\"],\"title\":\"ShopOrderPlacedPayload\",\"type\":\"object\"}",
             )
         }
@@ -1057,6 +1064,7 @@ const _: () = {
             _: &mut ::domain_events::__private::schemars::SchemaGenerator,
         ) -> ::domain_events::__private::schemars::Schema {
             ::domain_events::__private::schema_from_json(
+                "ShopOrderCancelledPayload",
                 "{\"deprecated\":true,\"description\":\"An order was cancelled.\",\"properties\":{\"orderId\":{\"type\":\"string\"},\"reason\":{\"description\":\"Why an order was cancelled.\",\"enum\":[\"customer_request\",\"out_of_stock\",\"fraud\"],\"type\":\"string\"},\"refunded\":{\"type\":\"boolean\"},\"requestId\":{\"format\":\"uuid\",\"type\":\"string\"}},\"required\":[\"orderId\",\"reason\",\"refunded\",\"requestId\"],\"title\":\"ShopOrderCancelledPayload\",\"type\":\"object\"}",
             )
         }
@@ -1417,3 +1425,13 @@ pub const EVENTS: &[::domain_events::EventInfo] = &[
         description: "An order was cancelled.",
     },
 ];
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __emitter_events_981d204ab7be824f {
+    ({ $($expand:tt)* } $($input:tt)*) => {
+        $($expand)* ! { ["shop:order_placed", "shop:order_cancelled"] $($input)* }
+    };
+}
+#[doc(hidden)]
+#[allow(unused_imports)]
+pub use __emitter_events_981d204ab7be824f as __emitter_events;
