@@ -255,6 +255,27 @@ mod tests {
     }
 
     #[test]
+    fn key_and_correlation_fields_are_not_sensitive() {
+        // Keys and correlation ids are logged and become Redis key names: a sensitive value
+        // there would be printed and stored in clear.
+        let out = errors(&[(
+            "a.toml",
+            &with_key(
+                "a:{mail}",
+                "id = { type = \"email\", sensitive = true }, mail = { type = \"email\", sensitive = true }",
+            ),
+        )]);
+        assert!(
+            out.contains("the idempotency key references `mail`, which is marked sensitive"),
+            "{out}"
+        );
+        assert!(
+            out.contains("the correlation field references `id`, which is marked sensitive"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn key_and_correlation_fields_are_required_scalars() {
         let out = errors(&[(
             "a.toml",
