@@ -187,6 +187,17 @@ impl Context<'_> {
             );
             return false;
         }
+        if field.sensitive {
+            self.diags.error_help(
+                file,
+                span,
+                format!("{what} references `{name}`, which is marked sensitive"),
+                "idempotency keys and correlation ids are logged and become Redis key names, so a \
+                 sensitive value would show in clear; reference a field that identifies the event \
+                 without revealing it (an id)",
+            );
+            return false;
+        }
         if !field.ty.is_key_scalar(&self.types) && !self.is_enum_name(&field.ty) {
             self.diags.error_help(
                 file,
