@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::acker::{Ack, Acker};
 use crate::config::RedisConfig;
 use crate::entry::{DeadLettered, Entry, entry_size, parse_pending, parse_read, parse_scripted};
-use crate::error::{Error, is_transient};
+use crate::error::{Error, is_transient, waiting_for};
 use crate::keys::Keys;
 use crate::scripts::{
     CLAIM, CLAIM_SCRIPT, DEAD_LETTER_SCRIPT, READ, READ_SCRIPT, send_calls, ttl_ms,
@@ -885,7 +885,7 @@ impl Inner {
             tracing::error!(group = %self.group, consumer = %self.consumer, error = %shown, "Redis refused {doing}");
         } else if failures == 1 {
             tracing::warn!(group = %self.group, consumer = %self.consumer, error = %shown, "{doing}: {}, retrying",
-                waiting_for(&shown));
+                waiting_for(error));
         } else {
             tracing::debug!(group = %self.group, consumer = %self.consumer, error = %shown, failures, "Redis still unavailable");
         }
@@ -920,7 +920,7 @@ impl Inner {
                         let shown = self.config.error(&error);
                         if failures == 1 {
                             tracing::warn!(group = %self.group, error = %shown, "creating the consumer group: {}, waiting",
-                                waiting_for(&shown));
+                                waiting_for(&error));
                         }
                         if sleep_or_stop(reconnect_backoff(failures), stop).await {
                             return Ok(false);
@@ -1714,7 +1714,7 @@ impl Inner {
                         after_stop += 1;
                         if after_stop > SETTLE_ATTEMPTS_AFTER_STOP {
                             tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
-                                "shutting down while {}: the entry stays pending", waiting_for(&shown));
+                                "shutting down while {}: the entry stays pending", waiting_for(&error));
                             return Settle::Pending;
                         }
                         tokio::time::sleep(reconnect_backoff(after_stop)).await;
@@ -1725,7 +1725,7 @@ impl Inner {
                         if failures == 1 {
                             tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
                                 "settling an entry: {}; keeping its outcome and trying again",
-                                waiting_for(&shown));
+                                waiting_for(&error));
                         }
                         if touched.elapsed() >= self.claim_idle / 3 {
                             touched = Instant::now();
@@ -1736,21 +1736,6 @@ impl Inner {
                 }
             }
         }
-    }
-}
-
-/// What the consumer waits for after a transient error, for its log lines.
-fn waiting_for(error: &Error) -> &'static str {
-    match error {
-        Error::Timeout { .. } => "Redis did not answer in time",
-        Error::Unavailable { message, .. }
-            if ["OOM", "BUSY", "READONLY", "NOREPLICAS"]
-                .iter()
-                .any(|code| message.starts_with(code)) =>
-        {
-            "Redis refuses writes for now"
-        }
-        _ => "Redis unavailable",
     }
 }
 

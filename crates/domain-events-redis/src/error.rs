@@ -105,6 +105,18 @@ pub(crate) fn is_unavailable(error: &redis::RedisError) -> bool {
             ))
 }
 
+/// What a caller waits for after a transient `error`, for log lines: an answer, Redis accepting
+/// writes again ([`WAIT_CODES`]), or Redis itself.
+pub(crate) fn waiting_for(error: &redis::RedisError) -> &'static str {
+    if error.is_timeout() {
+        "Redis did not answer in time"
+    } else if error.code().is_some_and(|code| WAIT_CODES.contains(&code)) {
+        "Redis refuses writes for now"
+    } else {
+        "Redis unavailable"
+    }
+}
+
 /// Whether waiting and trying again may help: [`is_unavailable`], or Redis did not answer in time.
 pub(crate) fn is_transient(error: &redis::RedisError) -> bool {
     error.is_timeout() || is_unavailable(error)
