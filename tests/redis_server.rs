@@ -293,6 +293,19 @@ fn is_ready(log: &str) -> bool {
     log.contains("Ready to accept connections")
 }
 
+/// How many entries of `stream` are pending in `group` (`XPENDING`), on a test's own connection.
+pub async fn pending(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> u64 {
+    let reply: redis::streams::StreamPendingReply =
+        redis::AsyncCommands::xpending(conn, stream, group)
+            .await
+            .expect("XPENDING");
+    reply.count() as u64
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -14,19 +14,13 @@ use domain_events_catalog::{
     ImageFamilyCompletedPayload,
 };
 use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport, StartFrom};
-use domain_events_tests::redis_server::RedisServer;
+use domain_events_tests::redis_server::{RedisServer, pending};
 use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{Semaphore, mpsc};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> u64 {
-    let reply: redis::streams::StreamPendingReply =
-        conn.xpending(stream, group).await.expect("XPENDING");
-    reply.count() as u64
-}
 
 /// How many entries of `group` are pending idle for at least the default claim idle time (30 s):
 /// released by a consumer for claiming, since nothing in these tests is that old otherwise.

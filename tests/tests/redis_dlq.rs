@@ -9,22 +9,15 @@ use std::time::Duration;
 use domain_events::{Emitter, HandlerError, Handlers, RetryPolicy};
 use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent};
 use domain_events_redis::{DeadLetters, RedisConfig, RedisConsumer, RedisTransport};
-use domain_events_tests::redis_server::RedisServer;
+use domain_events_tests::redis_server::{RedisServer, pending};
 use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The fields of a stream entry written by hand.
 type Fields = Vec<(&'static str, Vec<u8>)>;
-
-async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> u64 {
-    let reply: redis::streams::StreamPendingReply =
-        conn.xpending(stream, group).await.expect("XPENDING");
-    reply.count() as u64
-}
 
 fn envelope(event_type: &str, version: u32, key: &str, payload: &str) -> String {
     format!(

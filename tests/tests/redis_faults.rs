@@ -11,7 +11,7 @@ use std::time::Duration;
 use domain_events::{EmitBatch, EmitError, Emitter, Handlers};
 use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent};
 use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
-use domain_events_tests::redis_server::RedisServer;
+use domain_events_tests::redis_server::{RedisServer, pending};
 use domain_events_tests::redis_worker::{
     WorkerSettings, counter_key, eventually, family_completed, init_tracing,
 };
@@ -19,12 +19,6 @@ use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> u64 {
-    let reply: redis::streams::StreamPendingReply =
-        conn.xpending(stream, group).await.expect("XPENDING");
-    reply.count() as u64
-}
 
 /// A worker process; killed when dropped.
 struct Worker(Child);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use domain_events::{Emitter, HandlerError, Handlers};
 use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent};
 use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
-use domain_events_tests::redis_server::RedisServer;
+use domain_events_tests::redis_server::{RedisServer, pending};
 use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -26,12 +26,6 @@ async fn connected_clients(conn: &mut MultiplexedConnection) -> u64 {
     info.lines()
         .find_map(|line| line.strip_prefix("connected_clients:"))
         .map_or(0, |n| n.trim().parse().expect("a number"))
-}
-
-async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> u64 {
-    let reply: redis::streams::StreamPendingReply =
-        conn.xpending(stream, group).await.expect("XPENDING");
-    reply.count() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
