@@ -213,16 +213,6 @@ fn write_fields(out: &mut String, catalog: &Catalog, fields: &[Field], inline: &
 /// The type as written in schema files; inline enums show their values.
 fn type_text(catalog: &Catalog, ty: &FieldType, inline: &BTreeSet<String>) -> String {
     match ty {
-        FieldType::String => "string".into(),
-        FieldType::Int => "int".into(),
-        FieldType::UInt => "uint".into(),
-        FieldType::Float => "float".into(),
-        FieldType::Bool => "bool".into(),
-        FieldType::Timestamp => "timestamp".into(),
-        FieldType::Date => "date".into(),
-        FieldType::Uuid => "uuid".into(),
-        FieldType::Url => "url".into(),
-        FieldType::Email => "email".into(),
         FieldType::List(inner) => format!("list of {}", type_text(catalog, inner, inline)),
         FieldType::Map(inner) => format!("map of string to {}", type_text(catalog, inner, inline)),
         FieldType::Named(name) => match catalog.named(name).map(|t| &t.kind) {
@@ -232,6 +222,7 @@ fn type_text(catalog: &Catalog, ty: &FieldType, inline: &BTreeSet<String>) -> St
             Some(NamedKind::Enum(_)) => format!("{} (enum)", code(name)),
             _ => format!("{} (object)", code(name)),
         },
+        scalar => scalar.scalar_name().unwrap_or_default().into(),
     }
 }
 

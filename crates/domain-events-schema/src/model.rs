@@ -245,7 +245,38 @@ pub enum FieldType {
     Named(String),
 }
 
+/// The built-in scalar types by their schema-language names: the one spelling that parsing,
+/// messages and the catalog page share.
+pub(crate) static SCALAR_TYPES: [(&str, FieldType); 10] = [
+    ("string", FieldType::String),
+    ("int", FieldType::Int),
+    ("uint", FieldType::UInt),
+    ("float", FieldType::Float),
+    ("bool", FieldType::Bool),
+    ("timestamp", FieldType::Timestamp),
+    ("date", FieldType::Date),
+    ("uuid", FieldType::Uuid),
+    ("url", FieldType::Url),
+    ("email", FieldType::Email),
+];
+
 impl FieldType {
+    /// The built-in scalar type named `name` in schema files (`"uint"` → [`FieldType::UInt`]).
+    pub(crate) fn scalar(name: &str) -> Option<FieldType> {
+        SCALAR_TYPES
+            .iter()
+            .find(|(scalar, _)| *scalar == name)
+            .map(|(_, ty)| ty.clone())
+    }
+
+    /// The schema-language name of a built-in scalar type; `None` for lists, maps and named types.
+    pub(crate) fn scalar_name(&self) -> Option<&'static str> {
+        SCALAR_TYPES
+            .iter()
+            .find(|(_, ty)| ty == self)
+            .map(|(name, _)| *name)
+    }
+
     /// Whether values have one stable text form that can go into a key (strings, integers,
     /// booleans, formats and enums; not floats, lists, maps or objects).
     pub fn is_key_scalar(&self, catalog_types: &[NamedType]) -> bool {

@@ -9,24 +9,19 @@ use toml::Spanned;
 use super::Context;
 use crate::diag::{SourceFile, did_you_mean};
 use crate::ident;
-use crate::model::{FieldType, NamedKind, NamedType};
+use crate::model::{FieldType, NamedKind, NamedType, SCALAR_TYPES};
 use crate::raw::{RawFieldTable, RawType};
 
-const BUILTIN_TYPES: &[&str] = &[
-    "string",
-    "int",
-    "uint",
-    "float",
-    "bool",
-    "timestamp",
-    "date",
-    "uuid",
-    "url",
-    "email",
-    "enum",
-    "list<T>",
-    "map<T>",
-];
+/// The built-in types besides the scalars ([`SCALAR_TYPES`]), as suggestions show them.
+const COMPOSITE_TYPES: &[&str] = &["enum", "list<T>", "map<T>"];
+
+/// Every built-in type as messages name it: the scalars, then [`COMPOSITE_TYPES`].
+fn builtin_types() -> impl Iterator<Item = &'static str> {
+    SCALAR_TYPES
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(COMPOSITE_TYPES.iter().copied())
+}
 
 impl Context<'_> {
     pub(super) fn type_expr(
@@ -66,31 +61,20 @@ impl Context<'_> {
                 return Some(make(Box::new(inner)));
             }
         }
+        if let Some(scalar) = FieldType::scalar(text) {
+            return Some(scalar);
+        }
         let ty = match text {
-            "string" => FieldType::String,
-            "int" => FieldType::Int,
-            "uint" => FieldType::UInt,
-            "float" => FieldType::Float,
-            "bool" => FieldType::Bool,
-            "timestamp" => FieldType::Timestamp,
-            "date" => FieldType::Date,
-            "uuid" => FieldType::Uuid,
-            "url" => FieldType::Url,
-            "email" => FieldType::Email,
             "enum" => return self.inline_enum(file, span, table, enum_name, category),
             named if self.named.contains_key(named) => FieldType::Named(named.to_owned()),
             unknown => {
-                let candidates: Vec<&str> = BUILTIN_TYPES
-                    .iter()
-                    .copied()
-                    .chain(self.named.keys().map(String::as_str))
-                    .collect();
+                let mut candidates: Vec<&str> = builtin_types().collect();
+                candidates.extend(self.named.keys().map(String::as_str));
                 let help = match did_you_mean(unknown, candidates) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!(
                         "use one of {}, or a type declared under `[types]`",
-                        BUILTIN_TYPES
-                            .iter()
+                        builtin_types()
                             .map(|t| format!("`{t}`"))
                             .collect::<Vec<_>>()
                             .join(", ")
@@ -245,19 +229,10 @@ impl Context<'_> {
 /// The schema-language spelling of a type, for messages.
 pub fn type_label(ty: &FieldType) -> String {
     match ty {
-        FieldType::String => "string".into(),
-        FieldType::Int => "int".into(),
-        FieldType::UInt => "uint".into(),
-        FieldType::Float => "float".into(),
-        FieldType::Bool => "bool".into(),
-        FieldType::Timestamp => "timestamp".into(),
-        FieldType::Date => "date".into(),
-        FieldType::Uuid => "uuid".into(),
-        FieldType::Url => "url".into(),
-        FieldType::Email => "email".into(),
         FieldType::List(inner) => format!("list<{}>", type_label(inner)),
         FieldType::Map(inner) => format!("map<{}>", type_label(inner)),
         FieldType::Named(n) => n.clone(),
+        scalar => scalar.scalar_name().unwrap_or_default().into(),
     }
 }
 
