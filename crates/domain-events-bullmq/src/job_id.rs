@@ -21,13 +21,8 @@ pub const JOB_ID_PREFIX: &str = "ik-";
 pub fn job_id(idempotency_key: &str) -> String {
     let mut id = String::with_capacity(JOB_ID_PREFIX.len() + idempotency_key.len() + 8);
     id.push_str(JOB_ID_PREFIX);
-    for c in idempotency_key.chars() {
-        match c {
-            '%' => id.push_str("%25"),
-            ':' => id.push_str("%3A"),
-            c => id.push(c),
-        }
-    }
+    // The same escaping as a key template's values: one rule for both.
+    domain_events::escape_key_value(idempotency_key, &mut id);
     id
 }
 
