@@ -29,6 +29,25 @@ const WAIT: Duration = Duration::from_secs(180);
 /// The type of every entry.
 const EVENT_TYPE: &str = "image:family_completed";
 
+/// Emits `image:family_completed` of `variation` for each index, as one batch; their eventIds.
+async fn emit_families(
+    emitter: &Emitter,
+    variation: &str,
+    indices: std::ops::Range<u64>,
+) -> Vec<String> {
+    let mut batch = EmitBatch::new();
+    for index in indices {
+        batch.push(family_completed(variation, index)).unwrap();
+    }
+    emitter
+        .emit_batch(batch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|emitted| emitted.event_id.to_string())
+        .collect()
+}
+
 /// A worker process whose standard error is echoed and kept; killed when dropped.
 struct Worker {
     child: Child,
@@ -174,17 +193,7 @@ async fn entries_over_the_limit_are_dead_lettered_with_their_size_and_memory_sta
     conn.set_response_timeout(Duration::from_secs(60));
 
     // Normal events before and after the big ones.
-    let mut before = EmitBatch::new();
-    for index in 0..3 {
-        before.push(family_completed("bounds", index)).unwrap();
-    }
-    let mut event_ids: Vec<String> = emitter
-        .emit_batch(before)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|emitted| emitted.event_id.to_string())
-        .collect();
+    let mut event_ids = emit_families(&emitter, "bounds", 0..3).await;
     let padding = "x".repeat(BIG_EVENT_BYTES - r#"{"padding":""}"#.len());
     let big_event = format!(r#"{{"padding":"{padding}"}}"#);
     drop(padding);
@@ -195,18 +204,7 @@ async fn entries_over_the_limit_are_dead_lettered_with_their_size_and_memory_sta
     for _ in 0..BIG_ENTRIES {
         big_ids.push(append_big(&mut conn, &stream, &big_event).await);
     }
-    let mut after = EmitBatch::new();
-    for index in 3..6 {
-        after.push(family_completed("bounds", index)).unwrap();
-    }
-    event_ids.extend(
-        emitter
-            .emit_batch(after)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|emitted| emitted.event_id.to_string()),
-    );
+    event_ids.extend(emit_families(&emitter, "bounds", 3..6).await);
 
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
@@ -239,16 +237,7 @@ async fn entries_over_the_limit_are_dead_lettered_with_their_size_and_memory_sta
         for _ in 0..2 {
             big_ids.push(append_big(&mut conn, &stream, &big_event).await);
         }
-        let mut last = EmitBatch::new();
-        last.push(family_completed("bounds", 6)).unwrap();
-        event_ids.extend(
-            emitter
-                .emit_batch(last)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|emitted| emitted.event_id.to_string()),
-        );
+        event_ids.extend(emit_families(&emitter, "bounds", 6..7).await);
         settled = wait_settled(&mut conn, keys, big_ids.len(), &event_ids).await;
     }
     drop(big_event);
@@ -345,18 +334,7 @@ async fn small_byte_budgets_deliver_everything_once_and_claims_dead_letter_entri
     let emitter = Emitter::new("small-test", RedisTransport::new(config.clone()).unwrap());
     let mut event_ids = Vec::new();
     for start in [0, 20] {
-        let mut batch = EmitBatch::new();
-        for index in start..start + 20 {
-            batch.push(family_completed("small", index)).unwrap();
-        }
-        event_ids.extend(
-            emitter
-                .emit_batch(batch)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|emitted| emitted.event_id.to_string()),
-        );
+        event_ids.extend(emit_families(&emitter, "small", start..start + 20).await);
         if start == 0 {
             append_big(&mut conn, &stream, &over).await;
         }
