@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::envelope::{Envelope, is_valid_traceparent};
+use crate::envelope::Envelope;
 use crate::memory::{LocalEvent, MemoryBus};
+pub(crate) use crate::outgoing::shared_json;
+use crate::outgoing::EnvelopeBuilder;
 use crate::payload::EventPayload;
 use crate::transport::{OutgoingEvent, PublishOutcome, Transport, TransportError};
 use crate::validation::ValidationError;
@@ -109,30 +111,11 @@ impl Counters {
 }
 
 struct Inner {
-    source: String,
     transport: Arc<dyn Transport>,
     /// The transport when it is a [`MemoryBus`]: events go to it typed, not serialized.
     local: Option<MemoryBus>,
     timeout: Duration,
     counters: Counters,
-}
-
-/// What an emitter stamps on every envelope besides the payload's own data.
-#[derive(Clone, Default)]
-struct Context {
-    causation_id: Option<Uuid>,
-    traceparent: Option<Arc<str>>,
-}
-
-impl Context {
-    fn apply<P>(&self, envelope: &mut Envelope<P>) {
-        if let Some(id) = self.causation_id {
-            envelope.causation_id = Some(id);
-        }
-        if let Some(tp) = &self.traceparent {
-            envelope.traceparent = Some(tp.to_string());
-        }
-    }
 }
 
 /// Publishes events of one service through a [`Transport`].
@@ -153,7 +136,7 @@ impl Context {
 #[derive(Clone)]
 pub struct Emitter {
     inner: Arc<Inner>,
-    context: Context,
+    envelopes: EnvelopeBuilder,
 }
 
 /// Configures an [`Emitter`]; made by [`Emitter::builder`].
@@ -176,13 +159,12 @@ impl EmitterBuilder {
     pub fn build(self) -> Emitter {
         Emitter {
             inner: Arc::new(Inner {
-                source: self.source,
                 transport: self.transport,
                 local: self.local,
                 timeout: self.timeout,
                 counters: Counters::default(),
             }),
-            context: Context::default(),
+            envelopes: EnvelopeBuilder::new(self.source),
         }
     }
 }
@@ -219,7 +201,13 @@ impl Emitter {
 
     /// The service name written into every envelope's `source`.
     pub fn source(&self) -> &str {
-        &self.inner.source
+        self.envelopes.source()
+    }
+
+    /// What builds this emitter's envelopes (its source, causation and traceparent): the same
+    /// envelopes go to the PostgreSQL outbox with it.
+    pub fn envelopes(&self) -> &EnvelopeBuilder {
+        &self.envelopes
     }
 
     /// The name of the transport.
@@ -247,21 +235,16 @@ impl Emitter {
     /// caused by the event `event_id`.
     pub fn with_causation(&self, event_id: Uuid) -> Emitter {
         let mut emitter = self.clone();
-        emitter.context.causation_id = Some(event_id);
+        emitter.envelopes = self.envelopes.with_causation(event_id);
         emitter
     }
 
     /// A clone that stamps the W3C `traceparent` on what it emits. A value that is not a valid
-    /// version-00 traceparent ([`is_valid_traceparent`]) is ignored: the clone stamps none, as
+    /// version-00 traceparent ([`is_valid_traceparent`](crate::is_valid_traceparent)) is ignored: the clone stamps none, as
     /// [`Envelope::with_traceparent`] does.
     pub fn with_traceparent(&self, traceparent: &str) -> Emitter {
         let mut emitter = self.clone();
-        emitter.context.traceparent = if is_valid_traceparent(traceparent) {
-            Some(Arc::from(traceparent))
-        } else {
-            tracing::debug!("ignoring an invalid traceparent");
-            None
-        };
+        emitter.envelopes = self.envelopes.with_traceparent(traceparent);
         emitter
     }
 
@@ -300,7 +283,7 @@ impl Emitter {
                 tracing::warn!(
                     event_type = P::TYPE,
                     idempotency_key = %key,
-                    source = %self.inner.source,
+                    source = %self.envelopes.source(),
                     error = %error,
                     "event outcome unknown: it may have been emitted"
                 );
@@ -310,7 +293,7 @@ impl Emitter {
                 tracing::warn!(
                     event_type = P::TYPE,
                     idempotency_key = %key,
-                    source = %self.inner.source,
+                    source = %self.envelopes.source(),
                     error = %error,
                     "event not emitted"
                 );
@@ -326,11 +309,10 @@ impl Emitter {
         bus: &MemoryBus,
         payload: P,
     ) -> Result<Emitted, EmitError> {
-        let mut envelope = match Envelope::new(self.inner.source.as_str(), payload) {
+        let envelope = match self.envelopes.envelope(payload) {
             Ok(envelope) => envelope,
             Err(e) => return Err(self.failed(1, e.into())),
         };
-        self.context.apply(&mut envelope);
         let event = LocalEvent::new(envelope);
         let (event_id, key) = (event.event_id, event.idempotency_key.clone());
         let outcome = self.timed(1, bus.publish_local_one(event)).await?;
@@ -363,7 +345,7 @@ impl Emitter {
             let events: Vec<LocalEvent> = batch
                 .items
                 .into_iter()
-                .map(|item| item.finish_local(&self.inner.source, &self.context))
+                .map(|item| item.finish_local(&self.envelopes))
                 .collect();
             let emitted: Vec<(Uuid, &'static str, String)> = events
                 .iter()
@@ -378,20 +360,15 @@ impl Emitter {
                 .map(|((id, event_type, key), outcome)| self.record(id, event_type, key, outcome))
                 .collect());
         }
-        let mut events = Vec::with_capacity(count);
-        for item in batch.items {
-            match item.finish(&self.inner.source, &self.context) {
-                Ok(event) => events.push(event),
-                Err(e) => return Err(self.failed(count, e.into())),
-            }
+        match batch.into_outgoing(&self.envelopes) {
+            Ok(events) => self.publish(events).await,
+            Err(e) => Err(self.failed(count, e.into())),
         }
-        self.publish(events).await
     }
 
     /// Builds the envelope of `payload` and serializes it.
     fn prepare<P: EventPayload>(&self, payload: P) -> Result<OutgoingEvent, EmitError> {
-        let envelope = Envelope::new(self.inner.source.as_str(), payload)?;
-        Ok(outgoing(envelope, &self.context)?)
+        Ok(self.envelopes.outgoing(payload)?)
     }
 
     /// Publishes `events` through the transport within the timeout, and counts the outcome.
@@ -507,75 +484,22 @@ impl Emitter {
 impl fmt::Debug for Emitter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emitter")
-            .field("source", &self.inner.source)
+            .field("source", &self.envelopes.source())
             .field("transport", &self.inner.transport.name())
             .field("timeout", &self.inner.timeout)
-            .field("causation_id", &self.context.causation_id)
-            .field("traceparent", &self.context.traceparent)
+            .field("causation_id", &self.envelopes.causation_id())
+            .field("traceparent", &self.envelopes.traceparent())
             .finish()
-    }
-}
-
-/// Stamps the context on `envelope` and serializes it: the one serialization of an event.
-fn outgoing<P: EventPayload>(
-    mut envelope: Envelope<P>,
-    context: &Context,
-) -> Result<OutgoingEvent, serde_json::Error> {
-    context.apply(&mut envelope);
-    let json = shared_json(&envelope)?;
-    Ok(OutgoingEvent {
-        event_type: P::TYPE,
-        category: P::CATEGORY,
-        event_id: envelope.event_id,
-        idempotency_key: envelope.idempotency_key,
-        json,
-    })
-}
-
-/// Serialization buffers larger than this are not kept for the next event.
-const MAX_KEPT_BUFFER: usize = 64 * 1024;
-
-thread_local! {
-    /// The buffer envelopes are serialized into, reused by the next emission on the thread.
-    static JSON_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The JSON of `value` as a shared string, in one allocation: serialized into a buffer kept per
-/// thread (instead of a new one grown several times per event), then copied once.
-pub(crate) fn shared_json<T: serde::Serialize>(value: &T) -> Result<Arc<str>, serde_json::Error> {
-    fn shared(bytes: &[u8]) -> Result<Arc<str>, serde_json::Error> {
-        // serde_json writes UTF-8 only, so this never fails.
-        std::str::from_utf8(bytes)
-            .map(Arc::from)
-            .map_err(<serde_json::Error as serde::ser::Error>::custom)
-    }
-    let reused = JSON_BUFFER.try_with(|cell| {
-        // Busy only if serializing re-entered an emission on this thread.
-        let mut buffer = cell.try_borrow_mut().ok()?;
-        buffer.clear();
-        let json = serde_json::to_writer(&mut *buffer, value).and_then(|()| shared(&buffer));
-        if buffer.capacity() > MAX_KEPT_BUFFER {
-            *buffer = Vec::new();
-        }
-        Some(json)
-    });
-    match reused {
-        Ok(Some(json)) => json,
-        // The thread is shutting down, or the buffer is in use.
-        _ => shared(&serde_json::to_vec(value)?),
     }
 }
 
 /// An envelope waiting in a batch for the emitter's source and context.
 trait Pending: Send {
     fn event_type(&self) -> &'static str;
-    fn finish(
-        self: Box<Self>,
-        source: &str,
-        context: &Context,
-    ) -> Result<OutgoingEvent, serde_json::Error>;
+    fn finish(self: Box<Self>, envelopes: &EnvelopeBuilder)
+    -> Result<OutgoingEvent, serde_json::Error>;
     /// The typed event for a bus of this process (nothing serialized).
-    fn finish_local(self: Box<Self>, source: &str, context: &Context) -> LocalEvent;
+    fn finish_local(self: Box<Self>, envelopes: &EnvelopeBuilder) -> LocalEvent;
 }
 
 impl<P: EventPayload> Pending for Envelope<P> {
@@ -584,17 +508,14 @@ impl<P: EventPayload> Pending for Envelope<P> {
     }
 
     fn finish(
-        mut self: Box<Self>,
-        source: &str,
-        context: &Context,
+        self: Box<Self>,
+        envelopes: &EnvelopeBuilder,
     ) -> Result<OutgoingEvent, serde_json::Error> {
-        source.clone_into(&mut self.source);
-        outgoing(*self, context)
+        envelopes.finish(*self)
     }
 
-    fn finish_local(mut self: Box<Self>, source: &str, context: &Context) -> LocalEvent {
-        source.clone_into(&mut self.source);
-        context.apply(&mut self);
+    fn finish_local(mut self: Box<Self>, envelopes: &EnvelopeBuilder) -> LocalEvent {
+        envelopes.stamp(&mut self);
         LocalEvent::new(*self)
     }
 }
@@ -640,6 +561,19 @@ impl EmitBatch {
     /// Whether the batch holds no event.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The events of the batch in push order, stamped with the source and context of
+    /// `envelopes` and serialized, as [`Emitter::emit_batch`] publishes them (the PostgreSQL
+    /// outbox writes them so).
+    pub fn into_outgoing(
+        self,
+        envelopes: &EnvelopeBuilder,
+    ) -> Result<Vec<OutgoingEvent>, serde_json::Error> {
+        self.items
+            .into_iter()
+            .map(|item| item.finish(envelopes))
+            .collect()
     }
 }
 

@@ -19,7 +19,9 @@ mod idempotency;
 mod key;
 /// The embedded in-memory bus; its types are also re-exported at the crate root.
 pub mod memory;
+mod outgoing;
 mod payload;
+mod sink;
 mod transport;
 mod validation;
 
@@ -54,7 +56,9 @@ pub use memory::{
     Backpressure, DEFAULT_CAPACITY, DEFAULT_CLAIM_TTL, Delivered, Filter, MemoryBus,
     MemoryBusBuilder, Subscription, TypedSubscription,
 };
+pub use outgoing::{EnvelopeBuilder, EnvelopeError};
 pub use payload::{EventInfo, EventPayload, EventSet, UnknownValue};
+pub use sink::EventSink;
 pub use transport::{
     BoxError, BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError,
 };
