@@ -1,7 +1,8 @@
-//! Cross-crate tests live in `tests/`. The library holds what they share: the Redis test harness
-//! ([`redis_server`]) and the handlers and payloads of the Redis worker processes
+//! Cross-crate tests live in `tests/`. The library holds what they share: the Redis and PostgreSQL
+//! test harnesses ([`redis_server`], [`postgres_server`]) and the handlers and payloads of the Redis worker processes
 //! ([`redis_worker`]), and the passwords the secret-redaction tests use ([`secrets`]).
 
+pub mod postgres_server;
 pub mod redis_server;
 pub mod redis_worker;
 pub mod secrets;

@@ -40,6 +40,11 @@ pub(crate) fn emitter_method_or_log(category: &str, event: &str) -> String {
     format!("{}_or_log", emitter_method(category, event))
 }
 
+/// `emit_image_variation_completed_into`: its twin for any `EventSink` (the outbox).
+pub(crate) fn emitter_method_into(category: &str, event: &str) -> String {
+    format!("{}_into", emitter_method(category, event))
+}
+
 /// `<prefix><Field>`: the enum generated for an inline `enum` field (`ShopOrderPlacedChannel`).
 pub(crate) fn inline_enum(prefix: &str, field: &str) -> String {
     format!("{prefix}{}", upper_camel(field))
@@ -65,6 +70,10 @@ mod tests {
         assert_eq!(
             emitter_method_or_log("image", "variation_completed"),
             "emit_image_variation_completed_or_log"
+        );
+        assert_eq!(
+            emitter_method_into("image", "variation_completed"),
+            "emit_image_variation_completed_into"
         );
         assert_eq!(
             inline_enum("ShopOrderPlaced", "channel"),

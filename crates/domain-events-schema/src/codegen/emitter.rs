@@ -1,5 +1,6 @@
 //! `#[derive(Emitter)]`: typed `emit_<category>_<name>` methods on a struct that holds an
-//! `Emitter`, for the events a crate emits.
+//! `Emitter`, for the events a crate emits, and `emit_<category>_<name>_into(&mut sink, ..)` for
+//! any other `EventSink` (the PostgreSQL outbox in the caller's transaction).
 //!
 //! ```text
 //! #[derive(domain_events::Emitter)]
@@ -280,11 +281,15 @@ fn methods(input: &DeriveInput, args: &Args, field: &TokenStream) -> TokenStream
         let payload = syn::Ident::new(&payload_name, lit.span());
         let method = syn::Ident::new(&naming::emitter_method(category, event), lit.span());
         let or_log = syn::Ident::new(&naming::emitter_method_or_log(category, event), lit.span());
+        let into = syn::Ident::new(&naming::emitter_method_into(category, event), lit.span());
         let doc = format!(
             " Emits `{text}`: builds the envelope, checks the payload and publishes it within the emitter's timeout."
         );
         let doc_or_log = format!(
             " Emits `{text}` without returning errors: a failure is logged and counted (fire and forget)."
+        );
+        let doc_into = format!(
+            " Emits `{text}` into `sink` (e.g. the outbox in a database transaction), which builds the envelope with its own source and context."
         );
         let mismatch = format!(
             "`{catalog_str}::{payload_name}` is not the payload of `{text}`",
@@ -303,6 +308,11 @@ fn methods(input: &DeriveInput, args: &Args, field: &TokenStream) -> TokenStream
             #[doc = #doc_or_log]
             pub async fn #or_log(&self, payload: #catalog::#payload) -> ::core::option::Option<#rt::Emitted> {
                 self.#field.emit_or_log(payload).await
+            }
+
+            #[doc = #doc_into]
+            pub async fn #into<S: #rt::EventSink>(&self, sink: &mut S, payload: #catalog::#payload) -> ::core::result::Result<S::Output, S::Error> {
+                #rt::EventSink::emit(sink, payload).await
             }
         });
     }

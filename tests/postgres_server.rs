@@ -1,0 +1,325 @@
+//! A private PostgreSQL server per test: `initdb` into a temporary folder, `pg_ctl start` on a free
+//! loopback port with its socket in that folder, crashed (`pg_ctl stop -m immediate`), stopped and
+//! restarted on the same port and data, and removed when dropped.
+//!
+//! `initdb` refuses to run as root: as root, every PostgreSQL program runs as the `postgres` user
+//! (`runuser -u postgres`, which the Debian package creates) in a folder owned by it. The
+//! programs are looked up on `PATH`, then in `/usr/lib/postgresql/<newest>/bin` (where Debian
+//! installs them). Nothing is skipped: a server that cannot start panics with its output.
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// A PostgreSQL server owned by a test.
+#[derive(Debug)]
+pub struct PostgresServer {
+    port: u16,
+    dir: TempDir,
+    bin: PathBuf,
+    durable: bool,
+    running: bool,
+}
+
+impl PostgresServer {
+    /// A server for tests: `fsync` off (a crash of the machine may lose data, which no test
+    /// needs; a crash of the server loses nothing that was committed).
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server with PostgreSQL's default durability (`fsync`, `synchronous_commit` on), for
+    /// measurements.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-test-")
+            .tempdir()
+            .expect("a temporary folder for PostgreSQL");
+        give_to_postgres(dir.path());
+        let data = dir.path().join("data");
+        let initdb = run_as_postgres(
+            &bin.join("initdb"),
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-U"),
+                OsStr::new("postgres"),
+                OsStr::new("-A"),
+                OsStr::new("trust"),
+                OsStr::new("-E"),
+                OsStr::new("UTF8"),
+                OsStr::new("--locale=C"),
+                OsStr::new("--no-sync"),
+            ],
+        );
+        assert!(
+            initdb.status.success(),
+            "initdb failed:\n{}{}",
+            String::from_utf8_lossy(&initdb.stdout),
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let mut server = PostgresServer {
+            port: 0,
+            dir,
+            bin,
+            durable,
+            running: false,
+        };
+        // A free port can be taken by someone else between probing and binding: try a few.
+        let mut output = String::new();
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.pg_ctl_start() {
+                Ok(()) => return server,
+                Err(out) => output = out,
+            }
+        }
+        panic!("PostgreSQL did not start on a free port after 5 tries:\n{output}");
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres` (trust authentication: no password).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The URL with a password in it (`trust` authentication ignores it), for tests that check a
+    /// password is never printed.
+    pub fn url_with_password(&self, password: &str) -> String {
+        format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// Its folder (data in `data/`, the log in `server.log`, the socket).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Crashes the server: every process stops at once, without a checkpoint
+    /// (`pg_ctl stop -m immediate`); the next start recovers from the write-ahead log.
+    pub fn kill(&mut self) {
+        self.pg_ctl_stop("immediate");
+    }
+
+    /// Stops the server gracefully (`pg_ctl stop -m fast`).
+    pub fn stop(&mut self) {
+        self.pg_ctl_stop("fast");
+    }
+
+    /// Starts a stopped or crashed server again on the same port and data.
+    pub fn restart(&mut self) {
+        if self.running {
+            self.kill();
+        }
+        let mut output = String::new();
+        // The port was just released; give the kernel a few tries.
+        for _ in 0..20 {
+            match self.pg_ctl_start() {
+                Ok(()) => return,
+                Err(out) => output = out,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "PostgreSQL did not restart on port {}:\n{output}",
+            self.port
+        );
+    }
+
+    fn pg_ctl_start(&mut self) -> Result<(), String> {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("server.log");
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        if !self.durable {
+            options.push_str(" -c fsync=off");
+        }
+        let out = run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-o"),
+                OsStr::new(&options),
+                OsStr::new("-w"),
+                OsStr::new("-t"),
+                OsStr::new("30"),
+                OsStr::new("start"),
+            ],
+        );
+        if out.status.success() {
+            self.running = true;
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}\nserver log:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            ))
+        }
+    }
+
+    fn pg_ctl_stop(&mut self, mode: &str) {
+        if !self.running {
+            return;
+        }
+        let data = self.dir.path().join("data");
+        let out = run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            [
+                OsStr::new("-D"),
+                data.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new(mode),
+                OsStr::new("-w"),
+                OsStr::new("stop"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop -m {mode} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.running = false;
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if self.running {
+            let data = self.dir.path().join("data");
+            let _ = run_as_postgres(
+                &self.bin.join("pg_ctl"),
+                [
+                    OsStr::new("-D"),
+                    data.as_os_str(),
+                    OsStr::new("-m"),
+                    OsStr::new("immediate"),
+                    OsStr::new("stop"),
+                ],
+            );
+        }
+    }
+}
+
+/// The folder of `initdb` and `pg_ctl`: the one on `PATH`, else Debian's newest.
+fn bin_dir() -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+    });
+    if let Some(dir) = on_path {
+        return dir;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL's initdb and pg_ctl are neither on PATH nor in /usr/lib/postgresql/*/bin; \
+             the outbox tests need them (Debian/Ubuntu: apt-get install postgresql)"
+        ),
+    }
+}
+
+/// Whether this process is root, so PostgreSQL must run as another user.
+fn is_root() -> bool {
+    // SAFETY: `geteuid` has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a PostgreSQL program, as the `postgres` user when we are root.
+fn run_as_postgres<'a>(program: &Path, args: impl IntoIterator<Item = &'a OsStr>) -> Output {
+    let mut command = if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    };
+    command.args(args);
+    // The server inherits the standard streams of pg_ctl: give it none of the test's.
+    command.stdin(std::process::Stdio::null());
+    command.output().unwrap_or_else(|error| {
+        panic!(
+            "cannot run {} ({error}); the outbox tests need PostgreSQL (Debian/Ubuntu: \
+             apt-get install postgresql)",
+            program.display()
+        )
+    })
+}
+
+/// Hands `dir` to the `postgres` user when we are root (initdb writes into it).
+fn give_to_postgres(dir: &Path) {
+    if !is_root() {
+        return;
+    }
+    let out = Command::new("chown")
+        .arg("postgres:")
+        .arg(dir)
+        .output()
+        .expect("run chown");
+    assert!(
+        out.status.success(),
+        "cannot give {} to the postgres user (is there one? the Debian package creates it): {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_starts_crashes_and_comes_back_on_its_port() {
+        let mut server = PostgresServer::start();
+        let port = server.port();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        server.kill();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+}
