@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::envelope::Envelope;
 use crate::memory::{LocalEvent, MemoryBus};
-pub(crate) use crate::outgoing::shared_json;
 use crate::outgoing::EnvelopeBuilder;
+pub(crate) use crate::outgoing::shared_json;
 use crate::payload::EventPayload;
 use crate::transport::{OutgoingEvent, PublishOutcome, Transport, TransportError};
 use crate::validation::ValidationError;
@@ -496,8 +496,10 @@ impl fmt::Debug for Emitter {
 /// An envelope waiting in a batch for the emitter's source and context.
 trait Pending: Send {
     fn event_type(&self) -> &'static str;
-    fn finish(self: Box<Self>, envelopes: &EnvelopeBuilder)
-    -> Result<OutgoingEvent, serde_json::Error>;
+    fn finish(
+        self: Box<Self>,
+        envelopes: &EnvelopeBuilder,
+    ) -> Result<OutgoingEvent, serde_json::Error>;
     /// The typed event for a bus of this process (nothing serialized).
     fn finish_local(self: Box<Self>, envelopes: &EnvelopeBuilder) -> LocalEvent;
 }
