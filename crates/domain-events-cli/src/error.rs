@@ -141,6 +141,20 @@ pub enum Error {
         problem: String,
     },
 
+    /// The PostgreSQL outbox failed (unreachable, refused, invalid table name). The message never
+    /// shows the password.
+    #[error("outbox: {0}")]
+    Outbox(#[from] domain_events_outbox::Error),
+
+    /// `--postgres` is not a PostgreSQL URL; shown with its password replaced.
+    #[error("invalid PostgreSQL URL `{url}`: {reason}")]
+    PostgresUrl {
+        /// The redacted URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The async runtime for the Redis commands could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] io::Error),
@@ -215,7 +229,9 @@ impl Error {
             Error::UnusableSchema { .. }
             | Error::Redis(_)
             | Error::Bullmq(_)
-            | Error::DeadLetter { .. } => {
+            | Error::DeadLetter { .. }
+            | Error::Outbox(_)
+            | Error::PostgresUrl { .. } => {
                 let _ = write!(text, "error: {self}");
             }
         }

@@ -41,6 +41,7 @@ mod dlq;
 mod emit;
 mod error;
 mod export;
+mod outbox;
 mod redis_args;
 mod tail;
 
@@ -58,6 +59,10 @@ pub use dlq::{DeadLetterArgs, DlqAction, DlqArgs, DlqListArgs, DlqReplayArgs};
 pub use emit::EmitArgs;
 pub use error::Error;
 pub use export::ExportArgs;
+pub use outbox::{
+    DeadAction, DeadListArgs, DeadRetryArgs, OutboxAction, OutboxArgs, POSTGRES_URL_ENV,
+    PostgresArgs, RelayArgs, StatusArgs,
+};
 pub use redis_args::{REDIS_URL_ENV, RedisArgs};
 pub use tail::{TailArgs, TailFrom};
 
@@ -94,7 +99,8 @@ Examples:
   domain-events emit --redis redis://127.0.0.1 --source crm --type funnel:signup --payload '{...}'
   domain-events emit --redis redis://127.0.0.1 --source crm --type funnel:signup --payload-file signup.json
   domain-events tail --redis redis://127.0.0.1 --group debug --category funnel --count 10
-  domain-events dlq list --redis redis://127.0.0.1 --group crm")]
+  domain-events dlq list --redis redis://127.0.0.1 --group crm
+  domain-events outbox status --postgres postgres://app@127.0.0.1/app")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -224,6 +230,16 @@ pub enum Command {
     /// after too many deliveries when its handler kept failing.
     #[command(verbatim_doc_comment)]
     Dlq(DlqArgs),
+
+    /// The transactional outbox on PostgreSQL: migrate, status, relay, dead rows
+    ///
+    /// Services write events into an outbox table in the same transaction as their business
+    /// change (crate domain-events-outbox); `outbox relay` publishes the committed rows. Every
+    /// command takes `--postgres URL` or `$DOMAIN_EVENTS_POSTGRES_URL` (prefer the variable),
+    /// and `--schema`/`--table` for a table other than public.domain_events_outbox. Passwords
+    /// are never printed.
+    #[command(verbatim_doc_comment)]
+    Outbox(OutboxArgs),
 }
 
 /// The schema folder option, shared by every command that reads schemas.
@@ -258,6 +274,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, Error> {
         Command::Emit(args) => emit::run(&args, out),
         Command::Tail(args) => tail::run(&args, out),
         Command::Dlq(args) => dlq::run(&args, out),
+        Command::Outbox(args) => outbox::run(&args, out),
     }
 }
 
