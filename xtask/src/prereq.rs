@@ -1,7 +1,8 @@
 //! What `cargo xtask test` needs besides Rust, checked before anything runs: `redis-server` and
 //! `redis-cli` (the Redis tests start their own servers), Node.js 20 or newer and npm (`npm ci
-//! --prefix tests/node` and the interop tests' scripts). PostgreSQL and Chromium are not needed
-//! yet.
+//! --prefix tests/node` and the interop tests' scripts), PostgreSQL's `initdb` and `pg_ctl` (the
+//! outbox tests start their own servers; found on `PATH` or in Debian's
+//! `/usr/lib/postgresql/<version>/bin`). Chromium is not needed yet.
 
 use std::process::Command;
 
@@ -19,7 +20,7 @@ pub struct Tool {
 }
 
 /// The programs of the suite, checked in this order with `<program> --version`.
-pub const TOOLS: [Tool; 4] = [
+pub const TOOLS: [Tool; 6] = [
     Tool {
         program: "redis-server",
         min_major: None,
@@ -43,6 +44,18 @@ pub const TOOLS: [Tool; 4] = [
         min_major: None,
         package: "npm",
         used_for: "`npm ci --prefix tests/node`",
+    },
+    Tool {
+        program: "initdb",
+        min_major: Some(11),
+        package: "postgresql",
+        used_for: "the outbox tests create their own PostgreSQL servers",
+    },
+    Tool {
+        program: "pg_ctl",
+        min_major: Some(11),
+        package: "postgresql",
+        used_for: "the outbox tests start, crash and restart their PostgreSQL servers",
     },
 ];
 
@@ -146,13 +159,23 @@ pub fn message(problems: &[Problem]) -> String {
     text
 }
 
-/// Runs `<program> --version`: its output, or `None` when it cannot be run or fails.
+/// Runs `<program> --version`: its output, or `None` when it cannot be run or fails. A program
+/// not on `PATH` is also looked for where Debian installs PostgreSQL's server programs,
+/// `/usr/lib/postgresql/<version>/bin` (the PostgreSQL test harness looks there too).
 pub fn installed_version(program: &str) -> Option<String> {
-    let output = Command::new(program).arg("--version").output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    let version = |path: &std::path::Path| {
+        let output = Command::new(path).arg("--version").output().ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    version(std::path::Path::new(program)).or_else(|| {
+        std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .find_map(|dir| version(&dir.path().join("bin").join(program)))
+    })
 }
 
 #[cfg(test)]
@@ -191,6 +214,14 @@ mod tests {
             ("redis-cli", "redis-cli 7.0.15"),
             ("node", "v20.0.0"),
             ("npm", "10.2.4"),
+            (
+                "initdb",
+                "initdb (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)",
+            ),
+            (
+                "pg_ctl",
+                "pg_ctl (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)",
+            ),
         ]);
         assert_eq!(problems(all), []);
         assert_eq!(message(&[]), "");
@@ -209,6 +240,8 @@ mod tests {
                     found: "v18.19.0".into()
                 },
                 Problem::Missing(TOOLS[3]),
+                Problem::Missing(TOOLS[4]),
+                Problem::Missing(TOOLS[5]),
             ]
         );
         let text = message(&found);
@@ -219,7 +252,11 @@ mod tests {
              \x20 - `node` is `v18.19.0`; version 20 or newer is needed (the BullMQ, \
              CloudEvents and schema export interop tests)\n\
              \x20 - `npm` not found on PATH (`npm ci --prefix tests/node`)\n\
-             Install them (Debian/Ubuntu): apt-get install redis-server nodejs npm\n\
+             \x20 - `initdb` not found on PATH (the outbox tests create their own PostgreSQL \
+             servers)\n\
+             \x20 - `pg_ctl` not found on PATH (the outbox tests start, crash and restart their \
+             PostgreSQL servers)\n\
+             Install them (Debian/Ubuntu): apt-get install redis-server nodejs npm postgresql\n\
              If your distribution's nodejs is older than 20, install Node.js 20 or newer from \
              https://nodejs.org (or NodeSource, nvm).\n"
         );
@@ -232,6 +269,8 @@ mod tests {
             ("redis-cli", "redis-cli 7.0.15"),
             ("node", "nightly"),
             ("npm", "10.2.4"),
+            ("initdb", "initdb (PostgreSQL) 15.20"),
+            ("pg_ctl", "pg_ctl (PostgreSQL) 15.20"),
         ]);
         assert_eq!(
             problems(odd),
@@ -248,7 +287,7 @@ mod tests {
         assert!(
             text.ends_with(
                 "Install them (Debian/Ubuntu): apt-get install redis-server redis-tools nodejs \
-                 npm\n"
+                 npm postgresql\n"
             ),
             "{text}"
         );
