@@ -247,7 +247,7 @@ async fn a_batch_is_written_in_push_order_and_derived_typed_methods_write_into_t
     );
     assert!(
         outbox
-            .emit_batch(&mut *pool.acquire().await.unwrap(), EmitBatch::new())
+            .emit_batch(&mut pool.acquire().await.unwrap(), EmitBatch::new())
             .await
             .unwrap()
             .is_empty()

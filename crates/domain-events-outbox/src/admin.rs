@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use domain_events::Uuid;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::error::Error;
 use crate::table::OutboxTable;
@@ -115,51 +115,30 @@ pub async fn dead_rows(
     table: &OutboxTable,
     limit: i64,
 ) -> Result<Vec<DeadRow>, Error> {
-    let rows: Vec<(
-        i64,
-        Uuid,
-        String,
-        String,
-        String,
-        i32,
-        Option<String>,
-        String,
-    )> = sqlx::query_as(&format!(
+    let rows = sqlx::query(&format!(
         "SELECT sequence, event_id, event_type, idempotency_key, correlation_id, attempts, \
-                    last_error, \
-                    to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
-             FROM {} WHERE dead_at IS NOT NULL ORDER BY sequence LIMIT $1",
+                coalesce(last_error, '') AS reason, \
+                to_char(dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS dead_at \
+         FROM {} WHERE dead_at IS NOT NULL ORDER BY sequence LIMIT $1",
         table.qualified()
     ))
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                sequence,
-                event_id,
-                event_type,
-                idempotency_key,
-                correlation_id,
-                attempts,
-                reason,
-                dead_at,
-            )| {
-                DeadRow {
-                    sequence,
-                    event_id,
-                    event_type,
-                    idempotency_key,
-                    correlation_id,
-                    attempts,
-                    reason: reason.unwrap_or_default(),
-                    dead_at,
-                }
-            },
-        )
-        .collect())
+    rows.iter()
+        .map(|row| {
+            Ok(DeadRow {
+                sequence: row.try_get("sequence")?,
+                event_id: row.try_get("event_id")?,
+                event_type: row.try_get("event_type")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+                correlation_id: row.try_get("correlation_id")?,
+                attempts: row.try_get("attempts")?,
+                reason: row.try_get("reason")?,
+                dead_at: row.try_get("dead_at")?,
+            })
+        })
+        .collect()
 }
 
 /// Makes the selected dead rows pending again (keeping their sequence, so they are published

@@ -168,7 +168,7 @@ mod tests {
             let err = OutboxTable::new("public", bad).expect_err(bad);
             assert!(err.to_string().contains("invalid outbox name"), "{err}");
         }
-        assert!(OutboxTable::new("s_1", &"x".repeat(31)).is_ok());
+        assert!(OutboxTable::new("s_1", "x".repeat(31)).is_ok());
     }
 
     #[test]
