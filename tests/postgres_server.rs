@@ -8,11 +8,12 @@
 //! installs them). Nothing is skipped: a server that cannot start panics with its output.
 
 use std::ffi::OsStr;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tempfile::TempDir;
+
+use crate::redis_server::free_port;
 
 /// A PostgreSQL server owned by a test.
 #[derive(Debug)]
@@ -146,8 +147,7 @@ impl PostgresServer {
     }
 
     fn pg_ctl_start(&mut self) -> Result<(), String> {
-        let data = self.dir.path().join("data");
-        let log = self.dir.path().join("server.log");
+        let log = self.dir.path().join("server.log").display().to_string();
         let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             self.port,
@@ -156,21 +156,7 @@ impl PostgresServer {
         if !self.durable {
             options.push_str(" -c fsync=off");
         }
-        let out = run_as_postgres(
-            &self.bin.join("pg_ctl"),
-            [
-                OsStr::new("-D"),
-                data.as_os_str(),
-                OsStr::new("-l"),
-                log.as_os_str(),
-                OsStr::new("-o"),
-                OsStr::new(&options),
-                OsStr::new("-w"),
-                OsStr::new("-t"),
-                OsStr::new("30"),
-                OsStr::new("start"),
-            ],
-        );
+        let out = self.pg_ctl(&["-l", &log, "-o", &options, "-w", "-t", "30", "start"]);
         if out.status.success() {
             self.running = true;
             Ok(())
@@ -188,18 +174,7 @@ impl PostgresServer {
         if !self.running {
             return;
         }
-        let data = self.dir.path().join("data");
-        let out = run_as_postgres(
-            &self.bin.join("pg_ctl"),
-            [
-                OsStr::new("-D"),
-                data.as_os_str(),
-                OsStr::new("-m"),
-                OsStr::new(mode),
-                OsStr::new("-w"),
-                OsStr::new("stop"),
-            ],
-        );
+        let out = self.pg_ctl(&["-m", mode, "-w", "stop"]);
         assert!(
             out.status.success(),
             "pg_ctl stop -m {mode} failed: {}",
@@ -207,22 +182,22 @@ impl PostgresServer {
         );
         self.running = false;
     }
+
+    /// Runs `pg_ctl -D <data> <args>`.
+    fn pg_ctl(&self, args: &[&str]) -> Output {
+        let data = self.dir.path().join("data");
+        let all = [OsStr::new("-D"), data.as_os_str()]
+            .into_iter()
+            .chain(args.iter().map(OsStr::new));
+        run_as_postgres(&self.bin.join("pg_ctl"), all)
+    }
 }
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         if self.running {
-            let data = self.dir.path().join("data");
-            let _ = run_as_postgres(
-                &self.bin.join("pg_ctl"),
-                [
-                    OsStr::new("-D"),
-                    data.as_os_str(),
-                    OsStr::new("-m"),
-                    OsStr::new("immediate"),
-                    OsStr::new("stop"),
-                ],
-            );
+            // No assertion: a panic while dropping during a test's panic would abort.
+            let _ = self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
         }
     }
 }
@@ -299,12 +274,6 @@ fn give_to_postgres(dir: &Path) {
         dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
 }
 
 #[cfg(test)]

@@ -306,8 +306,8 @@ pub async fn pending(
     reply.count() as u64
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
+/// A port that was free a moment ago on 127.0.0.1 (the PostgreSQL harness uses it too).
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address").port()
 }

@@ -97,6 +97,19 @@ async fn rows(pool: &PgPool, condition: &str) -> i64 {
     .unwrap()
 }
 
+/// Commits `count` `family_completed` events of `variation` in one transaction.
+async fn commit_families(pool: &PgPool, variation: &str, count: u64) {
+    let outbox = Outbox::new("svc");
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..count {
+        outbox
+            .emit(&mut tx, family_completed(variation, i))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
 /// Asserts every event of `envelopes` is there once, and returns their ids.
 fn once_each(envelopes: &[RawEnvelope]) -> HashSet<Uuid> {
     let ids: HashSet<Uuid> = envelopes.iter().map(|e| e.event_id).collect();
@@ -497,15 +510,7 @@ async fn three_relays_publish_ten_thousand_events_from_concurrent_writers_once_e
 async fn a_re_send_after_a_crash_is_absorbed_by_the_idempotency_claim() {
     let servers = servers().await;
     let pool = &servers.pool;
-    let outbox = Outbox::new("svc");
-    let mut tx = pool.begin().await.unwrap();
-    for i in 0..50 {
-        outbox
-            .emit(&mut tx, family_completed("var-r", i))
-            .await
-            .unwrap();
-    }
-    tx.commit().await.unwrap();
+    commit_families(pool, "var-r", 50).await;
     let relay = relay(&servers).await;
     eventually("the events are published", WAIT, || async {
         rows(pool, "published_at IS NOT NULL").await == 50
@@ -701,15 +706,7 @@ async fn postgres_restarted_mid_run_the_relay_recovers_and_nothing_is_lost() {
 async fn published_rows_are_swept_after_the_retention_and_kept_before() {
     let servers = servers().await;
     let pool = &servers.pool;
-    let outbox = Outbox::new("svc");
-    let mut tx = pool.begin().await.unwrap();
-    for i in 0..10 {
-        outbox
-            .emit(&mut tx, family_completed("var-s", i))
-            .await
-            .unwrap();
-    }
-    tx.commit().await.unwrap();
+    commit_families(pool, "var-s", 10).await;
 
     let keeping = relay(&servers).await; // default retention: an hour
     eventually("published", WAIT, || async {

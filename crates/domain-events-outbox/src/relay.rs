@@ -94,11 +94,9 @@ impl Counters {
     }
 }
 
-/// Configures a [`Relay`]; made by [`Relay::builder`].
-pub struct RelayBuilder {
-    pool: PgPool,
-    transport: Arc<dyn Transport>,
-    table: OutboxTable,
+/// What a relay is configured with besides where it reads and writes.
+#[derive(Debug, Clone)]
+struct Settings {
     batch_size: usize,
     poll_interval: Duration,
     publish_timeout: Duration,
@@ -106,6 +104,14 @@ pub struct RelayBuilder {
     sweep_interval: Duration,
     min_backoff: Duration,
     max_backoff: Duration,
+}
+
+/// Configures a [`Relay`]; made by [`Relay::builder`].
+pub struct RelayBuilder {
+    pool: PgPool,
+    transport: Arc<dyn Transport>,
+    table: OutboxTable,
+    settings: Settings,
     relay_id: Option<String>,
 }
 
@@ -118,41 +124,41 @@ impl RelayBuilder {
 
     /// Rows per batch (one transaction, one transport call); default [`DEFAULT_BATCH_SIZE`].
     pub fn batch_size(mut self, rows: usize) -> Self {
-        self.batch_size = rows.max(1);
+        self.settings.batch_size = rows.max(1);
         self
     }
 
     /// How often to look for rows without a notification; default [`DEFAULT_POLL_INTERVAL`].
     pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
+        self.settings.poll_interval = interval;
         self
     }
 
     /// How long one transport call may take before it counts as a transient failure whose
     /// outcome is unknown; default [`DEFAULT_PUBLISH_TIMEOUT`].
     pub fn publish_timeout(mut self, timeout: Duration) -> Self {
-        self.publish_timeout = timeout;
+        self.settings.publish_timeout = timeout;
         self
     }
 
     /// How long published rows are kept before the sweep deletes them; default
     /// [`DEFAULT_RETENTION`]. Zero deletes them at the next sweep.
     pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
+        self.settings.retention = retention;
         self
     }
 
     /// How often the retention sweep runs; default [`DEFAULT_SWEEP_INTERVAL`].
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
-        self.sweep_interval = interval;
+        self.settings.sweep_interval = interval;
         self
     }
 
     /// The wait after a failure (transport or PostgreSQL), doubled after each failure in a row up
     /// to `max`; default 100 ms to 5 s.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.min_backoff = min;
-        self.max_backoff = max.max(min);
+        self.settings.min_backoff = min;
+        self.settings.max_backoff = max.max(min);
         self
     }
 
@@ -176,13 +182,7 @@ impl RelayBuilder {
             pool: self.pool,
             transport: self.transport,
             table: self.table,
-            batch_size: self.batch_size,
-            poll_interval: self.poll_interval,
-            publish_timeout: self.publish_timeout,
-            retention: self.retention,
-            sweep_interval: self.sweep_interval,
-            min_backoff: self.min_backoff,
-            max_backoff: self.max_backoff,
+            settings: self.settings,
             relay_id,
             counters: Arc::default(),
         }
@@ -212,13 +212,7 @@ pub struct Relay {
     pool: PgPool,
     transport: Arc<dyn Transport>,
     table: OutboxTable,
-    batch_size: usize,
-    poll_interval: Duration,
-    publish_timeout: Duration,
-    retention: Duration,
-    sweep_interval: Duration,
-    min_backoff: Duration,
-    max_backoff: Duration,
+    settings: Settings,
     relay_id: String,
     sql: Sql,
     lock_class: i32,
@@ -272,13 +266,15 @@ impl Relay {
             pool,
             transport: Arc::new(transport),
             table: OutboxTable::default(),
-            batch_size: DEFAULT_BATCH_SIZE,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
-            retention: DEFAULT_RETENTION,
-            sweep_interval: DEFAULT_SWEEP_INTERVAL,
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            settings: Settings {
+                batch_size: DEFAULT_BATCH_SIZE,
+                poll_interval: DEFAULT_POLL_INTERVAL,
+                publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
+                retention: DEFAULT_RETENTION,
+                sweep_interval: DEFAULT_SWEEP_INTERVAL,
+                min_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+            },
             relay_id: None,
         }
     }
@@ -314,7 +310,7 @@ impl Relay {
         tracing::info!(relay_id = %self.relay_id, table = %self.table,
             transport = self.transport.name(), "outbox relay started");
         let mut listener: Option<PgListener> = None;
-        let mut backoff = self.min_backoff;
+        let mut backoff = self.settings.min_backoff;
         let mut next_heartbeat = Instant::now();
         let mut next_sweep = Instant::now();
         while !stop.is_stopped() {
@@ -325,14 +321,14 @@ impl Relay {
             }
             if now >= next_sweep {
                 self.database_step("retention sweep", self.sweep()).await;
-                next_sweep = now + self.sweep_interval;
+                next_sweep = now + self.settings.sweep_interval;
             }
             if listener.is_none() {
                 listener = self.listen().await;
             }
             let healthy = match self.drain(&stop).await {
                 Ok(()) => {
-                    backoff = self.min_backoff;
+                    backoff = self.settings.min_backoff;
                     true
                 }
                 Err(failure) => {
@@ -342,9 +338,13 @@ impl Relay {
                     false
                 }
             };
-            let wait = if healthy { self.poll_interval } else { backoff };
+            let wait = if healthy {
+                self.settings.poll_interval
+            } else {
+                backoff
+            };
             if !healthy {
-                backoff = (backoff * 2).min(self.max_backoff);
+                backoff = (backoff * 2).min(self.settings.max_backoff);
             }
             let deadline = (Instant::now() + wait).min(next_heartbeat).min(next_sweep);
             tokio::select! {
@@ -366,7 +366,7 @@ impl Relay {
     async fn drain(&self, stop: &Stop) -> Result<(), Failure> {
         loop {
             let rows = self.batch().await?;
-            if rows < self.batch_size || stop.is_stopped() {
+            if rows < self.settings.batch_size || stop.is_stopped() {
                 return Ok(());
             }
         }
@@ -375,7 +375,7 @@ impl Relay {
     /// One batch: lock, read, publish, mark, commit. Returns the number of rows read.
     async fn batch(&self) -> Result<usize, Failure> {
         let mut tx = self.pool.begin().await?;
-        let lock_timeout = (self.publish_timeout * 3).as_millis().to_string();
+        let lock_timeout = (self.settings.publish_timeout * 3).as_millis().to_string();
         let locked = sqlx::query(&self.sql.lock)
             .bind(self.lock_class)
             .bind(lock_timeout)
@@ -391,7 +391,7 @@ impl Relay {
         }
         let rows: Vec<(i64, Uuid, String, String, String, String)> =
             sqlx::query_as(&self.sql.pending)
-                .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
+                .bind(i64::try_from(self.settings.batch_size).unwrap_or(i64::MAX))
                 .fetch_all(&mut *tx)
                 .await?;
         if rows.is_empty() {
@@ -413,7 +413,7 @@ impl Relay {
                 },
             )
             .unzip();
-        let outcome = publish(&*self.transport, &events, self.publish_timeout).await;
+        let outcome = publish(&*self.transport, &events, self.settings.publish_timeout).await;
 
         let mut published = Vec::new();
         let (mut dead, mut reasons) = (Vec::new(), Vec::new());
@@ -509,7 +509,7 @@ impl Relay {
         let mut deleted = 0;
         loop {
             let done = sqlx::query(&self.sql.sweep)
-                .bind(self.retention.as_secs_f64())
+                .bind(self.settings.retention.as_secs_f64())
                 .bind(SWEEP_CHUNK)
                 .execute(&self.pool)
                 .await?
@@ -556,8 +556,7 @@ impl std::fmt::Debug for Relay {
             .field("relay_id", &self.relay_id)
             .field("table", &self.table)
             .field("transport", &self.transport.name())
-            .field("batch_size", &self.batch_size)
-            .field("poll_interval", &self.poll_interval)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -567,7 +566,7 @@ impl std::fmt::Debug for RelayBuilder {
         f.debug_struct("RelayBuilder")
             .field("table", &self.table)
             .field("transport", &self.transport.name())
-            .field("batch_size", &self.batch_size)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
