@@ -56,6 +56,9 @@ pub enum Error {
     /// Redis or BullMQ answered something this crate did not expect.
     #[error("unexpected answer from Redis: {0}")]
     Protocol(String),
+    /// The consumer's task panicked (a bug, reported as such, never as a clean stop).
+    #[error(transparent)]
+    Panicked(#[from] domain_events::ConsumerPanicked),
 }
 
 impl Error {
@@ -104,6 +107,7 @@ impl From<domain_events_redis::Error> for Error {
             domain_events_redis::Error::Timeout { url, message } => Error::Timeout { url, message },
             domain_events_redis::Error::Server(message) => Error::Server(message),
             domain_events_redis::Error::Protocol(message) => Error::Protocol(message),
+            domain_events_redis::Error::Panicked(panicked) => Error::Panicked(panicked),
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum Error {
     /// Redis answered something this crate did not expect.
     #[error("unexpected answer from Redis: {0}")]
     Protocol(String),
+    /// The consumer's task panicked (a bug, reported as such, never as a clean stop).
+    #[error(transparent)]
+    Panicked(#[from] domain_events::ConsumerPanicked),
 }
 
 impl Error {

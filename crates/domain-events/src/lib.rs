@@ -10,7 +10,6 @@
 #![deny(missing_docs)]
 
 pub mod cloudevents;
-mod consumer;
 mod emitter;
 mod envelope;
 mod formats;
@@ -20,6 +19,7 @@ mod key;
 /// The embedded in-memory bus; its types are also re-exported at the crate root.
 pub mod memory;
 mod payload;
+mod pipeline;
 mod transport;
 mod validation;
 
@@ -34,10 +34,6 @@ pub use cloudevents::{
     CLOUDEVENTS_JSON_CONTENT_TYPE, CLOUDEVENTS_SPEC_VERSION, CloudEventError,
     DEFAULT_SCHEMA_ID_BASE, payload_schema_id,
 };
-pub use consumer::{
-    ConsumerCounters, ConsumerHandle, ConsumerOutcome, ConsumerStats, MemoryConsumer, RetryPolicy,
-    Shutdown,
-};
 /// The wire constants (schema `$id` base, Redis key prefix, BullMQ queue and prefix), each defined
 /// once for the runtime, the transports and the schema library (docs/contract.md sections 3.5,
 /// 4.1 and 5.1).
@@ -45,16 +41,21 @@ pub use domain_events_wire as wire;
 pub use emitter::{
     DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,
 };
-pub use envelope::{DecodeError, Envelope, RawEnvelope, is_valid_traceparent};
+pub use envelope::{DecodeError, Envelope, RawEnvelope, category_of, is_valid_traceparent};
 pub use formats::{Date, Email, FormatError, Timestamp, Url};
 pub use handlers::{DispatchError, Dispatched, HandlerError, Handlers};
 pub use idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard};
 pub use key::{KeyPart, escape_key_value, write_key_part};
 pub use memory::{
     Backpressure, DEFAULT_CAPACITY, DEFAULT_CLAIM_TTL, Delivered, Filter, MemoryBus,
-    MemoryBusBuilder, Subscription, TypedSubscription,
+    MemoryBusBuilder, MemoryConsumer, MemoryConsumerBuilder, MemoryConsumerHandle, Subscription,
+    TypedSubscription,
 };
 pub use payload::{EventInfo, EventPayload, EventSet, UnknownValue};
+pub use pipeline::{
+    ConsumerHandle, ConsumerPanicked, ConsumerStats, Incoming, Pipeline, PipelineBuilder,
+    RetryPolicy, Settle, Shutdown, Verdict,
+};
 pub use transport::{
     BoxError, BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError,
 };

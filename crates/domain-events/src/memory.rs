@@ -60,12 +60,13 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+mod consumer;
 mod delivered;
 
+pub use consumer::{MemoryConsumer, MemoryConsumerBuilder, MemoryConsumerHandle};
 pub use delivered::Delivered;
 pub(crate) use delivered::LocalEvent;
 
-use crate::consumer::MemoryConsumer;
 use crate::envelope::{DecodeError, Envelope};
 use crate::handlers::Handlers;
 use crate::idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard, TtlMap};
@@ -344,16 +345,16 @@ impl MemoryBus {
             .clone()
     }
 
-    /// A consumer of group `group` running `handlers`: it subscribes now to the categories the
-    /// handlers need, and uses the group's [`guard`](Self::guard) to skip keys it already handled.
-    /// Start it with [`MemoryConsumer::run`] or [`MemoryConsumer::spawn`].
+    /// A consumer of group `group` running `handlers` ([`MemoryConsumer::builder`]): it subscribes
+    /// now to the categories the handlers need, and uses the group's [`guard`](Self::guard) to
+    /// skip keys it already handled. Configure it, [`build`](MemoryConsumerBuilder::build) it, and
+    /// start it with [`MemoryConsumer::run`] or [`MemoryConsumer::spawn`].
     ///
     /// Every consumer has its own subscription, so two consumers of one group on one bus both
     /// receive every event (they share the done records, but may both run an event they receive
     /// at the same moment): run one consumer per group and bus.
-    pub fn consumer(&self, group: &str, handlers: Handlers) -> MemoryConsumer {
-        let subscription = self.subscribe(Filter::Categories(handlers.categories()));
-        MemoryConsumer::new(group, subscription, handlers, self.guard(group))
+    pub fn consumer(&self, group: &str, handlers: Handlers) -> MemoryConsumerBuilder {
+        MemoryConsumer::builder(self, group, handlers)
     }
 
     /// Closes the bus: later publishes fail with [`TransportError::Unavailable`], and every
@@ -1159,7 +1160,7 @@ mod tests {
         let mut typed = bus.subscribe_to::<VariationCompleted>();
         let handlers = Handlers::new()
             .on(|_: Envelope<VariationCompleted>| async { Ok::<_, HandlerError>(()) });
-        let consumer = bus.consumer("g", handlers).spawn();
+        let consumer = bus.consumer("g", handlers).build().spawn();
         // Another event's envelope, published under a new eventId.
         let other = Envelope::new("tests", VariationCompleted::new("v")).expect("valid");
         let other_json = serde_json::to_string(&other).expect("serializes");
@@ -1201,7 +1202,7 @@ mod tests {
             other
         );
         bus.close();
-        let stats = within(consumer.join()).await;
+        let stats = within(consumer.join()).await.expect("no panic");
         assert_eq!(
             (stats.received, stats.poison, stats.handled),
             (3, 2, 1),
