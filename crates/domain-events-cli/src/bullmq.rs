@@ -14,8 +14,8 @@ use domain_events_bullmq::{
 };
 use domain_events_redis::{RedisConfig, RedisTransport};
 
-use crate::redis_args::{block_on, categories};
-use crate::tail::{print_until_done, printing_handlers};
+use crate::redis_args::block_on;
+use crate::tail::{Plan, print_until_done, printing_handlers};
 use crate::{Error, RedisArgs, TailArgs};
 
 /// Where `emit` publishes and `tail` reads.
@@ -87,23 +87,22 @@ impl TransportArgs {
 }
 
 /// `tail --transport bullmq`.
-pub(crate) fn tail(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    let categories = categories(&args.categories, &args.schema)?;
+pub(crate) fn tail(args: &TailArgs, plan: Plan, out: &mut dyn Write) -> Result<ExitCode, Error> {
     let config = args.transport.bullmq_config(&args.redis)?;
-    block_on(tail_jobs(args, config, categories, out))?
+    block_on(tail_jobs(args, config, plan, out))?
 }
 
 async fn tail_jobs(
     args: &TailArgs,
     config: BullmqConfig,
-    categories: Vec<String>,
+    plan: Plan,
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
     // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
     BullmqTransport::new(config.clone())?.connect().await?;
     let queue = config.queue_key();
 
-    let (handlers, mut printer) = printing_handlers(categories);
+    let (handlers, mut printer) = printing_handlers(plan);
     let mut builder = BullmqConsumer::builder(config, args.group.clone(), handlers)
         // One job at a time: lines come out in queue order, and `--count` stops exactly (a job
         // BullMQ hands over while stopping goes back to the queue unstarted).

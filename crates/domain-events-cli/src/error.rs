@@ -75,6 +75,17 @@ pub enum Error {
         declared: usize,
     },
 
+    /// `tail --category` names no category of the schema folder.
+    #[error("unknown category `{category}` in the schema folder `{}`", dir.display())]
+    UnknownCategory {
+        /// The category as given.
+        category: String,
+        /// The schema folder as given on the command line.
+        dir: PathBuf,
+        /// The categories the folder declares.
+        declared: Vec<String>,
+    },
+
     /// `emit --payload-file` could not be read.
     #[error("cannot read the payload from {from}")]
     PayloadFile {
@@ -204,6 +215,24 @@ impl Error {
                         let _ = write!(text, "\n  help: did you mean one of {}?", many.join(", "));
                     }
                 }
+            }
+            Error::UnknownCategory {
+                category, declared, ..
+            } => {
+                let _ = write!(text, "error: {self}");
+                let closest = declared.iter().max_by(|a, b| {
+                    let score = |c: &String| {
+                        strsim::normalized_damerau_levenshtein(&category.to_lowercase(), c)
+                    };
+                    score(a).total_cmp(&score(b))
+                });
+                if let Some(closest) = closest.filter(|c| {
+                    strsim::normalized_damerau_levenshtein(&category.to_lowercase(), c) >= 0.6
+                }) {
+                    let _ = write!(text, "\n  help: did you mean `{closest}`?");
+                }
+                let _ = write!(text, "\n  declared: {}", declared.join(", "));
+                let _ = write!(text, "\n  nothing was read");
             }
             Error::InvalidPayload { problems, .. } => {
                 let _ = write!(text, "error: {self}:");

@@ -41,6 +41,7 @@ mod dlq;
 mod emit;
 mod error;
 mod export;
+mod payload_check;
 mod redis_args;
 mod tail;
 
