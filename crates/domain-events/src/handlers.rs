@@ -34,7 +34,6 @@ use std::task::{Context, Poll};
 
 use crate::envelope::{DecodeError, Envelope, RawEnvelope, category_of};
 use crate::payload::{EventInfo, EventPayload, EventSet};
-use crate::pipeline::panic_text;
 use crate::transport::{BoxError, BoxFuture};
 
 /// A handler's failure: any error or message, boxed. Retryable by definition (a consumer retries
@@ -542,6 +541,15 @@ async fn run(call: Call) -> Result<(), HandlerError> {
     CatchUnwind(future)
         .await
         .unwrap_or_else(|payload| Err(panicked(payload)))
+}
+
+/// The text of a panic's payload (`panic!` with a message gives a `&str` or a `String`).
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
 }
 
 fn panicked(payload: Box<dyn Any + Send>) -> HandlerError {

@@ -18,6 +18,7 @@ mod idempotency;
 mod key;
 /// The embedded in-memory bus; its types are also re-exported at the crate root.
 pub mod memory;
+mod outgoing;
 mod payload;
 mod pipeline;
 mod transport;
@@ -51,14 +52,14 @@ pub use memory::{
     MemoryBusBuilder, MemoryConsumer, MemoryConsumerBuilder, MemoryConsumerHandle, Subscription,
     TypedSubscription,
 };
+pub use outgoing::{OutgoingEvent, TypedEvent};
 pub use payload::{EventInfo, EventPayload, EventSet, UnknownValue};
 pub use pipeline::{
     ConsumerHandle, ConsumerPanicked, ConsumerStats, Incoming, Pipeline, PipelineBuilder,
     RetryPolicy, Settle, Shutdown, Verdict,
 };
-pub use transport::{
-    BoxError, BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError,
-};
+pub use transport::{BoxError, BoxFuture, PublishOutcome, Transport, TransportError, TypedPublish};
+
 pub use uuid::Uuid;
 pub use validation::{Validate, ValidationError, Violation};
 

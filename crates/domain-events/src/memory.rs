@@ -65,13 +65,14 @@ mod delivered;
 
 pub use consumer::{MemoryConsumer, MemoryConsumerBuilder, MemoryConsumerHandle};
 pub use delivered::Delivered;
-pub(crate) use delivered::LocalEvent;
 
 use crate::envelope::{DecodeError, Envelope};
 use crate::handlers::Handlers;
 use crate::idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard, TtlMap};
+use crate::outgoing::OutgoingEvent;
+use crate::outgoing::TypedEvent;
 use crate::payload::EventPayload;
-use crate::transport::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError};
+use crate::transport::{BoxFuture, PublishOutcome, Transport, TransportError, TypedPublish};
 
 /// The buffer size of each subscription unless configured otherwise: 1024 events.
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -395,6 +396,37 @@ impl Transport for MemoryBus {
                 .publish(events.iter().map(Outgoing::from_event).collect()),
         )
     }
+
+    /// Keeps the envelope typed: subscribers of this process decode it without JSON.
+    fn publish_typed_one(&self, event: TypedEvent) -> TypedPublish<'_, PublishOutcome, TypedEvent> {
+        let event = Outgoing::from_typed(event);
+        if let Err(error) = self.inner.ensure_open() {
+            return TypedPublish::Now(Err(error));
+        }
+        match self.inner.config.backpressure {
+            Backpressure::Fail => TypedPublish::Now(self.inner.publish_now(vec![event]).and_then(
+                |mut outcomes| {
+                    outcomes
+                        .pop()
+                        .ok_or_else(|| TransportError::other("no outcome for the event"))
+                },
+            )),
+            Backpressure::Wait => match self.inner.try_publish_one(event) {
+                Ok(outcome) => TypedPublish::Now(Ok(outcome)),
+                Err(event) => TypedPublish::Later(Box::pin(self.inner.publish_waiting(event))),
+            },
+        }
+    }
+
+    fn publish_typed(
+        &self,
+        events: Vec<TypedEvent>,
+    ) -> TypedPublish<'_, Vec<PublishOutcome>, Vec<TypedEvent>> {
+        TypedPublish::Later(Box::pin(
+            self.inner
+                .publish(events.into_iter().map(Outgoing::from_typed).collect()),
+        ))
+    }
 }
 
 /// An event on its way to the subscribers: its idempotency key and what they receive.
@@ -416,41 +448,9 @@ impl Outgoing {
         }
     }
 
-    fn from_local(event: LocalEvent) -> Self {
-        let (key, delivered) = Delivered::from_local(event);
+    fn from_typed(event: TypedEvent) -> Self {
+        let (key, delivered) = Delivered::from_typed(event);
         Self { key, delivered }
-    }
-}
-
-impl MemoryBus {
-    /// Publishes events an emitter of this process hands over typed: nothing is serialized
-    /// unless a subscriber asks for JSON. The same claims, filters and backpressure as
-    /// [`Transport::publish`].
-    pub(crate) async fn publish_local(
-        &self,
-        events: Vec<LocalEvent>,
-    ) -> Result<Vec<PublishOutcome>, TransportError> {
-        self.inner
-            .publish(events.into_iter().map(Outgoing::from_local).collect())
-            .await
-    }
-
-    /// [`publish_local`](Self::publish_local) of one event, without the vectors of a batch.
-    pub(crate) async fn publish_local_one(
-        &self,
-        event: LocalEvent,
-    ) -> Result<PublishOutcome, TransportError> {
-        let event = Outgoing::from_local(event);
-        self.inner.ensure_open()?;
-        match self.inner.config.backpressure {
-            Backpressure::Fail => {
-                let mut outcomes = self.inner.publish_now(vec![event])?;
-                outcomes
-                    .pop()
-                    .ok_or_else(|| TransportError::other("no outcome for the event"))
-            }
-            Backpressure::Wait => self.inner.publish_one(event).await,
-        }
     }
 }
 

@@ -14,8 +14,9 @@ use crate::emitter::Emitter;
 use crate::envelope::Envelope;
 use crate::handlers::HandlerError;
 use crate::memory::MemoryBus;
+use crate::outgoing::OutgoingEvent;
 use crate::test_support::{Signup, TestEvent, VariationCompleted, within};
-use crate::transport::{OutgoingEvent, Transport};
+use crate::transport::Transport;
 
 /// Handlers that report each handled signup's user id.
 fn reporting() -> (Handlers, mpsc::UnboundedReceiver<String>) {

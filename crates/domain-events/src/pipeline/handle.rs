@@ -1,6 +1,5 @@
 //! [`ConsumerHandle`]: a consumer running on its own task, the same for every transport.
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 
@@ -9,6 +8,7 @@ use tokio::task::JoinHandle;
 use super::Pipeline;
 use super::shutdown::Shutdown;
 use super::stats::ConsumerStats;
+use crate::handlers::panic_text;
 
 /// A consumer's task ended by a panic (a bug in the consumer or in code it called outside a
 /// handler; a panicking handler is caught and counted as a failed attempt instead).
@@ -90,15 +90,6 @@ impl<E: From<ConsumerPanicked> + Send + 'static> ConsumerHandle<E> {
             }
         }
     }
-}
-
-/// The text of a panic's payload (`panic!` with a message gives a `&str` or a `String`).
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned())
 }
 
 impl<E> fmt::Debug for ConsumerHandle<E> {

@@ -42,7 +42,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-pub(crate) use handle::panic_text;
 pub use handle::{ConsumerHandle, ConsumerPanicked};
 pub use incoming::Incoming;
 pub use retry::RetryPolicy;

@@ -292,7 +292,11 @@ async fn with_redelivery_only_the_last_delivery_gives_up() {
         verdicts.push((verdict.is_final(), verdict.reason().map(str::to_owned)));
     }
     let finals: Vec<bool> = verdicts.iter().map(|(is_final, _)| *is_final).collect();
-    assert_eq!(finals, [false, false, true], "delivered again twice, then given up");
+    assert_eq!(
+        finals,
+        [false, false, true],
+        "delivered again twice, then given up"
+    );
     assert_eq!(
         verdicts[2].1.as_deref(),
         Some(
