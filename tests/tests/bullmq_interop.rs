@@ -721,7 +721,7 @@ async fn duplicate_detection_names_the_event_that_holds_the_job() {
     let config = BullmqConfig::new(&server.url())
         .expect("valid URL")
         .queue("dedup")
-        .prefix("{bull}");
+        .bullmq_prefix("{bull}");
     let transport = BullmqTransport::new(config.clone()).expect("transport");
     let (first, second, third) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
 

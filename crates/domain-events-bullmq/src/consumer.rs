@@ -14,6 +14,7 @@ use domain_events::{
     ConsumerHandle, ConsumerStats, DecodeError, DispatchError, Dispatched, Handlers, RawEnvelope,
     Shutdown,
 };
+use domain_events_redis::reconnect_backoff;
 use serde_json::json;
 
 use crate::config::{BullmqConfig, millis};
@@ -33,8 +34,6 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Attempts of one done-record command while Redis is unreachable.
 const DONE_RECORD_TRIES: u32 = 3;
-/// The longest wait between two attempts to reach Redis again while starting.
-const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Configures a [`BullmqConsumer`]; made by [`BullmqConsumer::builder`].
 pub struct BullmqConsumerBuilder {
@@ -379,7 +378,7 @@ impl Inner {
                     if failures == 1 {
                         tracing::warn!(group = %self.group, %error, "cannot start the BullMQ worker yet, retrying");
                     }
-                    let wait = connect_backoff(failures);
+                    let wait = reconnect_backoff(failures);
                     tokio::select! {
                         () = shutdown.triggered() => return Ok(None),
                         () = tokio::time::sleep(wait) => {}
@@ -406,7 +405,7 @@ impl Inner {
         };
         let mut worker_options = WorkerOptions::new()
             .connection(options)
-            .prefix(config.key_prefix())
+            .prefix(config.bullmq_prefix_value())
             .concurrency(settings.concurrency)
             .lock_duration(settings.lock_duration)
             .stalled_interval(settings.stalled_interval)
@@ -553,7 +552,7 @@ impl Inner {
                     if !error.is_transient() || tries >= DONE_RECORD_TRIES {
                         return Err(error);
                     }
-                    tokio::time::sleep(connect_backoff(tries)).await;
+                    tokio::time::sleep(reconnect_backoff(tries)).await;
                 }
             }
         }
@@ -564,16 +563,6 @@ impl Inner {
 fn decode(job: &Job) -> Result<RawEnvelope, DecodeError> {
     let bytes = serde_json::to_vec(job.data()).map_err(DecodeError::NotAnEnvelope)?;
     RawEnvelope::from_slice(&bytes)
-}
-
-/// 100 ms doubling per failure, at most 5 s.
-fn connect_backoff(failures: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(failures.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    Duration::from_millis(100)
-        .saturating_mul(factor)
-        .min(MAX_CONNECT_BACKOFF)
 }
 
 /// Async locks by key, each dropped from the map when its last user is done.
@@ -670,13 +659,6 @@ mod tests {
             .expect("joined");
         drop(other);
         assert!(locks.map().is_empty(), "no lock left behind");
-    }
-
-    #[test]
-    fn connect_backoff_is_capped() {
-        assert_eq!(connect_backoff(1), Duration::from_millis(100));
-        assert_eq!(connect_backoff(3), Duration::from_millis(400));
-        assert_eq!(connect_backoff(40), MAX_CONNECT_BACKOFF);
     }
 
     #[test]

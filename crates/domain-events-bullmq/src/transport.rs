@@ -126,7 +126,7 @@ impl BullmqTransport {
                 config.probe().await?;
                 let options = QueueOptions::new()
                     .connection(config.connection_options())
-                    .prefix(config.key_prefix());
+                    .prefix(config.bullmq_prefix_value());
                 let queue = config
                     .within_connect_timeout(Queue::with_options(config.queue_name(), options))
                     .await?;
