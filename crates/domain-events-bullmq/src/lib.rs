@@ -13,7 +13,8 @@
 //!
 //! How to reach Redis is the Redis Streams crate's
 //! [`ConnectionConfig`](domain_events_redis::ConnectionConfig) (URL forms, TLS, timeouts and their
-//! defaults, the reachability probe), embedded in [`BullmqConfig`].
+//! defaults, the reachability probe), embedded in [`BullmqConfig`]; what goes wrong talking to
+//! Redis is that crate's error, wrapped in [`Error::Redis`].
 //!
 //! Jobs are read and written by BullMQ's maintained Rust port (crate `bullmq-official`, lib
 //! `bullmq`), which embeds and runs BullMQ's own Lua scripts; this crate never writes BullMQ's
