@@ -14,6 +14,7 @@ use domain_events::{
     ConsumerHandle, ConsumerStats, DecodeError, Handlers, Incoming, Pipeline, RawEnvelope,
     RetryPolicy, Settle, Shutdown, Verdict,
 };
+use domain_events_redis::reconnect_backoff;
 use serde_json::json;
 use tracing::Instrument;
 
@@ -34,8 +35,6 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Attempts of one done-record command while Redis is unreachable.
 const DONE_RECORD_TRIES: u32 = 3;
-/// The longest wait between two attempts to reach Redis again while starting.
-const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Configures a [`BullmqConsumer`]; made by [`BullmqConsumer::builder`].
 pub struct BullmqConsumerBuilder {
@@ -383,7 +382,7 @@ impl Inner {
                     if failures == 1 {
                         tracing::warn!(group = %self.group, %error, "cannot start the BullMQ worker yet, retrying");
                     }
-                    let wait = connect_backoff(failures);
+                    let wait = reconnect_backoff(failures);
                     tokio::select! {
                         () = shutdown.triggered() => return Ok(None),
                         () = tokio::time::sleep(wait) => {}
@@ -410,7 +409,7 @@ impl Inner {
         };
         let mut worker_options = WorkerOptions::new()
             .connection(options)
-            .prefix(config.key_prefix())
+            .prefix(config.bullmq_prefix_value())
             .concurrency(settings.concurrency)
             .lock_duration(settings.lock_duration)
             .stalled_interval(settings.stalled_interval)
@@ -520,7 +519,7 @@ impl Inner {
                     if !error.is_transient() || tries >= DONE_RECORD_TRIES {
                         return Err(error);
                     }
-                    tokio::time::sleep(connect_backoff(tries)).await;
+                    tokio::time::sleep(reconnect_backoff(tries)).await;
                 }
             }
         }
@@ -531,16 +530,6 @@ impl Inner {
 fn decode(job: &Job) -> Result<RawEnvelope, DecodeError> {
     let bytes = serde_json::to_vec(job.data()).map_err(DecodeError::NotAnEnvelope)?;
     RawEnvelope::from_slice(&bytes)
-}
-
-/// 100 ms doubling per failure, at most 5 s.
-fn connect_backoff(failures: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(failures.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    Duration::from_millis(100)
-        .saturating_mul(factor)
-        .min(MAX_CONNECT_BACKOFF)
 }
 
 /// How a job is settled by its [`Verdict`]: only a handled job writes something (its done
@@ -688,13 +677,6 @@ mod tests {
             .expect("joined");
         drop(other);
         assert!(locks.map().is_empty(), "no lock left behind");
-    }
-
-    #[test]
-    fn connect_backoff_is_capped() {
-        assert_eq!(connect_backoff(1), Duration::from_millis(100));
-        assert_eq!(connect_backoff(3), Duration::from_millis(400));
-        assert_eq!(connect_backoff(40), MAX_CONNECT_BACKOFF);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use domain_events::Transport;
 use domain_events_bullmq::{
-    BullmqConfig, BullmqConsumer, BullmqTransport, DEFAULT_PREFIX, DEFAULT_QUEUE,
+    BullmqConfig, BullmqConsumer, BullmqTransport, DEFAULT_BULLMQ_PREFIX, DEFAULT_QUEUE,
 };
 use domain_events_redis::{RedisConfig, RedisTransport};
 
@@ -62,13 +62,16 @@ impl TransportArgs {
         }
     }
 
-    /// The BullMQ configuration: the queue and prefix given (or the contract's defaults); the
-    /// consumer's done records under `--key-prefix`.
+    /// The BullMQ configuration: the connection of `redis`, the queue and BullMQ prefix given (or
+    /// the contract's defaults); the consumer's done records under `--key-prefix`.
     pub(crate) fn bullmq_config(&self, redis: &RedisArgs) -> Result<BullmqConfig, Error> {
-        Ok(BullmqConfig::new(&redis.url)?
+        Ok(BullmqConfig::from_redis(redis.config()?)
             .queue(self.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
-            .prefix(self.bullmq_prefix.as_deref().unwrap_or(DEFAULT_PREFIX))
-            .done_key_prefix(redis.key_prefix.clone()))
+            .bullmq_prefix(
+                self.bullmq_prefix
+                    .as_deref()
+                    .unwrap_or(DEFAULT_BULLMQ_PREFIX),
+            ))
     }
 
     /// The selected transport; `redis_config` is the Redis Streams configuration of `redis`.

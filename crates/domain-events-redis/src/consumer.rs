@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::acker::{Ack, Acker};
 use crate::config::RedisConfig;
+use crate::connection_config::reconnect_backoff;
 use crate::entry::{DeadLettered, Entry, entry_size, parse_pending, parse_read, parse_scripted};
 use crate::error::{Error, is_transient, waiting_for};
 use crate::keys::Keys;
@@ -52,10 +53,6 @@ pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 /// How long a shutdown may take unless configured otherwise: 10 seconds.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The longest wait between two attempts to reach Redis again: short, so a consumer resumes
-/// within half a second of Redis being back (an attempt against a Redis that is down costs it
-/// nothing: the connection is refused).
-const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 /// Attempts to settle (acknowledge or dead-letter) an entry once a shutdown was asked for.
 const SETTLE_ATTEMPTS_AFTER_STOP: u32 = 3;
 
@@ -229,10 +226,9 @@ impl RedisConsumerBuilder {
             .iter()
             .map(|category| keys.stream(category))
             .collect();
-        let commands = self.config.connection(None)?;
-        let reads = self
-            .config
-            .connection(Some(self.block + self.config.response_timeout_value()))?;
+        let connection = self.config.connection();
+        let commands = connection.open(None)?;
+        let reads = connection.open(Some(self.block + connection.response_timeout_value()))?;
         let claim_interval = self.claim_interval.unwrap_or_else(|| {
             (self.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(10))
         });
@@ -595,16 +591,6 @@ impl Drop for Held {
 struct Waiting {
     delivery: Delivery,
     since: Instant,
-}
-
-/// Exponential backoff for reaching Redis again: 100 ms doubling up to 500 ms.
-fn reconnect_backoff(attempt: u32) -> Duration {
-    RetryPolicy {
-        max_retries: u32::MAX,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: MAX_RECONNECT_BACKOFF,
-    }
-    .backoff(attempt.max(1))
 }
 
 /// Sleeps for `duration` unless `stop` is triggered first; returns whether it was.
@@ -1803,12 +1789,5 @@ mod tests {
         let (a, b) = (default_consumer_name(), default_consumer_name());
         assert_ne!(a, b);
         assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
-    }
-
-    #[test]
-    fn reconnect_backoff_is_capped() {
-        assert_eq!(reconnect_backoff(1), Duration::from_millis(100));
-        assert_eq!(reconnect_backoff(2), Duration::from_millis(200));
-        assert_eq!(reconnect_backoff(30), MAX_RECONNECT_BACKOFF);
     }
 }

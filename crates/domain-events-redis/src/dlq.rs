@@ -98,7 +98,7 @@ impl DeadLetters {
                 "DeadLetters::new must be called inside a Tokio runtime".into(),
             ));
         }
-        let conn = config.connection(None)?;
+        let conn = config.connection().open(None)?;
         Ok(Self {
             keys: config.keys(),
             config,

@@ -3,7 +3,7 @@
 
 use domain_events::TransportError;
 
-use crate::config::RedisConfig;
+use crate::connection_config::ConnectionConfig;
 
 /// What went wrong talking to Redis or setting this crate up.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -52,7 +52,7 @@ pub enum Error {
 
 impl Error {
     /// Classifies a Redis client error, scrubbing secrets from its message.
-    pub(crate) fn from_redis(error: &redis::RedisError, config: &RedisConfig) -> Self {
+    pub(crate) fn from_redis(error: &redis::RedisError, config: &ConnectionConfig) -> Self {
         let message = config.scrub(&error.to_string());
         if error.is_timeout() {
             Error::Timeout {

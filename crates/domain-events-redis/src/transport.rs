@@ -62,7 +62,7 @@ impl RedisTransport {
                 "RedisTransport::new must be called inside a Tokio runtime".into(),
             ));
         }
-        let conn = config.connection(None)?;
+        let conn = config.connection().open(None)?;
         Ok(Self {
             keys: config.keys(),
             config,
@@ -199,7 +199,7 @@ impl RedisTransport {
     fn append_call(&self, event: &OutgoingEvent) -> Cmd {
         let json = event.json.as_bytes();
         let size = json.len()
-            + self.config.prefix().len()
+            + self.config.key_prefix_value().len()
             + event.category.len()
             + event.event_type.len()
             + 96;
@@ -223,7 +223,7 @@ impl RedisTransport {
     /// for the events at `indices` (one category), written straight into one buffer of the right
     /// size (keys and eventIds included, no intermediate strings).
     fn emit_call(&self, events: &[OutgoingEvent], indices: &[usize]) -> Cmd {
-        let prefix = self.config.prefix().len();
+        let prefix = self.config.key_prefix_value().len();
         let size: usize = indices
             .iter()
             .map(|&i| {
