@@ -15,7 +15,9 @@
 //!   bounded concurrency, acknowledgement only after success together with the group's done
 //!   record, retries with backoff, claiming of entries a dead consumer left pending, a
 //!   dead-letter stream per group, graceful shutdown and reconnection.
-//! - [`DeadLetters`] lists, replays and deletes dead letters.
+//! - [`DeadLetters`] lists, replays, deletes and purges dead letters.
+//! - [`Inspector`] reads the [`Status`] of every stream, consumer group and dead-letter stream:
+//!   lengths, lag, pending entries, consumers.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,6 +78,7 @@ mod entry;
 mod error;
 mod keys;
 mod scripts;
+mod status;
 mod transport;
 
 pub use config::{
@@ -90,4 +93,8 @@ pub use consumer::{
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
 pub use keys::Keys;
+pub use status::{
+    ConsumerStatus, DeadLetterStatus, EntryStamp, GroupStatus, Inspector, PendingEntry, Status,
+    StreamStatus,
+};
 pub use transport::RedisTransport;
