@@ -1,4 +1,5 @@
-//! `domain-events dlq list|replay`: inspect the dead letters of a consumer group and put them back.
+//! `domain-events dlq list|replay|delete|purge`: inspect the dead letters of a consumer group, put
+//! them back, or remove them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -41,6 +42,27 @@ pub enum DlqAction {
     /// the category and the new `entryId`.
     #[command(verbatim_doc_comment)]
     Replay(DlqReplayArgs),
+
+    /// Delete dead letters by id, whatever they hold
+    ///
+    /// Deletes each `--id` (as `list` prints it) for good, also dead letters whose event is not
+    /// JSON, which cannot be replayed. Every id must name a dead letter of the group in exactly
+    /// one of the categories; otherwise nothing is deleted.
+    ///
+    /// Prints one JSON line per id: its `category`, `group`, `id`, and `deleted` (false when it
+    /// was removed by someone else meanwhile).
+    #[command(verbatim_doc_comment)]
+    Delete(DlqDeleteArgs),
+
+    /// Delete all of a group's dead letters
+    ///
+    /// Deletes every dead letter of the group in each category, for good, whatever it holds.
+    /// Without `--yes` nothing is deleted: the command says how many would be and exits with
+    /// status 1.
+    ///
+    /// Prints one JSON line per category: the `category`, `group` and how many were `purged`.
+    #[command(verbatim_doc_comment)]
+    Purge(DlqPurgeArgs),
 }
 
 /// Whose dead letters: the connection, the group and the categories; shared by `list` and
@@ -88,6 +110,30 @@ pub struct DlqReplayArgs {
     pub id: Option<String>,
 }
 
+/// The options of `domain-events dlq delete`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqDeleteArgs {
+    /// Whose dead letters.
+    #[command(flatten)]
+    pub target: DeadLetterArgs,
+
+    /// A dead letter to delete (its `id`, as `list` prints it); repeat for several
+    #[arg(long = "id", value_name = "ID", required = true, value_parser = NonEmptyStringValueParser::new())]
+    pub ids: Vec<String>,
+}
+
+/// The options of `domain-events dlq purge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqPurgeArgs {
+    /// Whose dead letters.
+    #[command(flatten)]
+    pub target: DeadLetterArgs,
+
+    /// Delete them: without it nothing is deleted
+    #[arg(long)]
+    pub yes: bool,
+}
+
 /// One line of `dlq list`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -129,6 +175,14 @@ pub(crate) fn run(args: &DlqArgs, out: &mut dyn Write) -> Result<ExitCode, Error
         DlqAction::Replay(replay) => {
             let (config, categories) = target(&replay.target)?;
             block_on(self::replay(replay, config, &categories, out))?
+        }
+        DlqAction::Delete(delete) => {
+            let (config, categories) = target(&delete.target)?;
+            block_on(self::delete(delete, config, &categories, out))?
+        }
+        DlqAction::Purge(purge) => {
+            let (config, categories) = target(&purge.target)?;
+            block_on(self::purge(purge, config, &categories, out))?
         }
     }
 }
@@ -247,12 +301,119 @@ async fn replay(
         say(out, format_args!("{shown}"))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let searched: Vec<String> = categories.iter().map(|c| format!("`{c}`")).collect();
     Err(not_replayable(format!(
         "does not exist in {}",
-        match searched.as_slice() {
-            [one] => format!("category {one}"),
-            _ => format!("categories {}", searched.join(", ")),
-        }
+        named_categories(categories)
     )))
+}
+
+/// ``category `a` `` or ``categories `a`, `b` ``.
+fn named_categories(names: &[impl AsRef<str>]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    match quoted.as_slice() {
+        [one] => format!("category {one}"),
+        _ => format!("categories {}", quoted.join(", ")),
+    }
+}
+
+/// One line of `dlq delete`.
+#[derive(serde::Serialize)]
+struct Deleted<'a> {
+    category: &'a str,
+    group: &'a str,
+    id: &'a str,
+    deleted: bool,
+}
+
+async fn delete(
+    args: &DlqDeleteArgs,
+    config: RedisConfig,
+    categories: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    let letters = DeadLetters::new(config)?;
+    let group = &args.target.group;
+    // Every id is looked up first, so that a mistyped one deletes nothing.
+    let mut found = Vec::with_capacity(args.ids.len());
+    for id in &args.ids {
+        let mut holding = Vec::new();
+        for category in categories {
+            if letters.get(category, group, id).await?.is_some() {
+                holding.push(category.as_str());
+            }
+        }
+        let problem = match holding.as_slice() {
+            [category] => {
+                found.push((*category, id.as_str()));
+                continue;
+            }
+            [] => format!("does not exist in {}", named_categories(categories)),
+            several => format!(
+                "exists in {}; say which with --category",
+                named_categories(several)
+            ),
+        };
+        return Err(Error::DeadLetter {
+            id: id.clone(),
+            group: group.clone(),
+            problem,
+        });
+    }
+    for (category, id) in found {
+        let deleted = letters.delete(category, group, id).await?;
+        let line = Deleted {
+            category,
+            group,
+            id,
+            deleted,
+        };
+        let shown = serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))?;
+        say(out, format_args!("{shown}"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `dlq purge`.
+#[derive(serde::Serialize)]
+struct Purged<'a> {
+    category: &'a str,
+    group: &'a str,
+    purged: u64,
+}
+
+async fn purge(
+    args: &DlqPurgeArgs,
+    config: RedisConfig,
+    categories: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    let letters = DeadLetters::new(config)?;
+    let group = &args.target.group;
+    if !args.yes {
+        let mut counts = Vec::with_capacity(categories.len());
+        for category in categories {
+            counts.push((category.clone(), letters.len(category, group).await?));
+        }
+        if counts.iter().any(|(_, count)| *count > 0) {
+            return Err(Error::PurgeUnconfirmed {
+                group: group.clone(),
+                counts,
+            });
+        }
+    }
+    for category in categories {
+        let purged = if args.yes {
+            letters.purge(category, group).await?
+        } else {
+            0
+        };
+        let line = Purged {
+            category,
+            group,
+            purged,
+        };
+        let shown = serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))?;
+        say(out, format_args!("{shown}"))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
