@@ -21,6 +21,7 @@ pub struct DlqArgs {
 
 /// The `dlq` subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
+#[non_exhaustive]
 pub enum DlqAction {
     /// Print a group's dead letters, one JSON line each
     ///

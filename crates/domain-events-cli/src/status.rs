@@ -244,6 +244,76 @@ mod tests {
         );
     }
 
+    /// The example table of the README's "The command line" section, from the Status it shows.
+    #[test]
+    fn the_readme_example_is_what_status_prints() {
+        use domain_events_redis::{ConsumerStatus, GroupStatus, PendingEntry, StreamStatus};
+
+        let readme = include_str!("../../../README.md");
+        let example = readme
+            .split_once("one of consumers, then the dead\nletters of groups that are no longer on their stream:\n\n```text\n")
+            .and_then(|(_, rest)| rest.split_once("\n```"))
+            .map(|(block, _)| block)
+            .expect("the example in the README");
+        let stream = "domain-events:{image}";
+        let consumer = |name: &str, pending, idle_ms| ConsumerStatus {
+            name: name.into(),
+            pending,
+            idle_ms,
+            inactive_ms: None,
+        };
+        let group = |name: &str, lag, pending, oldest, consumers, dead_letters| GroupStatus {
+            group: name.into(),
+            lag,
+            pending,
+            oldest_pending: oldest,
+            last_delivered_id: "0-0".into(),
+            entries_read: None,
+            consumers,
+            dead_letters,
+        };
+        let status = Status {
+            prefix: "domain-events".into(),
+            streams: vec![StreamStatus {
+                stream: stream.into(),
+                category: "image".into(),
+                length: 1024,
+                first_entry: EntryStamp::of("1795684364310-0"),
+                last_entry: EntryStamp::of("1795712645123-0"),
+                last_generated_id: "1795712645123-0".into(),
+                entries_added: None,
+                groups: vec![
+                    group(
+                        "analytics",
+                        None,
+                        0,
+                        None,
+                        vec![consumer("worker-7-a1b2c3d4", 0, 1200)],
+                        0,
+                    ),
+                    group(
+                        "notifications",
+                        Some(12),
+                        3,
+                        Some(PendingEntry {
+                            id: "1795712400000-0".into(),
+                            consumer: "api-1-51f0e2aa".into(),
+                            idle_ms: 245_000,
+                            deliveries: 2,
+                        }),
+                        vec![
+                            consumer("api-1-51f0e2aa", 3, 850),
+                            consumer("api-2-9c0d7e41", 0, 1000),
+                        ],
+                        1,
+                    ),
+                ],
+            }],
+            dead_letters: Vec::new(),
+        };
+        assert_eq!(tables(&status), example);
+    }
+
     #[test]
     fn nothing_found_is_said_so() {
         let status = Status {
