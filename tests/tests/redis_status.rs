@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use domain_events::{Emitter, HandlerError, Handlers, RetryPolicy};
+use domain_events::{Emitter, HandlerError, Handlers};
 use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent};
 use domain_events_redis::{
     ConsumerStatus, DeadLetterStatus, DeadLetters, GroupStatus, Inspector, RedisConfig,
-    RedisConsumer, RedisTransport, Status,
+    RedisTransport, Status,
 };
 use domain_events_tests::redis_server::{RedisServer, pending};
-use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
+use domain_events_tests::redis_worker::{
+    eventually, exact_consumer, family_completed, init_tracing,
+};
 use redis::AsyncCommands;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -26,14 +28,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let handle = RedisConsumer::builder(config.clone(), group, handlers)
-        .consumer_name(format!("{group}-1"))
-        .concurrency(1)
-        .prefetch(0)
-        .block(Duration::from_millis(50))
-        .retry(RetryPolicy::never())
-        .max_deliveries(1)
-        .shutdown_grace(Duration::from_millis(100))
+    let handle = exact_consumer(config.clone(), group, handlers)
         .build()
         .unwrap()
         .spawn();

@@ -206,7 +206,7 @@ async fn list(
     for category in categories {
         let listed = letters.list(category, group, limit).await?;
         for letter in &listed {
-            say(out, format_args!("{}", listed_line(category, letter)?))?;
+            say_json(out, &listed_line(category, letter))?;
         }
         if listed.len() >= limit {
             let total = letters.len(category, group).await?;
@@ -221,8 +221,14 @@ async fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `line` as one line of JSON.
+fn say_json(out: &mut dyn Write, line: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string(line).map_err(|e| Error::Output(e.into()))?;
+    say(out, format_args!("{text}"))
+}
+
 /// The JSON line of one dead letter.
-fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
+fn listed_line<'a>(category: &'a str, letter: &'a DeadLetter) -> Listed<'a> {
     let event = serde_json::from_slice::<Box<RawValue>>(&letter.event)
         .ok()
         .and_then(|raw| RawValue::from_string(compact_json(raw.get())).ok());
@@ -230,7 +236,7 @@ fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
         Some(_) => None,
         None => Some(String::from_utf8_lossy(&letter.event).into_owned()),
     };
-    let line = Listed {
+    Listed {
         category,
         id: &letter.id,
         stream: &letter.stream,
@@ -240,8 +246,7 @@ fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
         deliveries: letter.deliveries,
         event,
         event_text,
-    };
-    serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))
+    }
 }
 
 async fn replay(
@@ -252,22 +257,19 @@ async fn replay(
 ) -> Result<ExitCode, Error> {
     let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
-    let line = |replayed: &Replayed<'_>| {
-        serde_json::to_string(replayed).map_err(|e| Error::Output(e.into()))
-    };
     let Some(id) = &args.id else {
         for category in categories {
             let replayed = letters.replay_all(category, group).await?;
             let left = letters.len(category, group).await?;
-            let shown = line(&Replayed {
+            let line = Replayed {
                 category,
                 group,
                 replayed,
                 left: Some(left),
                 id: None,
                 entry_id: None,
-            })?;
-            say(out, format_args!("{shown}"))?;
+            };
+            say_json(out, &line)?;
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -291,15 +293,15 @@ async fn replay(
                 "in `{category}` was removed meanwhile (replayed by someone else?)"
             )));
         };
-        let shown = line(&Replayed {
+        let line = Replayed {
             category,
             group,
             replayed: 1,
             left: None,
             id: Some(id),
             entry_id: Some(&entry_id),
-        })?;
-        say(out, format_args!("{shown}"))?;
+        };
+        say_json(out, &line)?;
         return Ok(ExitCode::SUCCESS);
     }
     Err(not_replayable(format!(
@@ -368,8 +370,7 @@ async fn delete(
             id,
             deleted,
         };
-        let shown = serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))?;
-        say(out, format_args!("{shown}"))?;
+        say_json(out, &line)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -413,8 +414,7 @@ async fn purge(
             group,
             purged,
         };
-        let shown = serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))?;
-        say(out, format_args!("{shown}"))?;
+        say_json(out, &line)?;
     }
     Ok(ExitCode::SUCCESS)
 }

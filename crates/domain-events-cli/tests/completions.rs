@@ -3,11 +3,16 @@
 
 use std::process::{Command, Output};
 
-fn completions(shell: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_domain-events"))
-        .args(["completions", shell])
+/// Runs the binary with `args` to its end.
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_domain-events"))
+        .args(args)
         .output()
-        .expect("the binary runs");
+        .expect("the binary runs")
+}
+
+fn completions(shell: &str) -> String {
+    let output = run(&["completions", shell]);
     assert!(
         output.status.success(),
         "{shell}: {}",
@@ -40,11 +45,7 @@ fn every_shell_gets_a_script_naming_every_subcommand() {
             assert!(script.contains(word), "{shell} lacks {word}");
         }
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_domain-events"))
-        .args(["completions", "tcsh"])
-        .output()
-        .expect("the binary runs");
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
 }
 
 /// What bash completes after `words` (the last one being completed), with the script loaded as

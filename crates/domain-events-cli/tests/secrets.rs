@@ -4,18 +4,7 @@
 mod support;
 
 use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
-use support::{Setup, finish, stderr, stdout};
-
-const SHOP: &str = r#"category = "shop"
-correlation = "orderId"
-
-[events.order_placed]
-idempotency_key = "order_placed:{orderId}"
-
-[events.order_placed.fields]
-orderId = { type = "string", min_length = 1 }
-total   = "uint"
-"#;
+use support::{SHOP, Setup, finish, stderr, stdout};
 
 #[test]
 fn passwords_never_show_on_stderr() {

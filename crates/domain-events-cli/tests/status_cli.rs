@@ -10,22 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use domain_events::{HandlerError, Handlers, RawEnvelope, RetryPolicy};
-use domain_events_redis::{EntryStamp, RedisConfig, RedisConsumer, Status};
+use domain_events::{HandlerError, Handlers, RawEnvelope};
+use domain_events_redis::{EntryStamp, RedisConfig, Status};
+use domain_events_tests::redis_worker::exact_consumer;
 use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
 use serde_json::{Value, json};
-use support::{RUN_LIMIT, Setup, finish, stderr, stdout};
-
-const SHOP: &str = r#"category = "shop"
-correlation = "orderId"
-
-[events.order_placed]
-idempotency_key = "order_placed:{orderId}"
-
-[events.order_placed.fields]
-orderId = { type = "string", min_length = 1 }
-total   = "uint"
-"#;
+use support::{RUN_LIMIT, SHOP, Setup, finish, stderr, stdout};
 
 const STREAM: &str = "domain-events:{shop}";
 
@@ -89,9 +79,8 @@ impl Setup {
         entries.into_iter().map(|(id, _)| id).collect()
     }
 
-    /// Runs a consumer of `group` with `handlers` (one handler at a time, no retry, dead-lettered
-    /// after one delivery) until `settled` holds, then stops it; a handler still running is
-    /// abandoned and its entry stays pending.
+    /// Runs an [`exact_consumer`] of `group` with `handlers` until `settled` holds, then stops it;
+    /// a handler still running is abandoned and its entry stays pending.
     fn consume_until(&self, group: &str, handlers: Handlers, settled: impl Fn() -> bool) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -99,14 +88,7 @@ impl Setup {
             .expect("a runtime");
         runtime.block_on(async {
             let config = RedisConfig::new(&self.redis.url()).expect("the URL");
-            let handle = RedisConsumer::builder(config, group, handlers)
-                .consumer_name(format!("{group}-1"))
-                .concurrency(1)
-                .prefetch(0)
-                .block(Duration::from_millis(50))
-                .retry(RetryPolicy::never())
-                .max_deliveries(1)
-                .shutdown_grace(Duration::from_millis(100))
+            let handle = exact_consumer(config, group, handlers)
                 .build()
                 .expect("a consumer")
                 .spawn();

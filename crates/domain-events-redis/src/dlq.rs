@@ -96,12 +96,7 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// Dead letters under `config`. Does not connect yet; must be called inside a Tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "DeadLetters::new must be called inside a Tokio runtime".into(),
-            ));
-        }
-        let conn = config.connection(None)?;
+        let conn = Connection::in_runtime(&config, "DeadLetters::new")?;
         Ok(Self {
             keys: config.keys(),
             config,

@@ -197,12 +197,7 @@ pub struct Inspector {
 impl Inspector {
     /// An inspector under `config`. Does not connect yet; must be called inside a Tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "Inspector::new must be called inside a Tokio runtime".into(),
-            ));
-        }
-        let conn = config.connection(None)?;
+        let conn = Connection::in_runtime(&config, "Inspector::new")?;
         Ok(Self {
             keys: config.keys(),
             config,
@@ -485,28 +480,38 @@ impl GroupInfo {
     }
 }
 
-/// The groups of an `XINFO GROUPS` reply, by name.
-fn parse_groups(reply: Value) -> Vec<GroupInfo> {
+/// The rows of an `XINFO GROUPS` or `XINFO CONSUMERS` reply that `read` makes sense of, sorted by
+/// `name`.
+fn rows<T>(
+    reply: Value,
+    read: impl Fn(&[(String, Value)]) -> Option<T>,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
     let Value::Array(rows) = reply else {
         return Vec::new();
     };
-    let mut groups: Vec<GroupInfo> = rows
+    let mut rows: Vec<T> = rows
         .into_iter()
-        .filter_map(|row| {
-            let row = record(row);
-            Some(GroupInfo {
-                name: field(&row, "name").and_then(text_of)?,
-                pending: field(&row, "pending").and_then(int).unwrap_or(0),
-                last_delivered_id: field(&row, "last-delivered-id")
-                    .and_then(text_of)
-                    .unwrap_or_default(),
-                entries_read: field(&row, "entries-read").and_then(int),
-                lag: field(&row, "lag").and_then(int),
-            })
-        })
+        .filter_map(|row| read(&record(row)))
         .collect();
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
-    groups
+    rows.sort_by(|a, b| name(a).cmp(name(b)));
+    rows
+}
+
+/// The groups of an `XINFO GROUPS` reply, by name.
+fn parse_groups(reply: Value) -> Vec<GroupInfo> {
+    let read = |row: &[(String, Value)]| {
+        Some(GroupInfo {
+            name: field(row, "name").and_then(text_of)?,
+            pending: field(row, "pending").and_then(int).unwrap_or(0),
+            last_delivered_id: field(row, "last-delivered-id")
+                .and_then(text_of)
+                .unwrap_or_default(),
+            entries_read: field(row, "entries-read").and_then(int),
+            lag: field(row, "lag").and_then(int),
+        })
+    };
+    rows(reply, read, |group| &group.name)
 }
 
 /// The entry of an `XPENDING <stream> <group> - + 1` reply: `[[id, consumer, idle, deliveries]]`.
@@ -530,23 +535,15 @@ fn parse_oldest_pending(reply: &Value) -> Option<PendingEntry> {
 
 /// The consumers of an `XINFO CONSUMERS` reply, by name.
 fn parse_consumers(reply: Value) -> Vec<ConsumerStatus> {
-    let Value::Array(rows) = reply else {
-        return Vec::new();
-    };
-    let mut consumers: Vec<ConsumerStatus> = rows
-        .into_iter()
-        .filter_map(|row| {
-            let row = record(row);
-            Some(ConsumerStatus {
-                name: field(&row, "name").and_then(text_of)?,
-                pending: field(&row, "pending").and_then(int).unwrap_or(0),
-                idle_ms: field(&row, "idle").and_then(int).unwrap_or(0),
-                inactive_ms: field(&row, "inactive").and_then(int),
-            })
+    let read = |row: &[(String, Value)]| {
+        Some(ConsumerStatus {
+            name: field(row, "name").and_then(text_of)?,
+            pending: field(row, "pending").and_then(int).unwrap_or(0),
+            idle_ms: field(row, "idle").and_then(int).unwrap_or(0),
+            inactive_ms: field(row, "inactive").and_then(int),
         })
-        .collect();
-    consumers.sort_by(|a, b| a.name.cmp(&b.name));
-    consumers
+    };
+    rows(reply, read, |consumer| &consumer.name)
 }
 
 #[cfg(test)]

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 use domain_events_tests::redis_server::RedisServer;
 use tempfile::TempDir;
 
+/// A `shop` category with one event, `shop:order_placed` (`orderId`, `total`).
+pub const SHOP: &str = r#"category = "shop"
+correlation = "orderId"
+
+[events.order_placed]
+idempotency_key = "order_placed:{orderId}"
+
+[events.order_placed.fields]
+orderId = { type = "string", min_length = 1 }
+total   = "uint"
+"#;
+
 /// How long one run of the binary may take before it is killed and the test fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
 
