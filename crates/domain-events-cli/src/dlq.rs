@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::builder::NonEmptyStringValueParser;
-use domain_events_redis::{DeadLetter, DeadLetters, RedisConfig};
+use domain_events_redis::{DeadLetter, DeadLetters};
 use serde_json::value::RawValue;
 
 use crate::redis_args::{block_on, categories, compact_json, parse_category};
@@ -168,39 +168,32 @@ struct Replayed<'a> {
 }
 
 pub(crate) fn run(args: &DlqArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    match &args.action {
-        DlqAction::List(list) => {
-            let (config, categories) = target(&list.target)?;
-            block_on(self::list(list, config, &categories, out))?
-        }
-        DlqAction::Replay(replay) => {
-            let (config, categories) = target(&replay.target)?;
-            block_on(self::replay(replay, config, &categories, out))?
-        }
-        DlqAction::Delete(delete) => {
-            let (config, categories) = target(&delete.target)?;
-            block_on(self::delete(delete, config, &categories, out))?
-        }
-        DlqAction::Purge(purge) => {
-            let (config, categories) = target(&purge.target)?;
-            block_on(self::purge(purge, config, &categories, out))?
-        }
-    }
-}
-
-/// The Redis configuration and the categories of `target`.
-fn target(target: &DeadLetterArgs) -> Result<(RedisConfig, Vec<String>), Error> {
+    let target = match &args.action {
+        DlqAction::List(list) => &list.target,
+        DlqAction::Replay(replay) => &replay.target,
+        DlqAction::Delete(delete) => &delete.target,
+        DlqAction::Purge(purge) => &purge.target,
+    };
     let categories = categories(&target.categories, &target.schema)?;
-    Ok((target.redis.config()?, categories))
+    let config = target.redis.config()?;
+    block_on(async {
+        let letters = DeadLetters::new(config)?;
+        let (letters, categories) = (&letters, categories.as_slice());
+        match &args.action {
+            DlqAction::List(list) => self::list(list, letters, categories, out).await,
+            DlqAction::Replay(replay) => self::replay(replay, letters, categories, out).await,
+            DlqAction::Delete(delete) => self::delete(delete, letters, categories, out).await,
+            DlqAction::Purge(purge) => self::purge(purge, letters, categories, out).await,
+        }
+    })?
 }
 
 async fn list(
     args: &DlqListArgs,
-    config: RedisConfig,
+    letters: &DeadLetters,
     categories: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
-    let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
     for category in categories {
@@ -251,11 +244,10 @@ fn listed_line<'a>(category: &'a str, letter: &'a DeadLetter) -> Listed<'a> {
 
 async fn replay(
     args: &DlqReplayArgs,
-    config: RedisConfig,
+    letters: &DeadLetters,
     categories: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
-    let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
     let Some(id) = &args.id else {
         for category in categories {
@@ -330,11 +322,10 @@ struct Deleted<'a> {
 
 async fn delete(
     args: &DlqDeleteArgs,
-    config: RedisConfig,
+    letters: &DeadLetters,
     categories: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
-    let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
     // Every id is looked up first, so that a mistyped one deletes nothing.
     let mut found = Vec::with_capacity(args.ids.len());
@@ -385,11 +376,10 @@ struct Purged<'a> {
 
 async fn purge(
     args: &DlqPurgeArgs,
-    config: RedisConfig,
+    letters: &DeadLetters,
     categories: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
-    let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
     if !args.yes {
         let mut counts = Vec::with_capacity(categories.len());

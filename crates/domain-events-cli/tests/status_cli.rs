@@ -15,7 +15,7 @@ use domain_events_redis::{EntryStamp, RedisConfig, Status};
 use domain_events_tests::redis_worker::exact_consumer;
 use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
 use serde_json::{Value, json};
-use support::{RUN_LIMIT, SHOP, Setup, finish, stderr, stdout};
+use support::{RUN_LIMIT, SHOP, Setup, stderr, stdout};
 
 const STREAM: &str = "domain-events:{shop}";
 
@@ -61,13 +61,6 @@ fn is_duration(text: &str) -> bool {
 }
 
 impl Setup {
-    fn xlen(&self, key: &str) -> i64 {
-        redis::cmd("XLEN")
-            .arg(key)
-            .query(&mut self.conn())
-            .expect("XLEN")
-    }
-
     /// The ids of the stream's entries, oldest first.
     fn ids(&self) -> Vec<String> {
         let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
@@ -115,15 +108,7 @@ where
 /// and `search` (1); `search` has 1 entry pending and 3 unread; `ops` read everything and was
 /// destroyed, leaving 1 dead letter.
 fn seeded(setup: &Setup) -> Vec<String> {
-    let _: String = redis::cmd("XADD")
-        .arg(STREAM)
-        .arg("*")
-        .arg("type")
-        .arg("shop:order_placed")
-        .arg("event")
-        .arg("not json")
-        .query(&mut setup.conn())
-        .expect("XADD");
+    setup.add_not_json(STREAM);
     for id in ["o-1", "o-2", "o-3", "o-4"] {
         let payload = json!({"orderId": id, "total": 10}).to_string();
         let output = setup.run(&[
@@ -458,13 +443,7 @@ fn status_and_dead_letter_commands_never_show_the_password() {
     for url in &urls {
         for args in commands {
             for from_env in [true, false] {
-                let mut command = setup.command(args);
-                if from_env {
-                    command.env("DOMAIN_EVENTS_REDIS_URL", url);
-                } else {
-                    command.arg("--redis").arg(url);
-                }
-                let output = finish(command.spawn().expect("the binary starts"));
+                let output = setup.run_at(args, url, from_env);
                 let what = format!("{args:?} with {url}");
                 let expected = if url != &right {
                     Some(1)

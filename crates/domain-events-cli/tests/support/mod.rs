@@ -76,6 +76,40 @@ impl Setup {
         finish(self.command(args).spawn().expect("the binary starts"))
     }
 
+    /// Runs the binary with `args` to its end, at the Redis `url` given in the environment
+    /// (`from_env`) or as `--redis URL`.
+    pub fn run_at(&self, args: &[&str], url: &str, from_env: bool) -> Output {
+        let mut command = self.command(args);
+        if from_env {
+            command.env("DOMAIN_EVENTS_REDIS_URL", url);
+        } else {
+            command.arg("--redis").arg(url);
+        }
+        finish(command.spawn().expect("the binary starts"))
+    }
+
+    /// Appends an entry whose `event` is not JSON to `stream`, as a broken producer would; returns
+    /// its id.
+    pub fn add_not_json(&self, stream: &str) -> String {
+        redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("type")
+            .arg("shop:order_placed")
+            .arg("event")
+            .arg("not json")
+            .query(&mut self.conn())
+            .expect("XADD")
+    }
+
+    /// The length of the stream `key`.
+    pub fn xlen(&self, key: &str) -> i64 {
+        redis::cmd("XLEN")
+            .arg(key)
+            .query(&mut self.conn())
+            .expect("XLEN")
+    }
+
     /// A connection to the test Redis.
     pub fn conn(&self) -> redis::Connection {
         redis::Client::open(self.redis.url())
