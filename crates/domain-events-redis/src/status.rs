@@ -217,7 +217,22 @@ impl Inspector {
                 dlqs.insert(key.clone(), (category.to_owned(), group.to_owned()));
             }
         }
+        let (found, dead_letters) = self.streams(streams, dlqs).await?;
+        let streams = self.groups(found, &dead_letters).await?;
+        Ok(Status {
+            prefix: self.keys.prefix().to_owned(),
+            streams,
+            dead_letters,
+        })
+    }
 
+    /// The first round trip: `XINFO STREAM` and `XINFO GROUPS` of each category stream (by key,
+    /// with its category), `XLEN` of each dead-letter stream (by key, with category and group).
+    async fn streams(
+        &self,
+        streams: BTreeMap<String, String>,
+        dlqs: BTreeMap<String, (String, String)>,
+    ) -> Result<(Vec<(StreamStatus, Vec<GroupInfo>)>, Vec<DeadLetterStatus>), Error> {
         let mut first = Vec::with_capacity(streams.len() * 2 + dlqs.len());
         for key in streams.keys() {
             first.push(redis::cmd("XINFO").arg("STREAM").arg(key).clone());
@@ -253,6 +268,16 @@ impl Inspector {
             }
         }
 
+        Ok((found, dead_letters))
+    }
+
+    /// The second round trip: the oldest pending entry and the consumers of each group; the
+    /// streams with their groups filled in.
+    async fn groups(
+        &self,
+        found: Vec<(StreamStatus, Vec<GroupInfo>)>,
+        dead_letters: &[DeadLetterStatus],
+    ) -> Result<Vec<StreamStatus>, Error> {
         let mut second = Vec::new();
         for (stream, groups) in &found {
             for group in groups {
@@ -301,11 +326,7 @@ impl Inspector {
             }
             out.push(stream);
         }
-        Ok(Status {
-            prefix: self.keys.prefix().to_owned(),
-            streams: out,
-            dead_letters,
-        })
+        Ok(out)
     }
 
     /// Every stream key under the prefix (`SCAN ... MATCH <prefix>:{* TYPE stream`), sorted.
