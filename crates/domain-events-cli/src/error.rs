@@ -141,7 +141,8 @@ pub enum Error {
         source: domain_events::TransportError,
     },
 
-    /// `dlq replay --id` names a dead letter that is not there or cannot be replayed.
+    /// `dlq replay --id` or `dlq delete --id` names a dead letter that is not there, cannot be
+    /// replayed, or is found in several categories.
     #[error("dead letter `{id}` of group `{group}` {problem}")]
     DeadLetter {
         /// The dead letter's id.
@@ -150,6 +151,18 @@ pub enum Error {
         group: String,
         /// `does not exist in ...` or `holds no event envelope ...`.
         problem: String,
+    },
+
+    /// `dlq purge` without `--yes` found dead letters to delete; nothing was deleted.
+    #[error(
+        "not purging {} dead letters of group `{group}` without --yes",
+        counts.iter().map(|(_, count)| count).sum::<u64>()
+    )]
+    PurgeUnconfirmed {
+        /// The consumer group.
+        group: String,
+        /// How many dead letters each category holds.
+        counts: Vec<(String, u64)>,
     },
 
     /// The async runtime for the Redis commands could not start.
@@ -240,6 +253,16 @@ impl Error {
                     let _ = write!(text, "\n  {problem}");
                 }
                 let _ = write!(text, "\n  nothing was emitted");
+            }
+            Error::PurgeUnconfirmed { counts, .. } => {
+                let _ = write!(text, "error: {self}:");
+                for (category, count) in counts {
+                    let _ = write!(text, "\n  {category}: {count}");
+                }
+                let _ = write!(
+                    text,
+                    "\n  help: nothing was deleted; `dlq list` shows them, the same command with --yes deletes them"
+                );
             }
             Error::UnusableSchema { .. }
             | Error::Redis(_)

@@ -44,13 +44,6 @@ impl Setup {
         ])
     }
 
-    fn xlen(&self, key: &str) -> i64 {
-        redis::cmd("XLEN")
-            .arg(key)
-            .query(&mut self.conn())
-            .expect("XLEN")
-    }
-
     /// The `event` field of every entry of the stream, oldest first.
     fn events(&self) -> Vec<String> {
         let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
@@ -325,15 +318,7 @@ fn dead_letters_are_listed_and_replayed() {
     let setup = Setup::new(SHOP);
     let mut conn = setup.conn();
     // A poison entry, then a good event: the consumer dead-letters the first, prints the second.
-    let _: String = redis::cmd("XADD")
-        .arg(STREAM)
-        .arg("*")
-        .arg("type")
-        .arg("shop:order_placed")
-        .arg("event")
-        .arg("not json")
-        .query(&mut conn)
-        .expect("XADD");
+    setup.add_not_json(STREAM);
     json_line(&setup.emit("shop:order_placed", &order("o-1")));
     let output = setup.run(&["tail", "--group", "billing", "--count", "1"]);
     let printed = json_line(&output);
@@ -462,14 +447,8 @@ fn an_unreachable_redis_fails_fast_without_showing_the_password() {
     ];
     for args in commands {
         for from_env in [true, false] {
-            let mut command = setup.command(args);
-            if from_env {
-                command.env("DOMAIN_EVENTS_REDIS_URL", &url);
-            } else {
-                command.arg("--redis").arg(&url);
-            }
             let started = Instant::now();
-            let output = finish(command.spawn().expect("the binary starts"));
+            let output = setup.run_at(args, &url, from_env);
             let took = started.elapsed();
             let err = stderr(&output);
             assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");

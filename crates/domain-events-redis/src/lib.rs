@@ -15,7 +15,9 @@
 //!   bounded concurrency, acknowledgement only after success together with the group's done
 //!   record, retries with backoff, claiming of entries a dead consumer left pending, a
 //!   dead-letter stream per group, graceful shutdown and reconnection.
-//! - [`DeadLetters`] lists, replays and deletes dead letters.
+//! - [`DeadLetters`] lists, replays, deletes and purges dead letters.
+//! - [`Inspector`] reads the [`Status`] of every stream, consumer group and dead-letter stream:
+//!   lengths, lag, pending entries, consumers.
 //! - [`ConnectionConfig`] says how to reach Redis (URL forms, TLS, timeouts, the reachability
 //!   probe) for this crate and for `domain-events-bullmq`; [`RedisConfig`] owns one, and [`Error`]
 //!   classifies what the Redis client reports for both crates.
@@ -81,6 +83,7 @@ mod error;
 mod keys;
 mod redact;
 mod scripts;
+mod status;
 mod transport;
 
 pub use config::{
@@ -98,4 +101,8 @@ pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
 pub use keys::Keys;
 pub use redact::redact_url;
+pub use status::{
+    ConsumerStatus, DeadLetterStatus, EntryStamp, GroupStatus, Inspector, PendingEntry, Status,
+    StreamStatus,
+};
 pub use transport::RedisTransport;

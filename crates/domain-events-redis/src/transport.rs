@@ -57,12 +57,7 @@ impl RedisTransport {
     /// A transport for `config`. Does not connect yet: the first publish does, so an emitter can
     /// start while Redis is down. Must be called inside a Tokio runtime (an error otherwise).
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "RedisTransport::new must be called inside a Tokio runtime".into(),
-            ));
-        }
-        let conn = config.connection().open(None)?;
+        let conn = Connection::in_runtime(&config, "RedisTransport::new")?;
         Ok(Self {
             keys: config.keys(),
             config,
