@@ -180,14 +180,8 @@ async fn the_status_counts_what_the_runtime_left_and_dead_letters_of_any_kind_ca
     assert_eq!(failing.entries_read, Some(6));
     assert_eq!(failing.last_delivered_id, poison_id);
     assert_eq!(failing.dead_letters, 6);
-    assert_eq!(failing.consumers.len(), 1);
-    assert_eq!(
-        (
-            failing.consumers[0].name.as_str(),
-            failing.consumers[0].pending
-        ),
-        ("failing-1", 0)
-    );
+    // Its consumer stopped with nothing pending, and left the group.
+    assert!(failing.consumers.is_empty(), "{:?}", failing.consumers);
 
     let slow = group(&status, "slow");
     assert_eq!(slow.lag, Some(5));
