@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use domain_events::{HandlerError, Handlers, Url};
+use domain_events::{HandlerError, Handlers, RetryPolicy, Url};
 use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent, ImageFamilyCompletedPayload};
+use domain_events_redis::{RedisConfig, RedisConsumer, RedisConsumerBuilder};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -121,6 +122,25 @@ pub fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// A consumer of `group`, named `<group>-1`, whose effect on the group is exact, for tests that
+/// set up a group's state: one handler at a time, nothing read ahead, no in-process retry, an
+/// entry dead-lettered after its first failed delivery, and a shutdown that leaves a handler
+/// still running after 100 ms (its entry stays pending).
+pub fn exact_consumer(
+    config: RedisConfig,
+    group: &str,
+    handlers: Handlers,
+) -> RedisConsumerBuilder {
+    RedisConsumer::builder(config, group, handlers)
+        .consumer_name(format!("{group}-1"))
+        .concurrency(1)
+        .prefetch(0)
+        .block(Duration::from_millis(50))
+        .retry(RetryPolicy::never())
+        .max_deliveries(1)
+        .shutdown_grace(Duration::from_millis(100))
 }
 
 /// Polls `check` every 20 ms until it returns true; panics naming `what` after `timeout` (a bound

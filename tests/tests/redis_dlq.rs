@@ -249,7 +249,7 @@ async fn a_failing_handler_is_retried_with_backoff_and_dead_lettered_after_max_d
             "redelivered {gap:?} after the previous delivery, before the claim idle time"
         );
     }
-    assert_eq!((stats.retries, stats.failed, stats.handled), (6, 1, 0));
+    assert_eq!((stats.retries, stats.failed, stats.handled), (8, 1, 0));
 
     let letter = dead
         .list("image", "failing-group", 10)

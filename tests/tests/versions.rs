@@ -283,7 +283,8 @@ async fn a_memory_consumer_handles_both_versions_through_the_upcast() {
         .knowing::<DomainEvent>();
     let consumer = bus
         .consumer("orders", handlers)
-        .with_retry(RetryPolicy::never())
+        .retry(RetryPolicy::never())
+        .build()
         .spawn();
     Emitter::new("shop-v1", bus.clone())
         .emit(order_v1("o-1"))
@@ -312,7 +313,7 @@ async fn a_memory_consumer_handles_both_versions_through_the_upcast() {
     while consumer.stats().received < 3 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let stats = consumer.shutdown().await;
+    let stats = consumer.shutdown().await.unwrap();
     assert_eq!(
         (stats.received, stats.handled, stats.poison),
         (3, 2, 1),

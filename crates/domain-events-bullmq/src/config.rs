@@ -1,13 +1,13 @@
-//! [`BullmqConfig`]: where Redis is, which BullMQ queue events go to, and the job options that
-//! make BullMQ's duplicate-id rule an idempotency window.
+//! [`BullmqConfig`]: how to reach Redis (the Redis crate's [`ConnectionConfig`], shared with Redis
+//! Streams), which BullMQ queue events go to, and the job options that make BullMQ's duplicate-id
+//! rule an idempotency window.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bullmq::options::{RedisConnectionOptions, TlsCerts};
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
-use domain_events_redis::RedisConfig;
+use domain_events_redis::{ConnectionConfig, RedisConfig};
 
 use crate::error::Error;
 
@@ -17,13 +17,11 @@ use crate::error::Error;
 pub const DEFAULT_QUEUE: &str = domain_events::wire::BULLMQ_QUEUE;
 /// The BullMQ key prefix unless configured otherwise: `bull`, BullMQ's own default
 /// (docs/contract.md section 5.1); defined once in [`domain_events::wire`].
-pub const DEFAULT_PREFIX: &str = domain_events::wire::BULLMQ_PREFIX;
+pub const DEFAULT_BULLMQ_PREFIX: &str = domain_events::wire::BULLMQ_PREFIX;
 /// Attempts per job (the first one included) unless configured otherwise: 5.
 pub const DEFAULT_ATTEMPTS: u32 = 5;
 /// The backoff between attempts unless configured otherwise: exponential from 1 second.
 pub const DEFAULT_BACKOFF: Backoff = Backoff::Exponential(Duration::from_secs(1));
-/// How long connecting may take unless configured otherwise: 5 seconds.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long finished jobs are kept unless configured otherwise: 24 hours, the dedup window of
 /// docs/contract.md section 5 (the same as the Redis Streams claim TTL).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
@@ -91,58 +89,79 @@ impl Retention {
 ///
 /// let config = BullmqConfig::new("redis://app:s3cret@127.0.0.1:6379/0")
 ///     .unwrap()
-///     .prefix("{bull}") // a hash tag, for Redis Cluster
+///     .bullmq_prefix("{bull}") // a hash tag, for Redis Cluster
 ///     .attempts(3)
 ///     .backoff(Backoff::Fixed(Duration::from_secs(2)))
-///     .remove_on_complete(Retention::For(Duration::from_secs(48 * 3600)));
+///     .remove_on_complete(Retention::For(Duration::from_secs(48 * 3600)))
+///     .connect_timeout(Duration::from_secs(5));
 /// assert_eq!(config.queue_name(), "DOMAIN_EVENTS");
+/// assert_eq!(config.bullmq_prefix_value(), "{bull}");
 /// assert_eq!(config.queue_key(), "{bull}:DOMAIN_EVENTS");
+/// assert_eq!(config.key_prefix_value(), "domain-events"); // of the done records
 /// assert_eq!(config.redacted_url(), "redis://app:***@127.0.0.1:6379/0");
+/// assert_eq!(config.connection().connect_timeout_value(), Duration::from_secs(5));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
 ///
-/// URL forms are those of [`RedisConfig`]: `redis://host:port/db`, `rediss://` for TLS,
-/// `redis://user:password@host`. The password never appears in `Debug` output, logs or errors.
+/// The connection (URL forms, TLS, timeouts and their defaults, redaction, the reachability
+/// probe) is the Redis crate's [`ConnectionConfig`], the same as for Redis Streams:
+/// `redis://host:port/db`, `rediss://` for TLS, `redis://user:password@host`, `redis+unix:///path`.
+/// The password never appears in `Debug` output, logs or errors.
 ///
-/// The consumer's done records (one per consuming service and idempotency key) live outside the
-/// queue, at the key of docs/contract.md section 4, `<events prefix>:{<category>}:done:<group>:<key>`
-/// (prefix default `domain-events`, see [`done_key_prefix`](Self::done_key_prefix)), so a service
-/// that consumes the same events over Redis Streams and over BullMQ with one group name handles
-/// each key once.
+/// Two prefixes: BullMQ's ([`bullmq_prefix`](Self::bullmq_prefix), default `bull`) names the keys
+/// of the queue; the key prefix of the Redis Streams layout ([`key_prefix`](Self::key_prefix),
+/// default `domain-events`) names the consumer's done records (one per consuming service and
+/// idempotency key), which live outside the queue at the key of docs/contract.md section 4,
+/// `<key prefix>:{<category>}:done:<group>:<key>`, so a service that consumes the same events over
+/// Redis Streams and over BullMQ with one group name handles each key once.
 #[derive(Clone)]
 pub struct BullmqConfig {
-    /// Parsing, redaction and scrubbing of the URL; the done-record layout and TTL.
+    /// The connection, shared with Redis Streams; the done-record layout and TTL.
     redis: RedisConfig,
-    /// The URL as given, password included: handed to the BullMQ client only, never shown.
-    url: Arc<str>,
     queue: String,
-    prefix: String,
+    bullmq_prefix: String,
     attempts: u32,
     backoff: Backoff,
     on_complete: Retention,
     on_fail: Retention,
     v5_pause_guard: bool,
-    connect_timeout: Duration,
-    tls_root_cert: Option<Arc<[u8]>>,
 }
 
 impl BullmqConfig {
-    /// Parses `url` with defaults for everything else. The error shows the URL redacted.
+    /// Parses `url` (see [`ConnectionConfig`] for the forms) with defaults for everything else.
+    /// The error shows the URL redacted.
     pub fn new(url: &str) -> Result<Self, Error> {
-        let redis = RedisConfig::new(url)?;
-        Ok(Self {
+        Ok(Self::from_redis(RedisConfig::new(url)?))
+    }
+
+    /// The BullMQ settings on `redis`'s connection, with its key prefix and done TTL for the
+    /// consumer's done records, and defaults for everything else.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use domain_events_bullmq::BullmqConfig;
+    /// use domain_events_redis::RedisConfig;
+    ///
+    /// let redis = RedisConfig::new("redis://127.0.0.1:6379")
+    ///     .unwrap()
+    ///     .key_prefix("events")
+    ///     .connect_timeout(Duration::from_secs(1));
+    /// let config = BullmqConfig::from_redis(redis);
+    /// assert_eq!(config.done_key("image", "crm", "k"), "events:{image}:done:crm:k");
+    /// assert_eq!(config.connection().connect_timeout_value(), Duration::from_secs(1));
+    /// assert_eq!(config.queue_key(), "bull:DOMAIN_EVENTS");
+    /// ```
+    pub fn from_redis(redis: RedisConfig) -> Self {
+        Self {
             redis,
-            url: url.into(),
             queue: DEFAULT_QUEUE.to_owned(),
-            prefix: DEFAULT_PREFIX.to_owned(),
+            bullmq_prefix: DEFAULT_BULLMQ_PREFIX.to_owned(),
             attempts: DEFAULT_ATTEMPTS,
             backoff: DEFAULT_BACKOFF,
             on_complete: Retention::For(DEFAULT_RETENTION),
             on_fail: Retention::For(DEFAULT_RETENTION),
             v5_pause_guard: true,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            tls_root_cert: None,
-        })
+        }
     }
 
     /// Sets the queue name; default [`DEFAULT_QUEUE`]. It must not contain `:`.
@@ -151,11 +170,11 @@ impl BullmqConfig {
         self
     }
 
-    /// Sets BullMQ's key prefix; default [`DEFAULT_PREFIX`]. It must not contain `:`; on Redis
-    /// Cluster it must be a hash tag such as `{bull}`, so that all keys of the queue share a slot.
-    /// Node.js consumers must use the same prefix (NestJS: `BullModule.forRoot({ prefix })`).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+    /// Sets BullMQ's key prefix; default [`DEFAULT_BULLMQ_PREFIX`]. It must not contain `:`; on
+    /// Redis Cluster it must be a hash tag such as `{bull}`, so that all keys of the queue share a
+    /// slot. Node.js consumers must use the same prefix (NestJS: `BullModule.forRoot({ prefix })`).
+    pub fn bullmq_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.bullmq_prefix = prefix.into();
         self
     }
 
@@ -210,21 +229,33 @@ impl BullmqConfig {
         self
     }
 
-    /// Sets how long connecting may take; default [`DEFAULT_CONNECT_TIMEOUT`], at least 1 ms.
+    /// Sets how long connecting may take ([`ConnectionConfig::connect_timeout`]); default
+    /// [`DEFAULT_CONNECT_TIMEOUT`](domain_events_redis::DEFAULT_CONNECT_TIMEOUT), as for Redis
+    /// Streams.
     ///
     /// The transport and the consumer first check the server with one plain connection and
-    /// `PING` within this time (so a wrong address or password fails fast, with Redis's reason),
-    /// then open the BullMQ client's connections within this time again. (The BullMQ Rust port
-    /// itself retries a failing first connection 10 times, about 26 seconds, and does not let that
-    /// be configured.)
+    /// `PING` ([`ConnectionConfig::probe`]: so a wrong address or password fails fast, with
+    /// Redis's reason), then open the BullMQ client's connections within this time again. (The
+    /// BullMQ Rust port itself retries a failing first connection 10 times, about 26 seconds, and
+    /// does not let that be configured.)
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self.redis = self.redis.connect_timeout(timeout);
         self
     }
 
-    /// Sets the prefix of the consumer's done records; default `domain-events`, the prefix of
-    /// the Redis Streams layout (docs/contract.md section 4).
-    pub fn done_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+    /// Sets how long the probe's `PING` may wait for its answer
+    /// ([`ConnectionConfig::response_timeout`]); default
+    /// [`DEFAULT_RESPONSE_TIMEOUT`](domain_events_redis::DEFAULT_RESPONSE_TIMEOUT), as for Redis
+    /// Streams. The BullMQ client's own commands wait up to its fixed 10 seconds.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.redis = self.redis.response_timeout(timeout);
+        self
+    }
+
+    /// Sets the key prefix of the consumer's done records; default `domain-events`, the key prefix
+    /// of the Redis Streams layout (docs/contract.md section 4,
+    /// [`DEFAULT_KEY_PREFIX`](domain_events_redis::DEFAULT_KEY_PREFIX)).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.redis = self.redis.key_prefix(prefix);
         self
     }
@@ -239,9 +270,7 @@ impl BullmqConfig {
     /// Trusts the certificate authorities of `pem` (PEM, one or more certificates) instead of the
     /// bundled web PKI roots for a `rediss://` URL.
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        let pem: Arc<[u8]> = pem.into().into();
-        self.redis = self.redis.tls_root_cert(pem.to_vec());
-        self.tls_root_cert = Some(pem);
+        self.redis = self.redis.tls_root_cert(pem);
         self
     }
 
@@ -256,16 +285,21 @@ impl BullmqConfig {
     }
 
     /// BullMQ's key prefix.
-    pub fn key_prefix(&self) -> &str {
-        &self.prefix
+    pub fn bullmq_prefix_value(&self) -> &str {
+        &self.bullmq_prefix
     }
 
-    /// The base of every key of the queue: `<prefix>:<queue>`.
+    /// The key prefix of the consumer's done records.
+    pub fn key_prefix_value(&self) -> &str {
+        self.redis.key_prefix_value()
+    }
+
+    /// The base of every key of the queue: `<bullmq prefix>:<queue>`.
     pub fn queue_key(&self) -> String {
-        format!("{}:{}", self.prefix, self.queue)
+        format!("{}:{}", self.bullmq_prefix, self.queue)
     }
 
-    /// The key of a job's hash: `<prefix>:<queue>:<job id>`.
+    /// The key of a job's hash: `<bullmq prefix>:<queue>:<job id>`.
     pub fn job_key(&self, job_id: &str) -> String {
         format!("{}:{job_id}", self.queue_key())
     }
@@ -290,18 +324,13 @@ impl BullmqConfig {
         self.on_fail
     }
 
-    /// How long connecting may take.
-    pub fn connect_timeout_value(&self) -> Duration {
-        self.connect_timeout
-    }
-
     /// Whether the BullMQ 5 pause guard is on.
     pub fn v5_pause_guard_enabled(&self) -> bool {
         self.v5_pause_guard
     }
 
     /// The done record of consumer group `group` for `idempotency_key` of an event of
-    /// `category`: `<events prefix>:{<category>}:done:<group>:<key>`.
+    /// `category`: `<key prefix>:{<category>}:done:<group>:<key>`.
     pub fn done_key(&self, category: &str, group: &str, idempotency_key: &str) -> String {
         self.redis.keys().done(category, group, idempotency_key)
     }
@@ -311,7 +340,13 @@ impl BullmqConfig {
         self.redis.done_ttl_value()
     }
 
-    /// The Redis settings behind this configuration (redaction, done-record layout).
+    /// How to reach Redis: the URL, TLS and timeouts, as for Redis Streams.
+    pub fn connection(&self) -> &ConnectionConfig {
+        self.redis.connection()
+    }
+
+    /// The Redis Streams settings behind this configuration: the connection and the done-record
+    /// layout and TTL.
     pub fn redis_config(&self) -> &RedisConfig {
         &self.redis
     }
@@ -329,10 +364,10 @@ impl BullmqConfig {
                 self.queue
             )));
         }
-        if self.prefix.is_empty() || self.prefix.contains(':') {
+        if self.bullmq_prefix.is_empty() || self.bullmq_prefix.contains(':') {
             return Err(Error::Config(format!(
                 "the BullMQ key prefix `{}` must be non-empty and free of `:`",
-                self.prefix
+                self.bullmq_prefix
             )));
         }
         Ok(())
@@ -349,53 +384,10 @@ impl BullmqConfig {
         }
     }
 
-    /// Connects once with a plain Redis client and sends `PING`, within the connect timeout: a
-    /// fast check with Redis's own reason, before the BullMQ client (which retries for long)
-    /// connects.
+    /// Checks that Redis answers ([`ConnectionConfig::probe`]): a fast check with Redis's own
+    /// reason, before the BullMQ client (which retries for long) connects.
     pub(crate) async fn probe(&self) -> Result<(), Error> {
-        let unavailable = |message: String| Error::Unavailable {
-            url: self.redacted_url().to_owned(),
-            message,
-        };
-        let client = match &self.tls_root_cert {
-            Some(pem) if self.redis.is_tls() => {
-                install_crypto_provider();
-                redis::Client::build_with_tls(
-                    &*self.url,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem.to_vec()),
-                    },
-                )
-            }
-            _ => {
-                if self.redis.is_tls() {
-                    install_crypto_provider();
-                }
-                redis::Client::open(&*self.url)
-            }
-        }
-        .map_err(|error| Error::InvalidUrl {
-            url: self.redacted_url().to_owned(),
-            reason: self.scrub(&error.to_string()),
-        })?;
-        let settings = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.connect_timeout));
-        let check = async {
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&settings)
-                .await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await
-        };
-        match tokio::time::timeout(self.connect_timeout, check).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(Error::from_redis(&error, self)),
-            Err(_) => Err(unavailable(format!(
-                "no answer within {:?}",
-                self.connect_timeout
-            ))),
-        }
+        Ok(self.connection().probe().await?)
     }
 
     /// Runs `connect` (a BullMQ client connecting) within the connect timeout.
@@ -403,27 +395,26 @@ impl BullmqConfig {
         &self,
         connect: impl std::future::Future<Output = Result<T, bullmq::Error>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.connect_timeout, connect).await {
+        let limit = self.connection().connect_timeout_value();
+        match tokio::time::timeout(limit, connect).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(Error::from_bullmq(&error, self)),
-            Err(_) => Err(Error::Unavailable {
-                url: self.redacted_url().to_owned(),
-                message: format!(
-                    "the BullMQ client did not connect within {:?}",
-                    self.connect_timeout
-                ),
-            }),
+            Err(_) => Err(self
+                .connection()
+                .unavailable(format!(
+                    "the BullMQ client did not connect within {limit:?}"
+                ))
+                .into()),
         }
     }
 
     /// The connection options of the BullMQ client (they hold the password; their `Debug`
     /// redacts it).
     pub(crate) fn connection_options(&self) -> RedisConnectionOptions {
-        if self.redis.is_tls() {
-            install_crypto_provider();
-        }
-        let options = RedisConnectionOptions::new().url(self.url.to_string());
-        match &self.tls_root_cert {
+        let connection = self.connection();
+        connection.install_tls_provider();
+        let options = RedisConnectionOptions::new().url(connection.url_with_password());
+        match connection.tls_root_cert_value() {
             Some(pem) => options.tls_certs(TlsCerts {
                 root_cert: Some(pem.to_vec()),
                 client_cert: None,
@@ -437,18 +428,16 @@ impl BullmqConfig {
 impl fmt::Debug for BullmqConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BullmqConfig")
-            .field("url", &self.redis.redacted_url())
+            .field("connection", self.connection())
             .field("queue", &self.queue)
-            .field("prefix", &self.prefix)
+            .field("bullmq_prefix", &self.bullmq_prefix)
             .field("attempts", &self.attempts)
             .field("backoff", &self.backoff)
             .field("remove_on_complete", &self.on_complete)
             .field("remove_on_fail", &self.on_fail)
             .field("v5_pause_guard", &self.v5_pause_guard)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("done_key_prefix", &self.redis.prefix())
+            .field("key_prefix", &self.redis.key_prefix_value())
             .field("done_ttl", &self.redis.done_ttl_value())
-            .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|_| "set"))
             .finish()
     }
 }
@@ -456,12 +445,6 @@ impl fmt::Debug for BullmqConfig {
 /// Whole milliseconds, saturating.
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Installs the `ring` crypto provider as the process default for TLS, unless one is installed.
-fn install_crypto_provider() {
-    // An error means another provider is already installed, which is as good.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 #[cfg(test)]
@@ -472,7 +455,8 @@ mod tests {
     fn defaults_follow_the_contract() {
         let config = BullmqConfig::new("redis://127.0.0.1:6379").expect("valid");
         assert_eq!(config.queue_name(), "DOMAIN_EVENTS");
-        assert_eq!(config.key_prefix(), "bull");
+        assert_eq!(config.bullmq_prefix_value(), "bull");
+        assert_eq!(config.key_prefix_value(), "domain-events");
         assert_eq!(config.queue_key(), "bull:DOMAIN_EVENTS");
         assert_eq!(config.job_key("ik-a%3Ab"), "bull:DOMAIN_EVENTS:ik-a%3Ab");
         assert_eq!(
@@ -489,6 +473,76 @@ mod tests {
         );
         assert_eq!(config.done_ttl_value(), domain_events::DEFAULT_DONE_TTL);
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_connection_and_its_defaults_are_those_of_redis_streams() {
+        let url = "rediss://app:pw@cache.example:6380/2";
+        let bullmq = BullmqConfig::new(url).expect("valid");
+        let redis = RedisConfig::new(url).expect("valid");
+        let (ours, theirs) = (bullmq.connection(), redis.connection());
+        assert_eq!(
+            format!("{ours:?}"),
+            format!("{theirs:?}"),
+            "same URL, timeouts, TLS"
+        );
+        assert_eq!(
+            ours.connect_timeout_value(),
+            domain_events_redis::DEFAULT_CONNECT_TIMEOUT
+        );
+        assert_eq!(
+            ours.response_timeout_value(),
+            domain_events_redis::DEFAULT_RESPONSE_TIMEOUT
+        );
+        assert_eq!(ours.url_with_password(), url);
+        assert!(ours.is_tls());
+        assert_eq!(bullmq.key_prefix_value(), redis.key_prefix_value());
+        assert_eq!(bullmq.done_ttl_value(), redis.done_ttl_value());
+        assert_eq!(format!("{:?}", bullmq.redis_config()), format!("{redis:?}"));
+    }
+
+    #[test]
+    fn settings_land_where_they_belong() {
+        let config = BullmqConfig::new("redis://127.0.0.1:6379")
+            .expect("valid")
+            .bullmq_prefix("{q}")
+            .key_prefix("events")
+            .done_ttl(Duration::from_secs(60))
+            .connect_timeout(Duration::from_millis(700))
+            .response_timeout(Duration::from_millis(300))
+            .tls_root_cert(b"pem".to_vec());
+        assert_eq!(config.queue_key(), "{q}:DOMAIN_EVENTS");
+        assert_eq!(
+            config.done_key("image", "crm", "k"),
+            "events:{image}:done:crm:k"
+        );
+        assert_eq!(config.done_ttl_value(), Duration::from_secs(60));
+        let redis = RedisConfig::new("redis://127.0.0.1:6379")
+            .expect("valid")
+            .connect_timeout(Duration::from_millis(700))
+            .response_timeout(Duration::from_millis(300))
+            .tls_root_cert(b"pem".to_vec());
+        assert_eq!(
+            format!("{:?}", config.connection()),
+            format!("{:?}", redis.connection()),
+            "the connection settings are those of Redis Streams"
+        );
+        let options = config.connection_options();
+        assert_eq!(options.url, "redis://127.0.0.1:6379");
+        assert_eq!(
+            options.tls_certs.and_then(|certs| certs.root_cert),
+            Some(b"pem".to_vec())
+        );
+        let from_redis = BullmqConfig::from_redis(
+            RedisConfig::new("redis://127.0.0.1:6379")
+                .expect("valid")
+                .key_prefix("events"),
+        );
+        assert_eq!(
+            from_redis.done_key("image", "crm", "k"),
+            "events:{image}:done:crm:k"
+        );
+        assert_eq!(from_redis.queue_key(), "bull:DOMAIN_EVENTS");
     }
 
     #[test]
@@ -530,8 +584,8 @@ mod tests {
         let err = config.clone().queue("a:b").validate().expect_err("colon");
         assert!(err.to_string().contains("queue name `a:b`"), "{err}");
         assert!(config.clone().queue("").validate().is_err());
-        assert!(config.clone().prefix("bull:x").validate().is_err());
-        assert!(config.clone().prefix("{bull}").validate().is_ok());
+        assert!(config.clone().bullmq_prefix("bull:x").validate().is_err());
+        assert!(config.clone().bullmq_prefix("{bull}").validate().is_ok());
     }
 
     #[test]

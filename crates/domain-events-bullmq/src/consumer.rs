@@ -1,9 +1,9 @@
 //! [`BullmqConsumer`]: runs [`Handlers`] on the jobs of a BullMQ queue, on the BullMQ Rust port's
 //! `Worker`.
 
-use domain_events::ConsumerCounters as Counters;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,10 +11,12 @@ use bullmq::redis_connection::{AnyConnection, RedisConnection};
 use bullmq::worker::{CancellationToken, WorkerEvent};
 use bullmq::{Job, Worker, WorkerOptions};
 use domain_events::{
-    ConsumerHandle, ConsumerStats, DecodeError, DispatchError, Dispatched, Handlers, RawEnvelope,
-    Shutdown,
+    ConsumerHandle, ConsumerStats, DecodeError, Handlers, Incoming, Pipeline, RawEnvelope,
+    RetryPolicy, Settle, Shutdown, Verdict,
 };
+use domain_events_redis::reconnect_backoff;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::config::{BullmqConfig, millis};
 use crate::error::Error;
@@ -33,8 +35,6 @@ pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Attempts of one done-record command while Redis is unreachable.
 const DONE_RECORD_TRIES: u32 = 3;
-/// The longest wait between two attempts to reach Redis again while starting.
-const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Configures a [`BullmqConsumer`]; made by [`BullmqConsumer::builder`].
 pub struct BullmqConsumerBuilder {
@@ -48,9 +48,18 @@ pub struct BullmqConsumerBuilder {
     drain_delay: Duration,
     close_timeout: Duration,
     worker_name: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl BullmqConsumerBuilder {
+    /// Sets the retries of a failed handler within one attempt of the job; default
+    /// [`RetryPolicy::never`]: BullMQ's own attempts (the job's `attempts` and `backoff`, set by
+    /// the producer) retry a failed job.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// How many jobs are handled at once; default [`DEFAULT_CONCURRENCY`], at least 1.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
@@ -116,18 +125,17 @@ impl BullmqConsumerBuilder {
             close_timeout: self.close_timeout,
             worker_name: self.worker_name,
         };
-        let shutdown = Shutdown::new();
+        let pipeline = Pipeline::builder(self.group.clone(), self.handlers)
+            .retry(self.retry)
+            .build();
         Ok(BullmqConsumer {
             inner: Arc::new(Inner {
-                shutdown: shutdown.clone(),
+                pipeline,
                 config: self.config,
                 group: self.group,
-                handlers: self.handlers,
-                counters: Arc::default(),
                 running: KeyLocks::default(),
             }),
             settings,
-            shutdown,
         })
     }
 }
@@ -207,16 +215,14 @@ struct Settings {
 pub struct BullmqConsumer {
     inner: Arc<Inner>,
     settings: Settings,
-    shutdown: Shutdown,
 }
 
 struct Inner {
-    /// The consumer's own shutdown signal: jobs taken after it was triggered go back to `wait`.
-    shutdown: Shutdown,
+    /// The delivery rules, the counters, and the shutdown signal (jobs taken after it was
+    /// triggered go back to `wait`).
+    pipeline: Pipeline,
     config: BullmqConfig,
     group: String,
-    handlers: Handlers,
-    counters: Arc<Counters>,
     /// One lock per done record: jobs of one idempotency key run one after the other here.
     running: KeyLocks,
 }
@@ -240,6 +246,7 @@ impl BullmqConsumer {
             drain_delay: DEFAULT_DRAIN_DELAY,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             worker_name: None,
+            retry: RetryPolicy::never(),
         }
     }
 
@@ -255,12 +262,12 @@ impl BullmqConsumer {
 
     /// The counters so far.
     pub fn stats(&self) -> ConsumerStats {
-        self.inner.counters.snapshot()
+        self.inner.pipeline.stats()
     }
 
     /// A handle that stops [`run`](Self::run) when triggered.
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.inner.pipeline.shutdown_handle()
     }
 
     /// Connects (waiting for Redis while it is unreachable), processes jobs until the
@@ -273,13 +280,10 @@ impl BullmqConsumer {
     /// already there), `unhandled` (no handler), `poison` (failed at once), `retries` (failed
     /// attempts BullMQ will retry) and `failed` (failed attempts that were the job's last).
     pub async fn run(self) -> Result<ConsumerStats, Error> {
-        let BullmqConsumer {
-            inner,
-            settings,
-            shutdown,
-        } = self;
+        let BullmqConsumer { inner, settings } = self;
+        let shutdown = inner.pipeline.shutdown_handle();
         let result = inner.clone().work(&settings, &shutdown).await;
-        let stats = inner.counters.snapshot();
+        let stats = inner.pipeline.stats();
         match result {
             Ok(()) => {
                 tracing::debug!(group = %inner.group, queue = %inner.config.queue_key(), ?stats, "consumer stopped");
@@ -294,9 +298,8 @@ impl BullmqConsumer {
 
     /// Runs the consumer on a new Tokio task.
     pub fn spawn(self) -> BullmqConsumerHandle {
-        let shutdown = self.shutdown.clone();
-        let counters = self.inner.counters.clone();
-        ConsumerHandle::spawn(self.run(), shutdown, counters)
+        let pipeline = self.inner.pipeline.clone();
+        ConsumerHandle::spawn(self.run(), &pipeline)
     }
 }
 
@@ -305,7 +308,7 @@ impl fmt::Debug for BullmqConsumer {
         f.debug_struct("BullmqConsumer")
             .field("config", &self.inner.config)
             .field("group", &self.inner.group)
-            .field("handlers", &self.inner.handlers)
+            .field("handlers", self.inner.pipeline.handlers())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -314,7 +317,7 @@ impl fmt::Debug for BullmqConsumer {
 /// A [`BullmqConsumer`] running on its own task; made by [`BullmqConsumer::spawn`]. Dropping the
 /// handle leaves the consumer running; [`shutdown`](ConsumerHandle::shutdown) stops it, waiting
 /// for the jobs in flight (up to the close timeout).
-pub type BullmqConsumerHandle = ConsumerHandle<Result<ConsumerStats, Error>>;
+pub type BullmqConsumerHandle = ConsumerHandle<Error>;
 
 impl Inner {
     /// Starts the worker, runs until the shutdown, closes the worker.
@@ -379,7 +382,7 @@ impl Inner {
                     if failures == 1 {
                         tracing::warn!(group = %self.group, %error, "cannot start the BullMQ worker yet, retrying");
                     }
-                    let wait = connect_backoff(failures);
+                    let wait = reconnect_backoff(failures);
                     tokio::select! {
                         () = shutdown.triggered() => return Ok(None),
                         () = tokio::time::sleep(wait) => {}
@@ -406,7 +409,7 @@ impl Inner {
         };
         let mut worker_options = WorkerOptions::new()
             .connection(options)
-            .prefix(config.key_prefix())
+            .prefix(config.bullmq_prefix_value())
             .concurrency(settings.concurrency)
             .lock_duration(settings.lock_duration)
             .stalled_interval(settings.stalled_interval)
@@ -426,14 +429,13 @@ impl Inner {
             .await
     }
 
-    /// What the worker runs for each job.
+    /// What the worker runs for each job: the [`Pipeline`], and the job's result by its verdict.
     async fn process(
         &self,
         job: Job,
         conn: AnyConnection,
     ) -> Result<serde_json::Value, bullmq::Error> {
-        let c = &self.counters;
-        if self.shutdown.is_triggered() {
+        if self.pipeline.shutdown_handle().is_triggered() {
             // Taken while stopping (BullMQ fetches the next job as it completes one): start no
             // new job, hand it back to `wait` for the next worker, without using an attempt.
             tracing::debug!(group = %self.group, job_id = %job.id(), "shutting down: job handed back to the queue");
@@ -444,94 +446,58 @@ impl Inner {
                 Err(_) => Err(bullmq::Error::RateLimited { delay_ms: 0 }),
             };
         }
-        Counters::bump(&c.received);
-        let raw = match decode(&job) {
-            Ok(raw) => raw,
-            Err(error) => {
-                Counters::bump(&c.poison);
-                let reason = DispatchError::Poison(error).to_string();
-                tracing::error!(group = %self.group, job_id = %job.id(), job_name = %job.name(), reason = %reason,
-                    "poison job failed without retry");
-                return Err(bullmq::Error::Unrecoverable(reason));
-            }
-        };
-        if job.name() != raw.event_type {
+        let raw = decode(&job);
+        if let Ok(raw) = &raw
+            && job.name() != raw.event_type
+        {
             tracing::debug!(group = %self.group, job_id = %job.id(), job_name = %job.name(), event_type = %raw.event_type,
                 "job name differs from the envelope's type; the envelope's type is used");
         }
-        let category = raw
-            .event_type
-            .split_once(':')
-            .map_or(raw.event_type.as_str(), |(category, _)| category);
-        let done_key = self
-            .config
-            .done_key(category, &self.group, &raw.idempotency_key);
+        let done_key = raw.as_ref().ok().map(|raw| {
+            self.config
+                .done_key(raw.category(), &self.group, &raw.idempotency_key)
+        });
         // A second job of the same key waits for the first, then finds its done record.
-        let _running = self.running.lock(&done_key).await;
-        let mut exists = redis::cmd("EXISTS");
-        exists.arg(&done_key);
-        match self.query::<u64>(&conn, &exists).await {
-            Ok(0) => {}
-            Ok(_) => {
-                Counters::bump(&c.duplicates);
-                tracing::debug!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
-                    idempotency_key = %raw.idempotency_key, "already handled by the group, completed without running");
-                return Ok(json!({ "skipped": "already handled", "group": self.group }));
-            }
-            Err(error) => {
-                return Err(bullmq::Error::ProcessingError(format!(
-                    "cannot check the done record: {error}"
-                )));
-            }
+        let _running = match &done_key {
+            Some(done_key) => Some(self.running.lock(done_key).await),
+            None => None,
+        };
+        let attempts = u64::from(job.opts().attempts.unwrap_or(0).max(1));
+        let incoming = match &raw {
+            Ok(raw) => Incoming::decoded(raw),
+            Err(error) => Incoming::unreadable(error.to_string()),
         }
-        match self.handlers.dispatch(&raw).await {
-            Ok(Dispatched::Handled(handlers)) => {
-                let mut set = redis::cmd("SET");
-                set.arg(&done_key)
-                    .arg(raw.event_id.to_string())
-                    .arg("PX")
-                    .arg(millis(self.config.done_ttl_value()).max(1));
-                if let Err(error) = self.query::<()>(&conn, &set).await {
-                    tracing::warn!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
-                        %error, "handlers succeeded but the done record could not be written; the job will run again");
-                    return Err(bullmq::Error::ProcessingError(format!(
-                        "handlers succeeded but the done record could not be written: {error}"
-                    )));
-                }
-                Counters::bump(&c.handled);
-                tracing::debug!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
-                    handlers, "event handled");
+        .delivery(u64::from(job.attempts_made()) + 1, Some(attempts));
+        let recorded = AtomicBool::new(false);
+        let settle = JobSettle {
+            inner: self,
+            conn: &conn,
+            done_key: done_key.as_deref(),
+            event_id: raw.as_ref().ok().map(|raw| raw.event_id),
+            recorded: &recorded,
+        };
+        let span = tracing::debug_span!("job", job_id = %job.id(), job_name = %job.name());
+        let verdict = self
+            .pipeline
+            .process(incoming, settle)
+            .instrument(span)
+            .await;
+        match verdict {
+            Verdict::Handled { handlers } if recorded.load(Ordering::Relaxed) => {
                 Ok(json!({ "handled": handlers }))
             }
-            Ok(Dispatched::NoHandler) => {
-                Counters::bump(&c.unhandled);
-                tracing::trace!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, "no handler for the event");
-                Ok(json!({ "handled": 0 }))
-            }
-            Err(error @ DispatchError::Poison(_)) => {
-                Counters::bump(&c.poison);
-                let reason = error.to_string();
-                tracing::error!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
-                    idempotency_key = %raw.idempotency_key, reason = %reason, "poison job failed without retry");
-                Err(bullmq::Error::Unrecoverable(reason))
-            }
-            Err(DispatchError::Failed(error)) => {
-                let attempts = job.opts().attempts.unwrap_or(0);
-                let attempt = job.attempts_made().saturating_add(1);
-                let will_retry = attempts > 0 && attempt < attempts;
-                if will_retry {
-                    Counters::bump(&c.retries);
-                    tracing::warn!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
-                        attempt, attempts, error = %error, "handler failed, BullMQ will retry the job");
-                } else {
-                    Counters::bump(&c.failed);
-                    tracing::error!(group = %self.group, job_id = %job.id(), event_type = %raw.event_type, event_id = %raw.event_id,
-                        idempotency_key = %raw.idempotency_key, attempt, attempts, error = %error, "handler failed on the job's last attempt");
-                }
-                Err(bullmq::Error::ProcessingError(format!(
-                    "handler failed: {error}"
-                )))
-            }
+            Verdict::Handled { .. } => Err(bullmq::Error::ProcessingError(
+                "handlers succeeded but the done record could not be written".to_owned(),
+            )),
+            Verdict::Duplicate => Ok(json!({ "skipped": "already handled", "group": self.group })),
+            Verdict::Unhandled => Ok(json!({ "handled": 0 })),
+            Verdict::Poison { reason } => Err(bullmq::Error::Unrecoverable(reason)),
+            Verdict::Failed { error, .. } => Err(bullmq::Error::ProcessingError(format!(
+                "handler failed: {error}"
+            ))),
+            other => Err(bullmq::Error::ProcessingError(
+                other.reason().unwrap_or("not processed").to_owned(),
+            )),
         }
     }
 
@@ -553,7 +519,7 @@ impl Inner {
                     if !error.is_transient() || tries >= DONE_RECORD_TRIES {
                         return Err(error);
                     }
-                    tokio::time::sleep(connect_backoff(tries)).await;
+                    tokio::time::sleep(reconnect_backoff(tries)).await;
                 }
             }
         }
@@ -566,14 +532,55 @@ fn decode(job: &Job) -> Result<RawEnvelope, DecodeError> {
     RawEnvelope::from_slice(&bytes)
 }
 
-/// 100 ms doubling per failure, at most 5 s.
-fn connect_backoff(failures: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(failures.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    Duration::from_millis(100)
-        .saturating_mul(factor)
-        .min(MAX_CONNECT_BACKOFF)
+/// How a job is settled by its [`Verdict`]: only a handled job writes something (its done
+/// record); the rest is the job's result, which BullMQ records.
+struct JobSettle<'a> {
+    inner: &'a Inner,
+    conn: &'a AnyConnection,
+    /// `None` when the job holds no envelope.
+    done_key: Option<&'a str>,
+    event_id: Option<domain_events::Uuid>,
+    /// Set once the done record of a handled job is written.
+    recorded: &'a AtomicBool,
+}
+
+impl Settle for JobSettle<'_> {
+    async fn is_done(&self, _: &RawEnvelope) -> Option<bool> {
+        let done_key = self.done_key?;
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(done_key);
+        match self.inner.query::<u64>(self.conn, &exists).await {
+            Ok(found) => Some(found > 0),
+            Err(error) => {
+                tracing::warn!(group = %self.inner.group, %error, "cannot check the done record; the job is tried again");
+                None
+            }
+        }
+    }
+
+    async fn settle(self, verdict: &Verdict) -> bool {
+        let (Verdict::Handled { .. }, Some(done_key), Some(event_id)) =
+            (verdict, self.done_key, self.event_id)
+        else {
+            return true;
+        };
+        let mut set = redis::cmd("SET");
+        set.arg(done_key)
+            .arg(event_id.to_string())
+            .arg("PX")
+            .arg(millis(self.inner.config.done_ttl_value()).max(1));
+        match self.inner.query::<()>(self.conn, &set).await {
+            Ok(()) => {
+                self.recorded.store(true, Ordering::Relaxed);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(group = %self.inner.group, %error,
+                    "handlers succeeded but the done record could not be written; the job will run again");
+                false
+            }
+        }
+    }
 }
 
 /// Async locks by key, each dropped from the map when its last user is done.
@@ -670,13 +677,6 @@ mod tests {
             .expect("joined");
         drop(other);
         assert!(locks.map().is_empty(), "no lock left behind");
-    }
-
-    #[test]
-    fn connect_backoff_is_capped() {
-        assert_eq!(connect_backoff(1), Duration::from_millis(100));
-        assert_eq!(connect_backoff(3), Duration::from_millis(400));
-        assert_eq!(connect_backoff(40), MAX_CONNECT_BACKOFF);
     }
 
     #[test]

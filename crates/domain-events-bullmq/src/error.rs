@@ -1,7 +1,10 @@
-//! The crate's [`Error`]: every message is free of passwords (they are scrubbed before an error is
-//! built) and of payload data.
+//! The crate's [`Error`]: what went wrong talking to Redis is the Redis crate's
+//! [`domain_events_redis::Error`], wrapped, so both crates classify the Redis client's errors one
+//! way; BullMQ adds its own settings and the queue's readiness. Every message is free of
+//! passwords (they are scrubbed before an error is built) and of payload data.
 
 use domain_events::TransportError;
+use domain_events_redis::Error as RedisError;
 
 use crate::config::BullmqConfig;
 
@@ -9,114 +12,138 @@ use crate::config::BullmqConfig;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The connection URL does not parse or names something this build cannot connect to. The URL
-    /// is shown with its password replaced.
-    #[error("invalid Redis URL `{url}`: {reason}")]
-    InvalidUrl {
-        /// The redacted URL.
-        url: String,
-        /// What the parser said.
-        reason: String,
-    },
+    /// Talking to Redis failed, or its URL is unusable: unreachable, no answer in time, a refused
+    /// command, an unexpected answer (from Redis or from BullMQ's scripts). The Redis crate's
+    /// error, classified there; [`is_transient`](domain_events_redis::Error::is_transient) says
+    /// whether retrying later may help.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
     /// A setting is unusable (an empty queue name, a prefix with `:`, no handler registered, ...).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// Redis could not be reached: connection refused, lost, timed out, or still loading its data.
-    /// Retrying later may help.
-    #[error("Redis unavailable at {url}: {message}")]
-    Unavailable {
-        /// The redacted URL.
-        url: String,
-        /// What failed.
-        message: String,
-    },
-    /// Redis did not answer within the response timeout; the command may still have run (a job
-    /// may have been added: adding it again with the same idempotency key is safe).
-    #[error("Redis at {url} did not answer in time ({message}); the command may have run")]
-    Timeout {
-        /// The redacted URL.
-        url: String,
-        /// What failed.
-        message: String,
-    },
     /// The queue cannot take jobs safely right now; retrying later may help. Raised when a
     /// BullMQ 5 client paused the queue while jobs were waiting (see
     /// [`BullmqConfig::v5_pause_guard`]).
     #[error("queue `{queue}` not ready: {reason}")]
     NotReady {
-        /// The queue's key base, `<prefix>:<queue>`.
+        /// The queue's key base, `<bullmq prefix>:<queue>`.
         queue: String,
         /// Why, and what to do.
         reason: String,
     },
-    /// Redis or one of BullMQ's scripts refused a command (a script error, a wrong key type, a
-    /// missing permission, an id BullMQ does not accept).
-    #[error("Redis error: {0}")]
-    Server(String),
-    /// Redis or BullMQ answered something this crate did not expect.
-    #[error("unexpected answer from Redis: {0}")]
-    Protocol(String),
+    /// The consumer's task panicked (a bug, reported as such, never as a clean stop).
+    #[error(transparent)]
+    Panicked(#[from] domain_events::ConsumerPanicked),
 }
 
 impl Error {
-    /// Whether retrying later may help (Redis was unreachable, or the queue was not ready).
+    /// Whether retrying later may help: Redis was unreachable or did not answer in time (as the
+    /// Redis crate's [`Error::is_transient`](domain_events_redis::Error::is_transient) says), or
+    /// the queue was not ready.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::Unavailable { .. } | Error::Timeout { .. } | Error::NotReady { .. }
-        )
+        match self {
+            Error::Redis(error) => error.is_transient(),
+            Error::NotReady { .. } => true,
+            Error::Config(_) | Error::Panicked(_) => false,
+        }
     }
 
-    /// Classifies an error of the BullMQ crate, scrubbing secrets from its message.
+    /// Classifies an error of the BullMQ crate, scrubbing secrets from its message: the Redis
+    /// client's errors as the Redis crate classifies them, BullMQ's own onto the same classes.
     pub(crate) fn from_bullmq(error: &bullmq::Error, config: &BullmqConfig) -> Self {
+        let scrub = |text: &str| config.scrub(text);
         match error {
             bullmq::Error::Redis(error) => Self::from_redis(error, config),
-            bullmq::Error::ConnectionClosed => Error::Unavailable {
-                url: config.redacted_url().to_owned(),
-                message: "connection closed".into(),
-            },
-            bullmq::Error::InvalidConfig(message) => Error::Config(config.scrub(message)),
-            bullmq::Error::Serialization(error) => {
-                Error::Protocol(config.scrub(&error.to_string()))
+            bullmq::Error::ConnectionClosed => {
+                config.connection().unavailable("connection closed").into()
             }
-            bullmq::Error::MsgPack(message) => Error::Protocol(config.scrub(message)),
-            other => Error::Server(config.scrub(&other.to_string())),
+            bullmq::Error::InvalidConfig(message) => Error::Config(scrub(message)),
+            bullmq::Error::Serialization(error) => Self::protocol(scrub(&error.to_string())),
+            bullmq::Error::MsgPack(message) => Self::protocol(scrub(message)),
+            other => RedisError::Server(scrub(&other.to_string())).into(),
         }
     }
 
-    /// Classifies a Redis client error, scrubbing secrets from its message (as the Redis Streams
-    /// crate does).
+    /// Classifies a Redis client error as the Redis crate does, scrubbing secrets from its
+    /// message.
     pub(crate) fn from_redis(error: &redis::RedisError, config: &BullmqConfig) -> Self {
-        config.redis_config().error(error).into()
+        config.connection().error(error).into()
     }
-}
 
-impl From<domain_events_redis::Error> for Error {
-    fn from(error: domain_events_redis::Error) -> Self {
-        match error {
-            domain_events_redis::Error::InvalidUrl { url, reason } => {
-                Error::InvalidUrl { url, reason }
-            }
-            domain_events_redis::Error::Config(message) => Error::Config(message),
-            domain_events_redis::Error::Unavailable { url, message } => {
-                Error::Unavailable { url, message }
-            }
-            domain_events_redis::Error::Timeout { url, message } => Error::Timeout { url, message },
-            domain_events_redis::Error::Server(message) => Error::Server(message),
-            domain_events_redis::Error::Protocol(message) => Error::Protocol(message),
-        }
+    /// An answer this crate did not expect ([`RedisError::Protocol`]).
+    pub(crate) fn protocol(message: String) -> Self {
+        RedisError::Protocol(message).into()
     }
 }
 
 impl From<Error> for TransportError {
     fn from(error: Error) -> Self {
         match error {
-            Error::Unavailable { .. } | Error::NotReady { .. } => {
-                TransportError::unavailable(error)
-            }
-            Error::Timeout { .. } => TransportError::unknown(error),
-            Error::Server(message) => TransportError::Rejected(message),
-            other => TransportError::other(other),
+            Error::Redis(error) => error.into(),
+            Error::NotReady { .. } => TransportError::unavailable(error),
+            Error::Config(_) | Error::Panicked(_) => TransportError::other(error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BullmqConfig {
+        BullmqConfig::new("redis://:s3cret@127.0.0.1:1").expect("valid")
+    }
+
+    #[test]
+    fn redis_errors_are_the_redis_crates_own() {
+        let config = config();
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let ours = Error::from_redis(&refused, &config);
+        let theirs = config.redis_config().error(&refused);
+        assert_eq!(ours.to_string(), theirs.to_string());
+        assert!(matches!(ours, Error::Redis(RedisError::Unavailable { .. })));
+        assert_eq!(ours.is_transient(), theirs.is_transient());
+        assert!(ours.is_transient());
+        assert!(matches!(
+            TransportError::from(ours),
+            TransportError::Unavailable(_)
+        ));
+
+        let closed = Error::from_bullmq(&bullmq::Error::ConnectionClosed, &config);
+        assert!(closed.is_transient(), "{closed:?}");
+        assert!(
+            closed.to_string().contains("redis://:***@127.0.0.1:1"),
+            "{closed}"
+        );
+    }
+
+    #[test]
+    fn bullmq_errors_map_onto_the_same_classes_without_the_password() {
+        let config = config();
+        let bad = Error::from_bullmq(&bullmq::Error::InvalidConfig("s3cret".into()), &config);
+        assert!(
+            matches!(&bad, Error::Config(message) if message == "***"),
+            "{bad:?}"
+        );
+        assert!(!bad.is_transient());
+        let garbled = Error::from_bullmq(&bullmq::Error::MsgPack("s3cret?".into()), &config);
+        assert!(
+            matches!(&garbled, Error::Redis(RedisError::Protocol(message)) if message == "***?"),
+            "{garbled:?}"
+        );
+        let not_ready = Error::NotReady {
+            queue: "bull:DOMAIN_EVENTS".into(),
+            reason: "paused".into(),
+        };
+        assert!(not_ready.is_transient());
+        assert!(matches!(
+            TransportError::from(not_ready),
+            TransportError::Unavailable(_)
+        ));
+        assert!(matches!(
+            TransportError::from(Error::protocol("odd".into())),
+            TransportError::Other(_)
+        ));
     }
 }

@@ -11,6 +11,11 @@
 //! drops a second emission of a key for as long as its job is kept: 24 hours by default
 //! ([`BullmqConfig::remove_on_complete`]).
 //!
+//! How to reach Redis is the Redis Streams crate's
+//! [`ConnectionConfig`](domain_events_redis::ConnectionConfig) (URL forms, TLS, timeouts and their
+//! defaults, the reachability probe), embedded in [`BullmqConfig`]; what goes wrong talking to
+//! Redis is that crate's error, wrapped in [`Error::Redis`].
+//!
 //! Jobs are read and written by BullMQ's maintained Rust port (crate `bullmq-official`, lib
 //! `bullmq`), which embeds and runs BullMQ's own Lua scripts; this crate never writes BullMQ's
 //! Redis layout itself.
@@ -79,8 +84,8 @@ mod job_id;
 mod transport;
 
 pub use config::{
-    Backoff, BullmqConfig, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_PREFIX, DEFAULT_QUEUE, DEFAULT_RETENTION, Retention,
+    Backoff, BullmqConfig, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, DEFAULT_BULLMQ_PREFIX, DEFAULT_QUEUE,
+    DEFAULT_RETENTION, Retention,
 };
 pub use consumer::{
     BullmqConsumer, BullmqConsumerBuilder, BullmqConsumerHandle, DEFAULT_CLOSE_TIMEOUT,

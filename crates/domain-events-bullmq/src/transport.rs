@@ -126,7 +126,7 @@ impl BullmqTransport {
                 config.probe().await?;
                 let options = QueueOptions::new()
                     .connection(config.connection_options())
-                    .prefix(config.key_prefix());
+                    .prefix(config.bullmq_prefix_value());
                 let queue = config
                     .within_connect_timeout(Queue::with_options(config.queue_name(), options))
                     .await?;
@@ -157,7 +157,7 @@ impl BullmqTransport {
             .map(|(event, id)| {
                 let data: serde_json::Value =
                     serde_json::from_str(&event.json).map_err(|error| {
-                        Error::Protocol(format!(
+                        Error::protocol(format!(
                             "the envelope of {} ({}) is not JSON: {error}",
                             event.event_type, event.event_id
                         ))
@@ -217,7 +217,7 @@ impl BullmqTransport {
                 let paused = if guarded {
                     match replies.pop() {
                         Some(Value::Int(exists)) => Ok(exists > 0),
-                        other => Err(Error::Protocol(format!(
+                        other => Err(Error::protocol(format!(
                             "EXISTS of the `paused` list answered {other:?}"
                         ))),
                     }
@@ -250,7 +250,7 @@ impl BullmqTransport {
 
         let added = added.map_err(|error| Error::from_bullmq(&error, config))?;
         if added.len() != events.len() {
-            return Err(Error::Protocol(format!(
+            return Err(Error::protocol(format!(
                 "{} jobs added for {} events",
                 added.len(),
                 events.len()
@@ -458,7 +458,7 @@ fn read_back<'a>(queue: &Queue, ids: impl Iterator<Item = &'a str>) -> redis::Pi
 /// The replies of [`read_back`] for `count` jobs.
 fn parse_read_back(replies: Vec<Value>, count: usize) -> Result<Vec<StoredJob>, Error> {
     if replies.len() != count {
-        return Err(Error::Protocol(format!(
+        return Err(Error::protocol(format!(
             "{} replies to {count} reads of job data",
             replies.len(),
         )));

@@ -133,7 +133,10 @@ async fn in_memory(variation: &str) -> Result<(), BoxError> {
     let mut consumers = Vec::new();
     for (role, expected) in ROLES {
         let progress = Progress::new(variation, expected);
-        let handle = bus.consumer(role, handlers(role, &progress)).spawn();
+        let handle = bus
+            .consumer(role, handlers(role, &progress))
+            .build()
+            .spawn();
         consumers.push((role, progress, handle));
     }
     let events = ImageGeneratorEvents {
@@ -151,7 +154,7 @@ async fn in_memory(variation: &str) -> Result<(), BoxError> {
             handled,
             duplicates,
             ..
-        } = handle.shutdown().await;
+        } = handle.shutdown().await?;
         println!(
             "{role:>15}: received {received}, handled {handled}, duplicates skipped {duplicates}"
         );

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use domain_events::Transport;
 use domain_events_bullmq::{
-    BullmqConfig, BullmqConsumer, BullmqTransport, DEFAULT_PREFIX, DEFAULT_QUEUE,
+    BullmqConfig, BullmqConsumer, BullmqTransport, DEFAULT_BULLMQ_PREFIX, DEFAULT_QUEUE,
 };
 use domain_events_redis::{RedisConfig, RedisTransport};
 
-use crate::redis_args::{block_on, categories};
-use crate::tail::{print_until_done, printing_handlers};
+use crate::redis_args::block_on;
+use crate::tail::{Plan, print_until_done, printing_handlers};
 use crate::{Error, RedisArgs, TailArgs};
 
 /// Where `emit` publishes and `tail` reads.
@@ -62,13 +62,16 @@ impl TransportArgs {
         }
     }
 
-    /// The BullMQ configuration: the queue and prefix given (or the contract's defaults); the
-    /// consumer's done records under `--key-prefix`.
+    /// The BullMQ configuration: the connection of `redis`, the queue and BullMQ prefix given (or
+    /// the contract's defaults); the consumer's done records under `--key-prefix`.
     pub(crate) fn bullmq_config(&self, redis: &RedisArgs) -> Result<BullmqConfig, Error> {
-        Ok(BullmqConfig::new(&redis.url)?
+        Ok(BullmqConfig::from_redis(redis.config()?)
             .queue(self.queue.as_deref().unwrap_or(DEFAULT_QUEUE))
-            .prefix(self.bullmq_prefix.as_deref().unwrap_or(DEFAULT_PREFIX))
-            .done_key_prefix(redis.key_prefix.clone()))
+            .bullmq_prefix(
+                self.bullmq_prefix
+                    .as_deref()
+                    .unwrap_or(DEFAULT_BULLMQ_PREFIX),
+            ))
     }
 
     /// The selected transport; `redis_config` is the Redis Streams configuration of `redis`.
@@ -87,23 +90,22 @@ impl TransportArgs {
 }
 
 /// `tail --transport bullmq`.
-pub(crate) fn tail(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    let categories = categories(&args.categories, &args.schema)?;
+pub(crate) fn tail(args: &TailArgs, plan: Plan, out: &mut dyn Write) -> Result<ExitCode, Error> {
     let config = args.transport.bullmq_config(&args.redis)?;
-    block_on(tail_jobs(args, config, categories, out))?
+    block_on(tail_jobs(args, config, plan, out))?
 }
 
 async fn tail_jobs(
     args: &TailArgs,
     config: BullmqConfig,
-    categories: Vec<String>,
+    plan: Plan,
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
     // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
     BullmqTransport::new(config.clone())?.connect().await?;
     let queue = config.queue_key();
 
-    let (handlers, mut printer) = printing_handlers(categories);
+    let (handlers, mut printer) = printing_handlers(plan);
     let mut builder = BullmqConsumer::builder(config, args.group.clone(), handlers)
         // One job at a time: lines come out in queue order, and `--count` stops exactly (a job
         // BullMQ hands over while stopping goes back to the queue unstarted).

@@ -1,10 +1,11 @@
-//! `domain-events dlq list|replay`: inspect the dead letters of a consumer group and put them back.
+//! `domain-events dlq list|replay|delete|purge`: inspect the dead letters of a consumer group, put
+//! them back, or remove them.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::builder::NonEmptyStringValueParser;
-use domain_events_redis::{DeadLetter, DeadLetters, RedisConfig};
+use domain_events_redis::{DeadLetter, DeadLetters};
 use serde_json::value::RawValue;
 
 use crate::redis_args::{block_on, categories, compact_json, parse_category};
@@ -20,6 +21,7 @@ pub struct DlqArgs {
 
 /// The `dlq` subcommands.
 #[derive(Debug, Clone, clap::Subcommand)]
+#[non_exhaustive]
 pub enum DlqAction {
     /// Print a group's dead letters, one JSON line each
     ///
@@ -41,6 +43,27 @@ pub enum DlqAction {
     /// the category and the new `entryId`.
     #[command(verbatim_doc_comment)]
     Replay(DlqReplayArgs),
+
+    /// Delete dead letters by id, whatever they hold
+    ///
+    /// Deletes each `--id` (as `list` prints it) for good, also dead letters whose event is not
+    /// JSON, which cannot be replayed. Every id must name a dead letter of the group in exactly
+    /// one of the categories; otherwise nothing is deleted.
+    ///
+    /// Prints one JSON line per id: its `category`, `group`, `id`, and `deleted` (false when it
+    /// was removed by someone else meanwhile).
+    #[command(verbatim_doc_comment)]
+    Delete(DlqDeleteArgs),
+
+    /// Delete all of a group's dead letters
+    ///
+    /// Deletes every dead letter of the group in each category, for good, whatever it holds.
+    /// Without `--yes` nothing is deleted: the command says how many would be and exits with
+    /// status 1.
+    ///
+    /// Prints one JSON line per category: the `category`, `group` and how many were `purged`.
+    #[command(verbatim_doc_comment)]
+    Purge(DlqPurgeArgs),
 }
 
 /// Whose dead letters: the connection, the group and the categories; shared by `list` and
@@ -88,6 +111,30 @@ pub struct DlqReplayArgs {
     pub id: Option<String>,
 }
 
+/// The options of `domain-events dlq delete`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqDeleteArgs {
+    /// Whose dead letters.
+    #[command(flatten)]
+    pub target: DeadLetterArgs,
+
+    /// A dead letter to delete (its `id`, as `list` prints it); repeat for several
+    #[arg(long = "id", value_name = "ID", required = true, value_parser = NonEmptyStringValueParser::new())]
+    pub ids: Vec<String>,
+}
+
+/// The options of `domain-events dlq purge`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DlqPurgeArgs {
+    /// Whose dead letters.
+    #[command(flatten)]
+    pub target: DeadLetterArgs,
+
+    /// Delete them: without it nothing is deleted
+    #[arg(long)]
+    pub yes: bool,
+}
+
 /// One line of `dlq list`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,37 +168,38 @@ struct Replayed<'a> {
 }
 
 pub(crate) fn run(args: &DlqArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    match &args.action {
-        DlqAction::List(list) => {
-            let (config, categories) = target(&list.target)?;
-            block_on(self::list(list, config, &categories, out))?
-        }
-        DlqAction::Replay(replay) => {
-            let (config, categories) = target(&replay.target)?;
-            block_on(self::replay(replay, config, &categories, out))?
-        }
-    }
-}
-
-/// The Redis configuration and the categories of `target`.
-fn target(target: &DeadLetterArgs) -> Result<(RedisConfig, Vec<String>), Error> {
+    let target = match &args.action {
+        DlqAction::List(list) => &list.target,
+        DlqAction::Replay(replay) => &replay.target,
+        DlqAction::Delete(delete) => &delete.target,
+        DlqAction::Purge(purge) => &purge.target,
+    };
     let categories = categories(&target.categories, &target.schema)?;
-    Ok((target.redis.config()?, categories))
+    let config = target.redis.config()?;
+    block_on(async {
+        let letters = DeadLetters::new(config)?;
+        let (letters, categories) = (&letters, categories.as_slice());
+        match &args.action {
+            DlqAction::List(list) => self::list(list, letters, categories, out).await,
+            DlqAction::Replay(replay) => self::replay(replay, letters, categories, out).await,
+            DlqAction::Delete(delete) => self::delete(delete, letters, categories, out).await,
+            DlqAction::Purge(purge) => self::purge(purge, letters, categories, out).await,
+        }
+    })?
 }
 
 async fn list(
     args: &DlqListArgs,
-    config: RedisConfig,
+    letters: &DeadLetters,
     categories: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
-    let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
     let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
     for category in categories {
         let listed = letters.list(category, group, limit).await?;
         for letter in &listed {
-            say(out, format_args!("{}", listed_line(category, letter)?))?;
+            say_json(out, &listed_line(category, letter))?;
         }
         if listed.len() >= limit {
             let total = letters.len(category, group).await?;
@@ -166,8 +214,14 @@ async fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `line` as one line of JSON.
+fn say_json(out: &mut dyn Write, line: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string(line).map_err(|e| Error::Output(e.into()))?;
+    say(out, format_args!("{text}"))
+}
+
 /// The JSON line of one dead letter.
-fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
+fn listed_line<'a>(category: &'a str, letter: &'a DeadLetter) -> Listed<'a> {
     let event = serde_json::from_slice::<Box<RawValue>>(&letter.event)
         .ok()
         .and_then(|raw| RawValue::from_string(compact_json(raw.get())).ok());
@@ -175,7 +229,7 @@ fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
         Some(_) => None,
         None => Some(String::from_utf8_lossy(&letter.event).into_owned()),
     };
-    let line = Listed {
+    Listed {
         category,
         id: &letter.id,
         stream: &letter.stream,
@@ -185,34 +239,29 @@ fn listed_line(category: &str, letter: &DeadLetter) -> Result<String, Error> {
         deliveries: letter.deliveries,
         event,
         event_text,
-    };
-    serde_json::to_string(&line).map_err(|e| Error::Output(e.into()))
+    }
 }
 
 async fn replay(
     args: &DlqReplayArgs,
-    config: RedisConfig,
+    letters: &DeadLetters,
     categories: &[String],
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
-    let letters = DeadLetters::new(config)?;
     let group = &args.target.group;
-    let line = |replayed: &Replayed<'_>| {
-        serde_json::to_string(replayed).map_err(|e| Error::Output(e.into()))
-    };
     let Some(id) = &args.id else {
         for category in categories {
             let replayed = letters.replay_all(category, group).await?;
             let left = letters.len(category, group).await?;
-            let shown = line(&Replayed {
+            let line = Replayed {
                 category,
                 group,
                 replayed,
                 left: Some(left),
                 id: None,
                 entry_id: None,
-            })?;
-            say(out, format_args!("{shown}"))?;
+            };
+            say_json(out, &line)?;
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -236,23 +285,126 @@ async fn replay(
                 "in `{category}` was removed meanwhile (replayed by someone else?)"
             )));
         };
-        let shown = line(&Replayed {
+        let line = Replayed {
             category,
             group,
             replayed: 1,
             left: None,
             id: Some(id),
             entry_id: Some(&entry_id),
-        })?;
-        say(out, format_args!("{shown}"))?;
+        };
+        say_json(out, &line)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let searched: Vec<String> = categories.iter().map(|c| format!("`{c}`")).collect();
     Err(not_replayable(format!(
         "does not exist in {}",
-        match searched.as_slice() {
-            [one] => format!("category {one}"),
-            _ => format!("categories {}", searched.join(", ")),
-        }
+        named_categories(categories)
     )))
+}
+
+/// ``category `a` `` or ``categories `a`, `b` ``.
+fn named_categories(names: &[impl AsRef<str>]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    match quoted.as_slice() {
+        [one] => format!("category {one}"),
+        _ => format!("categories {}", quoted.join(", ")),
+    }
+}
+
+/// One line of `dlq delete`.
+#[derive(serde::Serialize)]
+struct Deleted<'a> {
+    category: &'a str,
+    group: &'a str,
+    id: &'a str,
+    deleted: bool,
+}
+
+async fn delete(
+    args: &DlqDeleteArgs,
+    letters: &DeadLetters,
+    categories: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    let group = &args.target.group;
+    // Every id is looked up first, so that a mistyped one deletes nothing.
+    let mut found = Vec::with_capacity(args.ids.len());
+    for id in &args.ids {
+        let mut holding = Vec::new();
+        for category in categories {
+            if letters.get(category, group, id).await?.is_some() {
+                holding.push(category.as_str());
+            }
+        }
+        let problem = match holding.as_slice() {
+            [category] => {
+                found.push((*category, id.as_str()));
+                continue;
+            }
+            [] => format!("does not exist in {}", named_categories(categories)),
+            several => format!(
+                "exists in {}; say which with --category",
+                named_categories(several)
+            ),
+        };
+        return Err(Error::DeadLetter {
+            id: id.clone(),
+            group: group.clone(),
+            problem,
+        });
+    }
+    for (category, id) in found {
+        let deleted = letters.delete(category, group, id).await?;
+        let line = Deleted {
+            category,
+            group,
+            id,
+            deleted,
+        };
+        say_json(out, &line)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `dlq purge`.
+#[derive(serde::Serialize)]
+struct Purged<'a> {
+    category: &'a str,
+    group: &'a str,
+    purged: u64,
+}
+
+async fn purge(
+    args: &DlqPurgeArgs,
+    letters: &DeadLetters,
+    categories: &[String],
+    out: &mut dyn Write,
+) -> Result<ExitCode, Error> {
+    let group = &args.target.group;
+    if !args.yes {
+        let mut counts = Vec::with_capacity(categories.len());
+        for category in categories {
+            counts.push((category.clone(), letters.len(category, group).await?));
+        }
+        if counts.iter().any(|(_, count)| *count > 0) {
+            return Err(Error::PurgeUnconfirmed {
+                group: group.clone(),
+                counts,
+            });
+        }
+    }
+    for category in categories {
+        let purged = if args.yes {
+            letters.purge(category, group).await?
+        } else {
+            0
+        };
+        let line = Purged {
+            category,
+            group,
+            purged,
+        };
+        say_json(out, &line)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,10 +17,12 @@ use domain_events::{
     TransportError, Uuid, is_valid_traceparent, write_key_part,
 };
 use domain_events_schema::model::{Catalog, Event, EventVersion, FieldType};
-use domain_events_schema::{Settings, json_schema};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use domain_events_schema::Settings;
+
+use crate::payload_check::{payload_validator, problems};
 use crate::redis_args::{block_on, compact_json};
 use crate::{Error, RedisArgs, SchemaArgs, TransportArgs, say};
 
@@ -184,19 +186,8 @@ fn envelope(
     let version = event.latest();
     let payload: Value = serde_json::from_str(payload_text).map_err(Error::PayloadNotJson)?;
 
-    let schema = json_schema::payload_schema(catalog, &Settings::new(), event, version);
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .map_err(|error| Error::UnusableSchema {
-            event_type: event.type_string.clone(),
-            message: error.to_string(),
-        })?;
-    // Each problem names the path and the rule, never the value (it may be sensitive).
-    let mut problems: Vec<String> = validator
-        .iter_errors(&payload)
-        .map(|error| format!("at payload{}: {}", error.instance_path(), error.masked()))
-        .collect();
+    let validator = payload_validator(catalog, event, version)?;
+    let mut problems = problems(&validator, &payload);
     // The schema requires every field a key or the correlation id uses, and allows only values
     // with a text form there; these cannot fail for a valid payload.
     let key = version

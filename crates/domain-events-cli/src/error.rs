@@ -75,6 +75,17 @@ pub enum Error {
         declared: usize,
     },
 
+    /// `tail --category` names no category of the schema folder.
+    #[error("unknown category `{category}` in the schema folder `{}`", dir.display())]
+    UnknownCategory {
+        /// The category as given.
+        category: String,
+        /// The schema folder as given on the command line.
+        dir: PathBuf,
+        /// The categories the folder declares.
+        declared: Vec<String>,
+    },
+
     /// `emit --payload-file` could not be read.
     #[error("cannot read the payload from {from}")]
     PayloadFile {
@@ -130,7 +141,8 @@ pub enum Error {
         source: domain_events::TransportError,
     },
 
-    /// `dlq replay --id` names a dead letter that is not there or cannot be replayed.
+    /// `dlq replay --id` or `dlq delete --id` names a dead letter that is not there, cannot be
+    /// replayed, or is found in several categories.
     #[error("dead letter `{id}` of group `{group}` {problem}")]
     DeadLetter {
         /// The dead letter's id.
@@ -139,6 +151,18 @@ pub enum Error {
         group: String,
         /// `does not exist in ...` or `holds no event envelope ...`.
         problem: String,
+    },
+
+    /// `dlq purge` without `--yes` found dead letters to delete; nothing was deleted.
+    #[error(
+        "not purging {} dead letters of group `{group}` without --yes",
+        counts.iter().map(|(_, count)| count).sum::<u64>()
+    )]
+    PurgeUnconfirmed {
+        /// The consumer group.
+        group: String,
+        /// How many dead letters each category holds.
+        counts: Vec<(String, u64)>,
     },
 
     /// The PostgreSQL outbox failed (unreachable, refused, invalid table name). The message never
@@ -219,12 +243,40 @@ impl Error {
                     }
                 }
             }
+            Error::UnknownCategory {
+                category, declared, ..
+            } => {
+                let _ = write!(text, "error: {self}");
+                let closest = declared.iter().max_by(|a, b| {
+                    let score = |c: &String| {
+                        strsim::normalized_damerau_levenshtein(&category.to_lowercase(), c)
+                    };
+                    score(a).total_cmp(&score(b))
+                });
+                if let Some(closest) = closest.filter(|c| {
+                    strsim::normalized_damerau_levenshtein(&category.to_lowercase(), c) >= 0.6
+                }) {
+                    let _ = write!(text, "\n  help: did you mean `{closest}`?");
+                }
+                let _ = write!(text, "\n  declared: {}", declared.join(", "));
+                let _ = write!(text, "\n  nothing was read");
+            }
             Error::InvalidPayload { problems, .. } => {
                 let _ = write!(text, "error: {self}:");
                 for problem in problems {
                     let _ = write!(text, "\n  {problem}");
                 }
                 let _ = write!(text, "\n  nothing was emitted");
+            }
+            Error::PurgeUnconfirmed { counts, .. } => {
+                let _ = write!(text, "error: {self}:");
+                for (category, count) in counts {
+                    let _ = write!(text, "\n  {category}: {count}");
+                }
+                let _ = write!(
+                    text,
+                    "\n  help: nothing was deleted; `dlq list` shows them, the same command with --yes deletes them"
+                );
             }
             Error::UnusableSchema { .. }
             | Error::Redis(_)

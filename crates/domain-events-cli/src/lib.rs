@@ -36,13 +36,16 @@
 
 mod bullmq;
 mod check;
+mod completions;
 mod diff;
 mod dlq;
 mod emit;
 mod error;
 mod export;
 mod outbox;
+mod payload_check;
 mod redis_args;
+mod status;
 mod tail;
 
 use std::io::Write;
@@ -54,16 +57,20 @@ use domain_events_schema::{Catalog, Settings};
 
 pub use bullmq::{TransportArgs, TransportKind};
 pub use check::CheckArgs;
+pub use completions::CompletionsArgs;
 pub use diff::DiffArgs;
-pub use dlq::{DeadLetterArgs, DlqAction, DlqArgs, DlqListArgs, DlqReplayArgs};
+pub use dlq::{
+    DeadLetterArgs, DlqAction, DlqArgs, DlqDeleteArgs, DlqListArgs, DlqPurgeArgs, DlqReplayArgs,
+};
 pub use emit::EmitArgs;
 pub use error::Error;
 pub use export::ExportArgs;
 pub use outbox::{
-    DeadAction, DeadListArgs, DeadRetryArgs, OutboxAction, OutboxArgs, POSTGRES_URL_ENV,
-    PostgresArgs, RelayArgs, StatusArgs,
+    OutboxAction, OutboxArgs, OutboxDeadAction, OutboxDeadListArgs, OutboxDeadRetryArgs,
+    OutboxRelayArgs, OutboxStatusArgs, POSTGRES_URL_ENV, PostgresArgs,
 };
 pub use redis_args::{REDIS_URL_ENV, RedisArgs};
+pub use status::StatusArgs;
 pub use tail::{TailArgs, TailFrom};
 
 /// Check domain event schemas and export them as JSON Schema; emit, tail and replay events
@@ -71,9 +78,9 @@ pub use tail::{TailArgs, TailFrom};
 /// Event schemas are TOML files, one per category, in a schema folder (`schemas` unless
 /// `--schemas DIR` says otherwise); docs/schema-language.md describes them.
 ///
-/// `emit`, `tail` and `dlq` work on the Redis streams of the events, at `--redis URL` or
-/// `$DOMAIN_EVENTS_REDIS_URL` (prefer the variable: a command line is visible to every user
-/// of the machine). Passwords are never printed.
+/// `emit`, `tail`, `dlq` and `status` work on the Redis streams of the events, at
+/// `--redis URL` or `$DOMAIN_EVENTS_REDIS_URL` (prefer the variable: a command line is
+/// visible to every user of the machine). Passwords are never printed.
 ///
 /// Schema errors are printed to stderr as `file:line:column: error: message`, one line per
 /// problem, each followed by a `help:` line when there is advice. Every problem of every file
@@ -223,13 +230,45 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Tail(TailArgs),
 
-    /// List and replay the dead letters of a consumer group
+    /// List, replay and delete the dead letters of a consumer group
     ///
     /// A consumer moves an entry it cannot handle to its group's dead-letter stream,
     /// `<prefix>:{<category>}:dlq:<group>`: at once when the entry is not a readable event,
     /// after too many deliveries when its handler kept failing.
     #[command(verbatim_doc_comment)]
     Dlq(DlqArgs),
+
+    /// Show every event stream, consumer group and dead-letter stream under the key prefix
+    ///
+    /// Finds the category streams `<prefix>:{<category>}` and the dead-letter streams
+    /// `<prefix>:{<category>}:dlq:<group>` with SCAN (never KEYS) and prints:
+    ///   streams     length, time of the first and the last entry
+    ///   groups      consumers, lag (entries not yet delivered to the group; `?` when Redis
+    ///               cannot tell), pending entries (delivered, not acknowledged), how long
+    ///               the oldest pending entry has waited since its last delivery, and the
+    ///               group's dead letters
+    ///   consumers   pending entries and idle time of each consumer of each group
+    /// and the dead letters of groups that are no longer on their stream.
+    ///
+    /// With `--json` the same is printed as one JSON object: `prefix`; `streams`, each with
+    /// `stream`, `category`, `length`, `firstEntry` and `lastEntry` (`id`, `at`),
+    /// `lastGeneratedId`, `entriesAdded` and `groups`, each with `group`, `lag` (null when
+    /// unknown), `pending`, `oldestPending` (`id`, `consumer`, `idleMs`, `deliveries`),
+    /// `lastDeliveredId`, `entriesRead`, `consumers` (`name`, `pending`, `idleMs`,
+    /// `inactiveMs`) and `deadLetters`; and `deadLetters`, every dead-letter stream with
+    /// `stream`, `category`, `group` and `length`.
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
+
+    /// Print a shell completion script
+    ///
+    /// Install it where your shell looks for completions, e.g.
+    ///   bash   domain-events completions bash > ~/.local/share/bash-completion/completions/domain-events
+    ///   zsh    domain-events completions zsh > ~/.zfunc/_domain-events
+    ///          (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+    ///   fish   domain-events completions fish > ~/.config/fish/completions/domain-events.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
 
     /// The transactional outbox on PostgreSQL: migrate, status, relay, dead rows
     ///
@@ -274,6 +313,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, Error> {
         Command::Emit(args) => emit::run(&args, out),
         Command::Tail(args) => tail::run(&args, out),
         Command::Dlq(args) => dlq::run(&args, out),
+        Command::Status(args) => status::run(&args, out),
+        Command::Completions(args) => completions::run(&args, out),
         Command::Outbox(args) => outbox::run(&args, out),
     }
 }

@@ -45,7 +45,7 @@ pub enum OutboxAction {
 
     /// Show pending rows, the age of the oldest, dead rows and the relays seen
     #[command(verbatim_doc_comment)]
-    Status(StatusArgs),
+    Status(OutboxStatusArgs),
 
     /// Publish committed outbox rows to Redis Streams (or BullMQ) until Ctrl-C or SIGTERM
     ///
@@ -55,20 +55,20 @@ pub enum OutboxAction {
     /// dead (see `outbox dead list`); transient failures are retried. On Ctrl-C or SIGTERM
     /// the batch in flight is finished, then one JSON line with the counts is printed.
     #[command(verbatim_doc_comment)]
-    Relay(RelayArgs),
+    Relay(OutboxRelayArgs),
 
     /// List or retry the rows the transport rejected for good
     #[command(subcommand)]
-    Dead(DeadAction),
+    Dead(OutboxDeadAction),
 }
 
 /// `outbox dead list | retry`.
 #[derive(Debug, Subcommand)]
-pub enum DeadAction {
+pub enum OutboxDeadAction {
     /// Print the dead rows as JSON lines, oldest first
-    List(DeadListArgs),
+    List(OutboxDeadListArgs),
     /// Make dead rows pending again (they keep their place in the sequence)
-    Retry(DeadRetryArgs),
+    Retry(OutboxDeadRetryArgs),
 }
 
 /// Where PostgreSQL and the outbox table are; flattened into every `outbox` command.
@@ -96,7 +96,7 @@ pub struct PostgresArgs {
 
 /// `outbox status`.
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {
+pub struct OutboxStatusArgs {
     /// Where the outbox is.
     #[command(flatten)]
     pub postgres: PostgresArgs,
@@ -108,7 +108,7 @@ pub struct StatusArgs {
 
 /// `outbox relay`.
 #[derive(Debug, clap::Args)]
-pub struct RelayArgs {
+pub struct OutboxRelayArgs {
     /// Where the outbox is.
     #[command(flatten)]
     pub postgres: PostgresArgs,
@@ -136,7 +136,7 @@ pub struct RelayArgs {
 
 /// `outbox dead list`.
 #[derive(Debug, clap::Args)]
-pub struct DeadListArgs {
+pub struct OutboxDeadListArgs {
     /// Where the outbox is.
     #[command(flatten)]
     pub postgres: PostgresArgs,
@@ -149,7 +149,7 @@ pub struct DeadListArgs {
 /// `outbox dead retry`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all"])))]
-pub struct DeadRetryArgs {
+pub struct OutboxDeadRetryArgs {
     /// Where the outbox is.
     #[command(flatten)]
     pub postgres: PostgresArgs,
@@ -210,7 +210,7 @@ pub(crate) fn run(args: &OutboxArgs, out: &mut dyn Write) -> Result<ExitCode, Er
                 print_status(out, &table, &state, args.json)?;
             }
             OutboxAction::Relay(args) => relay(args, out).await?,
-            OutboxAction::Dead(DeadAction::List(args)) => {
+            OutboxAction::Dead(OutboxDeadAction::List(args)) => {
                 let table = args.postgres.table()?;
                 for row in dead_rows(&args.postgres.pool(1).await?, &table, args.limit).await? {
                     let line = DeadLine {
@@ -226,7 +226,7 @@ pub(crate) fn run(args: &OutboxArgs, out: &mut dyn Write) -> Result<ExitCode, Er
                     say(out, format_args!("{}", json(&line)?))?;
                 }
             }
-            OutboxAction::Dead(DeadAction::Retry(args)) => {
+            OutboxAction::Dead(OutboxDeadAction::Retry(args)) => {
                 let table = args.postgres.table()?;
                 let which = if args.all {
                     DeadSelection::All
@@ -244,7 +244,7 @@ pub(crate) fn run(args: &OutboxArgs, out: &mut dyn Write) -> Result<ExitCode, Er
     })?
 }
 
-async fn relay(args: &RelayArgs, out: &mut dyn Write) -> Result<(), Error> {
+async fn relay(args: &OutboxRelayArgs, out: &mut dyn Write) -> Result<(), Error> {
     let table = args.postgres.table()?;
     let pool = args.postgres.pool(3).await?;
     let transport: Arc<dyn Transport> = args

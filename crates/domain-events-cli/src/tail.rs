@@ -14,7 +14,10 @@ use domain_events::{ConsumerStats, HandlerError, Handlers, RawEnvelope, Shutdown
 use domain_events_redis::{RedisConsumer, RedisTransport, StartFrom};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::redis_args::{block_on, categories, compact_json, parse_category};
+use domain_events_schema::Settings;
+
+use crate::payload_check::Checker;
+use crate::redis_args::{block_on, compact_json, parse_category};
 use crate::{Error, RedisArgs, SchemaArgs, TransportArgs};
 
 /// The options of `domain-events tail` (its help text is on [`crate::Command::Tail`]).
@@ -51,6 +54,10 @@ pub struct TailArgs {
     /// Consumer name within the group; default: HOSTNAME-PID-RANDOM
     #[arg(long, value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
     pub consumer: Option<String>,
+
+    /// Print the values of fields the schemas mark sensitive; default: `"[redacted]"`
+    #[arg(long)]
+    pub show_sensitive: bool,
 }
 
 /// Where `tail` creates a consumer group that does not exist yet. A group that exists keeps its
@@ -80,24 +87,60 @@ pub(crate) struct Line {
 }
 
 pub(crate) fn run(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
+    // Everything about the schemas is settled before anything touches Redis.
+    let plan = Plan::new(args)?;
     if args.transport.selects_bullmq()? {
-        return crate::bullmq::tail(args, out);
+        return crate::bullmq::tail(args, plan, out);
     }
-    let categories = categories(&args.categories, &args.schema)?;
     let config = args.redis.config()?;
-    block_on(tail(args, config, categories, out))?
+    block_on(tail(args, config, plan, out))?
+}
+
+/// What `tail` reads and how it checks it: the categories (those given, each declared by the
+/// schema folder; else all of them) and the folder's event schemas.
+pub(crate) struct Plan {
+    pub(crate) categories: Vec<String>,
+    checker: Arc<Checker>,
+    show_sensitive: bool,
+}
+
+impl Plan {
+    pub(crate) fn new(args: &TailArgs) -> Result<Self, Error> {
+        let catalog = args.schema.load(&Settings::new())?;
+        let declared: Vec<String> = catalog.categories.iter().map(|c| c.name.clone()).collect();
+        let categories = if args.categories.is_empty() {
+            declared
+        } else {
+            let mut given = args.categories.clone();
+            given.sort();
+            given.dedup();
+            if let Some(unknown) = given.iter().find(|c| !declared.contains(c)) {
+                return Err(Error::UnknownCategory {
+                    category: unknown.clone(),
+                    dir: args.schema.schemas.clone(),
+                    declared,
+                });
+            }
+            given
+        };
+        Ok(Self {
+            categories,
+            checker: Arc::new(Checker::new(catalog)),
+            show_sensitive: args.show_sensitive,
+        })
+    }
 }
 
 async fn tail(
     args: &TailArgs,
     config: domain_events_redis::RedisConfig,
-    categories: Vec<String>,
+    plan: Plan,
     out: &mut dyn Write,
 ) -> Result<ExitCode, Error> {
     // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
     RedisTransport::new(config.clone())?.ping().await?;
 
-    let (handlers, mut printer) = printing_handlers(categories);
+    let (handlers, mut printer) = printing_handlers(plan);
     let mut builder = RedisConsumer::builder(config, args.group.clone(), handlers)
         // One event at a time: lines come out in stream order, and `--count` stops exactly.
         .concurrency(1)
@@ -123,36 +166,73 @@ async fn tail(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Handlers that pass every event of `categories` to the printer, as one compact JSON line, and
-/// succeed only once the printer wrote it: so the consumer acknowledges exactly what was printed.
-pub(crate) fn printing_handlers(categories: Vec<String>) -> (Handlers, mpsc::Receiver<Line>) {
+/// Handlers that pass every event of the plan's categories to the printer, as one compact JSON
+/// line, and succeed only once the printer wrote it: so the consumer acknowledges exactly what was
+/// printed. An event the schema folder does not declare, or whose payload breaks its schema, is
+/// poison, as for a service's consumer: it goes to the group's dead letters (a failed job on
+/// BullMQ), and a line on stderr says so.
+pub(crate) fn printing_handlers(plan: Plan) -> (Handlers, mpsc::Receiver<Line>) {
+    let Plan {
+        categories,
+        checker,
+        show_sensitive,
+    } = plan;
     // Handlers name their categories as `&'static str`, as generated code has them. This process
     // runs one consumer and exits, so leaking a few short names costs nothing.
     let categories = categories
         .into_iter()
         .map(|name| &*Box::leak(name.into_boxed_str()));
     let (lines, printer) = mpsc::channel::<Line>(1);
-    let handlers = Handlers::new().on_raw(categories, move |event: Arc<RawEnvelope>| {
-        let lines = lines.clone();
-        async move {
-            // The payload stays as received; the envelope's fields are written in contract order.
-            let text = serde_json::to_string(&*event).map_err(HandlerError::from_error)?;
-            let (written, confirmed) = oneshot::channel();
-            let line = Line {
-                text: compact_json(&text),
-                written,
-            };
-            lines
-                .send(line)
-                .await
-                .map_err(|_| HandlerError::msg("tail is stopping"))?;
-            match confirmed.await {
-                Ok(true) => Ok(()),
-                _ => Err(HandlerError::msg("the event was not printed")),
+    let check = checker.clone();
+    let handlers = Handlers::new()
+        .checking(move |raw| {
+            check.check(raw).inspect_err(|error| {
+                eprintln!(
+                    "tail: event {} ({}) is poison, not printed, dead-lettered: {error}",
+                    raw.event_id, raw.event_type
+                );
+            })
+        })
+        .on_raw(categories, move |event: Arc<RawEnvelope>| {
+            let lines = lines.clone();
+            let checker = checker.clone();
+            async move {
+                let text = if show_sensitive {
+                    // The payload stays as received; the envelope's fields in contract order.
+                    serde_json::to_string(&*event)
+                } else {
+                    redacted(&checker, &event)
+                }
+                .map_err(HandlerError::from_error)?;
+                let (written, confirmed) = oneshot::channel();
+                let line = Line {
+                    text: compact_json(&text),
+                    written,
+                };
+                lines
+                    .send(line)
+                    .await
+                    .map_err(|_| HandlerError::msg("tail is stopping"))?;
+                match confirmed.await {
+                    Ok(true) => Ok(()),
+                    _ => Err(HandlerError::msg("the event was not printed")),
+                }
             }
-        }
-    });
+        });
     (handlers, printer)
+}
+
+/// `event` as JSON with the values of its sensitive fields replaced. An event without sensitive
+/// fields is written as received; one with them has its payload written again (its keys sorted).
+fn redacted(checker: &Checker, event: &RawEnvelope) -> Result<String, serde_json::Error> {
+    let mut payload: serde_json::Value = serde_json::from_str(event.payload.get())?;
+    let before = payload.clone();
+    checker.redact(event, &mut payload);
+    if payload == before {
+        return serde_json::to_string(event);
+    }
+    let payload = serde_json::value::to_raw_value(&payload)?;
+    serde_json::to_string(&event.with_payload(payload))
 }
 
 /// Prints the lines of a running consumer until it ends: after `count` lines, on Ctrl-C or

@@ -8,19 +8,7 @@ use std::collections::HashMap;
 use std::process::Output;
 
 use serde_json::{Value, json};
-use support::{Setup, stderr};
-
-/// How long one run of the binary may take before the test fails instead of hanging.
-const SHOP: &str = r#"category = "shop"
-correlation = "orderId"
-
-[events.order_placed]
-idempotency_key = "order_placed:{orderId}"
-
-[events.order_placed.fields]
-orderId = { type = "string", min_length = 1 }
-total   = "uint"
-"#;
+use support::{SHOP, Setup, stderr};
 
 impl Setup {
     fn emit(&self, order: &str, extra: &[&str]) -> Output {

@@ -354,6 +354,10 @@ fn help() {
         &["dlq", "--help"],
         &["dlq", "list", "--help"],
         &["dlq", "replay", "--help"],
+        &["dlq", "delete", "--help"],
+        &["dlq", "purge", "--help"],
+        &["status", "--help"],
+        &["completions", "--help"],
     ] {
         let output = run_in(&workspace(), args);
         assert!(output.status.success());

@@ -44,13 +44,6 @@ impl Setup {
         ])
     }
 
-    fn xlen(&self, key: &str) -> i64 {
-        redis::cmd("XLEN")
-            .arg(key)
-            .query(&mut self.conn())
-            .expect("XLEN")
-    }
-
     /// The `event` field of every entry of the stream, oldest first.
     fn events(&self) -> Vec<String> {
         let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
@@ -325,15 +318,7 @@ fn dead_letters_are_listed_and_replayed() {
     let setup = Setup::new(SHOP);
     let mut conn = setup.conn();
     // A poison entry, then a good event: the consumer dead-letters the first, prints the second.
-    let _: String = redis::cmd("XADD")
-        .arg(STREAM)
-        .arg("*")
-        .arg("type")
-        .arg("shop:order_placed")
-        .arg("event")
-        .arg("not json")
-        .query(&mut conn)
-        .expect("XADD");
+    setup.add_not_json(STREAM);
     json_line(&setup.emit("shop:order_placed", &order("o-1")));
     let output = setup.run(&["tail", "--group", "billing", "--count", "1"]);
     let printed = json_line(&output);
@@ -462,14 +447,8 @@ fn an_unreachable_redis_fails_fast_without_showing_the_password() {
     ];
     for args in commands {
         for from_env in [true, false] {
-            let mut command = setup.command(args);
-            if from_env {
-                command.env("DOMAIN_EVENTS_REDIS_URL", &url);
-            } else {
-                command.arg("--redis").arg(&url);
-            }
             let started = Instant::now();
-            let output = finish(command.spawn().expect("the binary starts"));
+            let output = setup.run_at(args, &url, from_env);
             let took = started.elapsed();
             let err = stderr(&output);
             assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
@@ -642,4 +621,146 @@ fn emit_writes_keys_as_the_runtime_does_escaped_and_canonical() {
         assert_eq!(again["duplicate"], true, "{at}");
     }
     assert_eq!(setup.xlen(STREAM), 3);
+}
+
+/// `SHOP` with the buyer's address marked sensitive.
+const SECRET_SHOP: &str = r#"category = "shop"
+correlation = "orderId"
+
+[events.order_placed]
+idempotency_key = "order_placed:{orderId}"
+
+[events.order_placed.fields]
+orderId = { type = "string", min_length = 1 }
+total   = "uint"
+contact = { type = "email?", sensitive = true }
+"#;
+
+/// Appends an entry whose envelope is well formed, as another producer might write it.
+fn xadd_envelope(setup: &Setup, event_type: &str, key: &str, payload: &str) {
+    let envelope = format!(
+        r#"{{"eventId":"{}","type":"{event_type}","version":1,"occurredAt":"2026-12-03T10:00:00.000Z","source":"elsewhere","correlationId":"c","idempotencyKey":"{key}","payload":{payload}}}"#,
+        domain_events::Uuid::now_v7()
+    );
+    let _: String = redis::cmd("XADD")
+        .arg(STREAM)
+        .arg("*")
+        .arg("type")
+        .arg(event_type)
+        .arg("event")
+        .arg(envelope)
+        .query(&mut setup.conn())
+        .expect("XADD");
+}
+
+#[test]
+fn tail_dead_letters_what_a_consumer_would_and_redacts_sensitive_fields() {
+    let setup = Setup::new(SECRET_SHOP);
+    // Neither of the first two is an event of the schema folder; a service's consumer would
+    // dead-letter both.
+    xadd_envelope(
+        &setup,
+        "shop:order_refunded",
+        "refund:1",
+        r#"{"orderId":"o-0"}"#,
+    );
+    xadd_envelope(
+        &setup,
+        "shop:order_placed",
+        "order_placed:bad",
+        r#"{"orderId":"bad","total":"lots"}"#,
+    );
+    let secret = "buyer-7f3a@example.com";
+    json_line(&setup.emit(
+        "shop:order_placed",
+        &json!({"orderId": "o-1", "total": 5, "contact": secret}),
+    ));
+
+    let output = setup.run(&["tail", "--group", "audit", "--count", "1"]);
+    let printed = json_line(&output);
+    assert_eq!(printed["idempotencyKey"], "order_placed:o-1");
+    assert_eq!(printed["payload"]["contact"], "[redacted]");
+    assert_eq!(printed["payload"]["total"], 5);
+    let err = stderr(&output);
+    assert!(
+        !err.contains(secret) && !stdout(&output).contains(secret),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("is poison, not printed, dead-lettered").count(),
+        2,
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown event type `shop:order_refunded`"),
+        "{err}"
+    );
+    assert!(err.contains("does not match its schema"), "{err}");
+    assert!(
+        err.contains("2 entries of group `audit` could not be handled"),
+        "{err}"
+    );
+    assert_eq!(setup.xlen("domain-events:{shop}:dlq:audit"), 2);
+
+    // Asked for, the value is shown.
+    let shown = json_line(&setup.run(&[
+        "tail",
+        "--group",
+        "support",
+        "--count",
+        "1",
+        "--show-sensitive",
+    ]));
+    assert_eq!(shown["payload"]["contact"], secret);
+}
+
+#[test]
+fn tail_refuses_a_category_the_schemas_do_not_declare_before_touching_redis() {
+    let setup = Setup::new(SHOP);
+    let output = setup.run(&[
+        "tail",
+        "--group",
+        "audit",
+        "--category",
+        "Shop",
+        "--count",
+        "1",
+    ]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("unknown category `Shop`"), "{err}");
+    assert!(err.contains("did you mean `shop`?"), "{err}");
+    let keys: i64 = redis::cmd("DBSIZE")
+        .query(&mut setup.conn())
+        .expect("DBSIZE");
+    assert_eq!(keys, 0, "nothing was created in Redis");
+}
+
+#[test]
+fn tail_leaves_no_consumer_behind_when_nothing_is_pending() {
+    let setup = Setup::new(SHOP);
+    json_line(&setup.emit("shop:order_placed", &order("o-1")));
+    for _ in 0..2 {
+        let output = setup.run(&[
+            "tail",
+            "--group",
+            "audit",
+            "--count",
+            "1",
+            "--from",
+            "beginning",
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        json_line(&setup.emit(
+            "shop:order_placed",
+            &order(&domain_events::Uuid::now_v7().to_string()),
+        ));
+    }
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(STREAM)
+        .arg("audit")
+        .query(&mut setup.conn())
+        .expect("XINFO CONSUMERS");
+    assert!(consumers.is_empty(), "{consumers:?}");
 }

@@ -4,18 +4,7 @@
 mod support;
 
 use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
-use support::{Setup, finish, stderr, stdout};
-
-const SHOP: &str = r#"category = "shop"
-correlation = "orderId"
-
-[events.order_placed]
-idempotency_key = "order_placed:{orderId}"
-
-[events.order_placed.fields]
-orderId = { type = "string", min_length = 1 }
-total   = "uint"
-"#;
+use support::{SHOP, Setup, finish, stderr, stdout};
 
 #[test]
 fn passwords_never_show_on_stderr() {
@@ -60,13 +49,7 @@ fn passwords_never_show_on_stderr() {
     for url in &urls {
         for args in &commands {
             for from_env in [true, false] {
-                let mut command = setup.command(args);
-                if from_env {
-                    command.env("DOMAIN_EVENTS_REDIS_URL", url);
-                } else {
-                    command.arg("--redis").arg(url);
-                }
-                let output = finish(command.spawn().expect("the binary starts"));
+                let output = setup.run_at(args, url, from_env);
                 let what = format!("{args:?} with {url}");
                 assert_eq!(output.status.code(), Some(1), "{what}: {}", stderr(&output));
                 assert_clean(&format!("{}{}", stdout(&output), stderr(&output)), &what);

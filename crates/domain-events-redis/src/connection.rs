@@ -17,6 +17,9 @@
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
+use crate::config::RedisConfig;
+use crate::error::Error;
+
 /// A [`ConnectionManager`] whose commands are sent again once on a fresh connection when the one
 /// they went out on had died. Cloning is cheap; clones share the connection.
 #[derive(Clone)]
@@ -27,6 +30,17 @@ pub(crate) struct Connection {
 impl Connection {
     pub(crate) fn new(manager: ConnectionManager) -> Self {
         Self { manager }
+    }
+
+    /// The connection `maker` (e.g. `DeadLetters::new`) makes under `config`, without connecting
+    /// yet; fails outside a Tokio runtime, which the connection manager needs.
+    pub(crate) fn in_runtime(config: &RedisConfig, maker: &str) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(format!(
+                "{maker} must be called inside a Tokio runtime"
+            )));
+        }
+        config.connection().open(None)
     }
 }
 

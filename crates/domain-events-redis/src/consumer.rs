@@ -2,7 +2,6 @@
 //!
 //! See [`RedisConsumer`] for what it does with each entry.
 
-use domain_events::ConsumerCounters as Counters;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,16 +10,18 @@ use std::time::Duration;
 
 use crate::connection::Connection;
 use domain_events::{
-    ConsumerHandle, ConsumerStats, DispatchError, Dispatched, Handlers, RawEnvelope, RetryPolicy,
-    Shutdown,
+    ConsumerHandle, ConsumerStats, Handlers, Incoming, Pipeline, RawEnvelope, RetryPolicy, Settle,
+    Shutdown, Verdict,
 };
 use redis::{RedisError, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::acker::{Ack, Acker};
 use crate::config::RedisConfig;
+use crate::connection_config::reconnect_backoff;
 use crate::entry::{DeadLettered, Entry, entry_size, parse_pending, parse_read, parse_scripted};
 use crate::error::{Error, is_transient, waiting_for};
 use crate::keys::Keys;
@@ -52,10 +53,6 @@ pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 /// How long a shutdown may take unless configured otherwise: 10 seconds.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The longest wait between two attempts to reach Redis again: short, so a consumer resumes
-/// within half a second of Redis being back (an attempt against a Redis that is down costs it
-/// nothing: the connection is refused).
-const MAX_RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 /// Attempts to settle (acknowledge or dead-letter) an entry once a shutdown was asked for.
 const SETTLE_ATTEMPTS_AFTER_STOP: u32 = 3;
 
@@ -229,10 +226,9 @@ impl RedisConsumerBuilder {
             .iter()
             .map(|category| keys.stream(category))
             .collect();
-        let commands = self.config.connection(None)?;
-        let reads = self
-            .config
-            .connection(Some(self.block + self.config.response_timeout_value()))?;
+        let connection = self.config.connection();
+        let commands = connection.open(None)?;
+        let reads = connection.open(Some(self.block + connection.response_timeout_value()))?;
         let claim_interval = self.claim_interval.unwrap_or_else(|| {
             (self.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(10))
         });
@@ -241,11 +237,14 @@ impl RedisConsumerBuilder {
             self.group.clone(),
             ttl_ms(self.config.done_ttl_value()),
         );
+        let pipeline = Pipeline::builder(self.group.clone(), self.handlers)
+            .retry(self.retry)
+            .build();
         let inner = Inner {
             keys,
             group: self.group,
             consumer,
-            handlers: self.handlers,
+            pipeline,
             streams,
             concurrency: self.concurrency,
             batch_size: self
@@ -253,7 +252,6 @@ impl RedisConsumerBuilder {
                 .unwrap_or(self.concurrency.saturating_add(self.prefetch)),
             prefetch: self.prefetch,
             block: self.block,
-            retry: self.retry,
             max_deliveries: self.max_deliveries,
             claim_idle: self.claim_idle,
             claim_interval,
@@ -264,13 +262,11 @@ impl RedisConsumerBuilder {
             acker,
             commands,
             reads,
-            counters: Arc::default(),
             in_flight: Mutex::default(),
             config: self.config,
         };
         Ok(RedisConsumer {
             inner: Arc::new(inner),
-            shutdown: Shutdown::new(),
         })
     }
 }
@@ -339,7 +335,6 @@ impl fmt::Debug for RedisConsumerBuilder {
 /// ```
 pub struct RedisConsumer {
     inner: Arc<Inner>,
-    shutdown: Shutdown,
 }
 
 impl RedisConsumer {
@@ -387,12 +382,12 @@ impl RedisConsumer {
 
     /// The counters so far.
     pub fn stats(&self) -> ConsumerStats {
-        self.inner.counters.snapshot()
+        self.inner.pipeline.stats()
     }
 
     /// A handle that stops [`run`](Self::run) when triggered.
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.inner.pipeline.shutdown_handle()
     }
 
     /// Runs until the [`Shutdown`] is triggered: then stops reading, lets the handlers in flight
@@ -405,9 +400,10 @@ impl RedisConsumer {
     /// record already there), `unhandled` (no handler), `retries` (in-process retries), `poison`
     /// (dead-lettered at once) and `failed` (dead-lettered after too many deliveries).
     pub async fn run(self) -> Result<ConsumerStats, Error> {
-        let RedisConsumer { inner, shutdown } = self;
+        let RedisConsumer { inner } = self;
+        let shutdown = inner.pipeline.shutdown_handle();
         let result = inner.clone().run(&shutdown).await;
-        let stats = inner.counters.snapshot();
+        let stats = inner.pipeline.stats();
         match result {
             Ok(()) => {
                 tracing::debug!(group = %inner.group, consumer = %inner.consumer, ?stats, "consumer stopped");
@@ -422,9 +418,8 @@ impl RedisConsumer {
 
     /// Runs the consumer on a new Tokio task.
     pub fn spawn(self) -> RedisConsumerHandle {
-        let shutdown = self.shutdown.clone();
-        let counters = self.inner.counters.clone();
-        ConsumerHandle::spawn(self.run(), shutdown, counters)
+        let pipeline = self.inner.pipeline.clone();
+        ConsumerHandle::spawn(self.run(), &pipeline)
     }
 }
 
@@ -435,7 +430,7 @@ impl fmt::Debug for RedisConsumer {
             .field("group", &self.inner.group)
             .field("consumer", &self.inner.consumer)
             .field("streams", &self.inner.streams)
-            .field("handlers", &self.inner.handlers)
+            .field("handlers", self.inner.pipeline.handlers())
             .field("concurrency", &self.inner.concurrency)
             .field("max_deliveries", &self.inner.max_deliveries)
             .field("claim_idle", &self.inner.claim_idle)
@@ -446,7 +441,7 @@ impl fmt::Debug for RedisConsumer {
 /// A [`RedisConsumer`] running on its own task; made by [`RedisConsumer::spawn`]. Dropping the
 /// handle leaves the consumer running; [`shutdown`](ConsumerHandle::shutdown) stops it
 /// gracefully (see [`RedisConsumer::run`]).
-pub type RedisConsumerHandle = ConsumerHandle<Result<ConsumerStats, Error>>;
+pub type RedisConsumerHandle = ConsumerHandle<Error>;
 
 /// An entry taken by this consumer, with the stream it came from and its delivery count.
 #[derive(Debug)]
@@ -469,7 +464,8 @@ struct Checked {
 }
 
 /// What became of an entry's settlement.
-enum Settle {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
     Done,
     /// Left pending (Redis refused or stayed away); it will be delivered again.
     Pending,
@@ -480,13 +476,13 @@ struct Inner {
     keys: Keys,
     group: String,
     consumer: String,
-    handlers: Handlers,
+    /// The delivery rules, the counters and the shutdown signal.
+    pipeline: Pipeline,
     streams: Vec<String>,
     concurrency: usize,
     batch_size: usize,
     prefetch: usize,
     block: Duration,
-    retry: RetryPolicy,
     max_deliveries: u32,
     claim_idle: Duration,
     claim_interval: Duration,
@@ -502,7 +498,6 @@ struct Inner {
     acker: Acker,
     /// Blocking reads only, so they never hold up an acknowledgement.
     reads: Connection,
-    counters: Arc<Counters>,
     /// The entries read ahead or being processed here.
     in_flight: Mutex<InFlight>,
 }
@@ -596,16 +591,6 @@ impl Drop for Held {
 struct Waiting {
     delivery: Delivery,
     since: Instant,
-}
-
-/// Exponential backoff for reaching Redis again: 100 ms doubling up to 500 ms.
-fn reconnect_backoff(attempt: u32) -> Duration {
-    RetryPolicy {
-        max_retries: u32::MAX,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: MAX_RECONNECT_BACKOFF,
-    }
-    .backoff(attempt.max(1))
 }
 
 /// Sleeps for `duration` unless `stop` is triggered first; returns whether it was.
@@ -726,7 +711,51 @@ impl Inner {
             }
         }
         self.shut_down(waiting, tasks).await;
+        self.leave_group().await;
         Ok(())
+    }
+
+    /// Removes this consumer from the group of each stream where it holds no pending entry
+    /// (`XGROUP DELCONSUMER`), so consumers that come and go under new names (every restart of a
+    /// service with the default name, every `tail`) leave nothing behind. A consumer with pending
+    /// entries stays: they are its until another consumer claims them. Best effort.
+    async fn leave_group(&self) {
+        let mut conn = self.commands.clone();
+        for stream in &self.streams {
+            let pending = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(&self.group)
+                .arg("-")
+                .arg("+")
+                .arg(1)
+                .arg(&self.consumer)
+                .query_async::<Vec<Value>>(&mut conn)
+                .await;
+            let left = match pending {
+                Ok(pending) if pending.is_empty() => redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(stream)
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .map(|_| true),
+                Ok(_) => Ok(false),
+                Err(error) => Err(error),
+            };
+            match left {
+                Ok(true) => tracing::debug!(group = %self.group, consumer = %self.consumer, stream,
+                    "left the group: nothing pending"),
+                Ok(false) => {
+                    tracing::debug!(group = %self.group, consumer = %self.consumer, stream,
+                    "staying in the group: entries pending")
+                }
+                Err(error) => {
+                    tracing::debug!(group = %self.group, consumer = %self.consumer, stream,
+                    error = %self.config.error(&error), "could not leave the group")
+                }
+            }
+        }
     }
 
     /// Releases the entries read ahead and lets the handlers in flight finish and settle, within
@@ -1292,10 +1321,9 @@ impl Inner {
         }
         let dlq = self.dlq_of(stream);
         for letter in dead {
-            Counters::bump(&self.counters.received);
-            Counters::bump(&self.counters.poison);
-            tracing::error!(group = %self.group, stream, entry_id = %letter.id, deliveries = letter.deliveries,
-                reason = %letter.reason, dead_letters = %dlq, "entry dead-lettered");
+            let span = tracing::error_span!("entry", stream, entry_id = %letter.id,
+                deliveries = letter.deliveries, dead_letters = %dlq);
+            span.in_scope(|| self.pipeline.refused(&letter.reason));
         }
     }
 
@@ -1414,170 +1442,76 @@ impl Inner {
         });
     }
 
+    /// Runs a held entry through the [`Pipeline`] and settles it by the verdict.
     async fn process(&self, delivery: Delivery, stop: &Shutdown, permit: OwnedSemaphorePermit) {
-        let c = &self.counters;
-        Counters::bump(&c.received);
         let Delivery {
             stream,
             entry,
             deliveries,
             checked,
         } = delivery;
-        let stream_key = stream.clone();
-        let stream: &str = &stream;
         if entry.fields.is_none() {
-            // Deleted from the stream while pending: nothing to run.
-            self.settle(stop, stream, &entry.id, |mut conn| {
-                let mut cmd = redis::cmd("XACK");
-                cmd.arg(stream).arg(&self.group).arg(&entry.id);
-                async move { cmd.query_async::<()>(&mut conn).await }
+            // Deleted from the stream while pending: no event to run, nothing to count.
+            self.settle(stop, &stream, &entry.id, |conn| {
+                self.xack(conn, &stream, &entry.id)
             })
             .await;
             return;
         }
-        let (raw, done_key, done) = match checked {
+        let (raw, done_key, known_done) = match checked {
             Some(Checked {
                 raw,
                 done_key,
                 done,
-            }) => (raw, done_key, done),
+            }) => (Ok(raw), Some(done_key), done),
             None => {
-                let Some(event) = entry.field("event") else {
-                    Counters::bump(&c.poison);
-                    self.dead_letter(
-                        stop,
-                        stream,
-                        &entry,
-                        deliveries,
-                        "entry has no `event` field",
-                    )
-                    .await;
-                    return;
+                let raw = match entry.field("event") {
+                    None => Err("entry has no `event` field".to_owned()),
+                    Some(event) => RawEnvelope::from_slice(event).map_err(|e| e.to_string()),
                 };
-                let raw = match RawEnvelope::from_slice(event) {
-                    Ok(raw) => raw,
-                    Err(error) => {
-                        Counters::bump(&c.poison);
-                        self.dead_letter(stop, stream, &entry, deliveries, &error.to_string())
-                            .await;
-                        return;
-                    }
-                };
-                let category = self.keys.category_of_stream(stream).unwrap_or_default();
-                let done_key = self.keys.done(category, &self.group, &raw.idempotency_key);
+                let done_key = raw.as_ref().ok().map(|raw| self.done_key(&stream, raw));
                 (raw, done_key, None)
             }
         };
-        let done = match done {
-            Some(done) => Some(done),
-            None => self.is_done(stop, &done_key).await,
+        let incoming = match &raw {
+            Ok(raw) => Incoming::decoded(raw).known_done(known_done),
+            Err(reason) => Incoming::unreadable(reason.clone()),
+        }
+        .delivery(deliveries, Some(u64::from(self.max_deliveries)));
+        let settle = EntrySettle {
+            inner: self,
+            stop,
+            stream: &stream,
+            entry: &entry,
+            deliveries,
+            done_key: done_key.as_deref(),
+            event_id: raw.as_ref().ok().map(|raw| raw.event_id),
+            permit: Some(permit),
         };
-        match done {
-            Some(true) => {
-                Counters::bump(&c.duplicates);
-                tracing::debug!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
-                    event_id = %raw.event_id, idempotency_key = %raw.idempotency_key, "already handled by the group, acknowledged");
-                self.settle(stop, stream, &entry.id, |mut conn| {
-                    let mut cmd = redis::cmd("XACK");
-                    cmd.arg(stream).arg(&self.group).arg(&entry.id);
-                    async move { cmd.query_async::<()>(&mut conn).await }
-                })
-                .await;
-                return;
-            }
-            Some(false) => {}
-            None => return, // Redis away; the entry stays pending.
-        }
-        // Only now: an entry whose handlers succeeded but was not acknowledged is acknowledged
-        // above, however often it was delivered.
-        if deliveries > u64::from(self.max_deliveries) {
-            Counters::bump(&c.failed);
-            let reason = format!(
-                "delivered {deliveries} times, more than the maximum of {}",
-                self.max_deliveries
-            );
-            self.dead_letter(stop, stream, &entry, deliveries, &reason)
-                .await;
-            return;
-        }
+        let span =
+            tracing::debug_span!("entry", stream = %stream, entry_id = %entry.id, deliveries);
+        self.pipeline
+            .process(incoming, settle)
+            .instrument(span)
+            .await;
+    }
 
-        let mut retry = 0u32;
-        loop {
-            match self.handlers.dispatch(&raw).await {
-                Ok(Dispatched::Handled(handlers)) => {
-                    // The handler slot is free once the acknowledgement is on its way.
-                    let settled = self
-                        .settle_releasing(stop, stream, &entry.id, Some(permit), |_| {
-                            self.acker.ack(Ack {
-                                stream: stream_key.clone(),
-                                entry_id: entry.id.clone(),
-                                done_key: done_key.clone(),
-                                event_id: raw.event_id,
-                            })
-                        })
-                        .await;
-                    if matches!(settled, Settle::Done) {
-                        Counters::bump(&c.handled);
-                        tracing::debug!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
-                            event_id = %raw.event_id, handlers, "event handled");
-                    }
-                    return;
-                }
-                Ok(Dispatched::NoHandler) => {
-                    Counters::bump(&c.unhandled);
-                    self.settle(stop, stream, &entry.id, |mut conn| {
-                        let mut cmd = redis::cmd("XACK");
-                        cmd.arg(stream).arg(&self.group).arg(&entry.id);
-                        async move { cmd.query_async::<()>(&mut conn).await }
-                    })
-                    .await;
-                    return;
-                }
-                Err(DispatchError::Poison(error)) => {
-                    Counters::bump(&c.poison);
-                    self.dead_letter(
-                        stop,
-                        stream,
-                        &entry,
-                        deliveries,
-                        &format!("poison event: {error}"),
-                    )
-                    .await;
-                    return;
-                }
-                Err(DispatchError::Failed(error)) => {
-                    let exhausted = retry >= self.retry.max_retries;
-                    if !exhausted && !stop.is_triggered() {
-                        retry += 1;
-                        Counters::bump(&c.retries);
-                        let delay = self.retry.backoff(retry);
-                        tracing::warn!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
-                            event_id = %raw.event_id, retry, ?delay, error = %error, "handler failed, retrying");
-                        if !sleep_or_stop(delay, stop).await {
-                            continue;
-                        }
-                    }
-                    let attempts = if exhausted { retry + 1 } else { retry };
-                    if exhausted && deliveries >= u64::from(self.max_deliveries) {
-                        Counters::bump(&c.failed);
-                        let reason = format!(
-                            "handler failed {deliveries} times (delivery {deliveries} of at most {}, {attempts} attempts in the last): {error}",
-                            self.max_deliveries
-                        );
-                        self.dead_letter(stop, stream, &entry, deliveries, &reason)
-                            .await;
-                    } else if exhausted {
-                        tracing::warn!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
-                            event_id = %raw.event_id, deliveries, attempts, error = %error,
-                            "handler failed, entry left pending for a later delivery");
-                    } else {
-                        tracing::info!(group = %self.group, stream = %stream, entry_id = %entry.id, event_type = %raw.event_type,
-                            event_id = %raw.event_id, deliveries, attempts, "shutting down: retry abandoned, entry left pending");
-                    }
-                    return;
-                }
-            }
-        }
+    /// The group's done record key of `raw`, an event of `stream`.
+    fn done_key(&self, stream: &str, raw: &RawEnvelope) -> String {
+        let category = self.keys.category_of_stream(stream).unwrap_or_default();
+        self.keys.done(category, &self.group, &raw.idempotency_key)
+    }
+
+    /// Acknowledges an entry.
+    fn xack(
+        &self,
+        mut conn: Connection,
+        stream: &str,
+        entry_id: &str,
+    ) -> impl std::future::Future<Output = Result<(), RedisError>> + use<> {
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(stream).arg(&self.group).arg(entry_id);
+        async move { cmd.query_async::<()>(&mut conn).await }
     }
 
     /// Whether the done record exists; `None` if Redis stayed unreachable (or a shutdown came).
@@ -1635,29 +1569,37 @@ impl Inner {
         entry: &Entry,
         deliveries: u64,
         reason: &str,
-    ) {
-        let category = self.keys.category_of_stream(stream).unwrap_or_default();
-        let dlq = self.keys.dlq(category, &self.group);
-        tracing::error!(group = %self.group, stream = %stream, entry_id = %entry.id, deliveries, reason,
-            dead_letters = %dlq, "entry dead-lettered");
-        self.settle(stop, stream, &entry.id, |mut conn| {
-            let mut invocation = DEAD_LETTER_SCRIPT.prepare_invoke();
-            invocation
-                .key(stream)
-                .key(&dlq)
-                .arg(&self.group)
-                .arg(&entry.id)
-                .arg(reason)
-                .arg(deliveries)
-                .arg(self.config.max_len());
-            async move { invocation.invoke_async::<Value>(&mut conn).await.map(drop) }
-        })
-        .await;
+    ) -> Settled {
+        let dlq = self.dlq_of(stream);
+        let settled = self
+            .settle(stop, stream, &entry.id, |mut conn| {
+                let mut invocation = DEAD_LETTER_SCRIPT.prepare_invoke();
+                invocation
+                    .key(stream)
+                    .key(&dlq)
+                    .arg(&self.group)
+                    .arg(&entry.id)
+                    .arg(reason)
+                    .arg(deliveries)
+                    .arg(self.config.max_len());
+                async move { invocation.invoke_async::<Value>(&mut conn).await.map(drop) }
+            })
+            .await;
+        if settled == Settled::Done {
+            tracing::info!(group = %self.group, dead_letters = %dlq, "entry dead-lettered");
+        }
+        settled
     }
 
     /// Runs a settling step (ack, done+ack, dead letter), retrying while Redis is unreachable
     /// (a few attempts only once a shutdown was asked for).
-    async fn settle<F, Fut>(&self, stop: &Shutdown, stream: &str, entry_id: &str, step: F) -> Settle
+    async fn settle<F, Fut>(
+        &self,
+        stop: &Shutdown,
+        stream: &str,
+        entry_id: &str,
+        step: F,
+    ) -> Settled
     where
         F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<(), RedisError>>,
@@ -1677,7 +1619,7 @@ impl Inner {
         entry_id: &str,
         mut release: Option<OwnedSemaphorePermit>,
         step: F,
-    ) -> Settle
+    ) -> Settled
     where
         F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<(), RedisError>>,
@@ -1701,21 +1643,21 @@ impl Inner {
                 }
             };
             match result {
-                Ok(()) => return Settle::Done,
+                Ok(()) => return Settled::Done,
                 Err(error) => {
                     failures += 1;
                     let shown = self.config.error(&error);
                     if !is_transient(&error) {
                         tracing::error!(group = %self.group, stream, entry_id, error = %shown,
                             "Redis refused to settle the entry; it stays pending");
-                        return Settle::Pending;
+                        return Settled::Pending;
                     }
                     if stop.is_triggered() {
                         after_stop += 1;
                         if after_stop > SETTLE_ATTEMPTS_AFTER_STOP {
                             tracing::warn!(group = %self.group, stream, entry_id, error = %shown,
                                 "shutting down while {}: the entry stays pending", waiting_for(&error));
-                            return Settle::Pending;
+                            return Settled::Pending;
                         }
                         tokio::time::sleep(reconnect_backoff(after_stop)).await;
                     } else {
@@ -1736,6 +1678,75 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// How a Redis stream entry is settled by its [`Verdict`].
+struct EntrySettle<'a> {
+    inner: &'a Inner,
+    stop: &'a Shutdown,
+    stream: &'a Arc<str>,
+    entry: &'a Entry,
+    deliveries: u64,
+    /// `None` when the entry holds no envelope.
+    done_key: Option<&'a str>,
+    event_id: Option<domain_events::Uuid>,
+    /// The handler slot, given back as soon as a handled entry's acknowledgement is on its way.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Settle for EntrySettle<'_> {
+    async fn is_done(&self, _: &RawEnvelope) -> Option<bool> {
+        match self.done_key {
+            Some(done_key) => self.inner.is_done(self.stop, done_key).await,
+            None => Some(false),
+        }
+    }
+
+    async fn settle(self, verdict: &Verdict) -> bool {
+        let EntrySettle {
+            inner,
+            stop,
+            stream,
+            entry,
+            deliveries,
+            done_key,
+            event_id,
+            permit,
+        } = self;
+        let settled = match verdict {
+            Verdict::Handled { .. } => {
+                let (Some(done_key), Some(event_id)) = (done_key, event_id) else {
+                    return false;
+                };
+                inner
+                    .settle_releasing(stop, stream, &entry.id, permit, |_| {
+                        inner.acker.ack(Ack {
+                            stream: stream.clone(),
+                            entry_id: entry.id.clone(),
+                            done_key: done_key.to_owned(),
+                            event_id,
+                        })
+                    })
+                    .await
+            }
+            Verdict::Duplicate | Verdict::Unhandled => {
+                inner
+                    .settle(stop, stream, &entry.id, |conn| {
+                        inner.xack(conn, stream, &entry.id)
+                    })
+                    .await
+            }
+            verdict if verdict.is_dead_letter() => {
+                let reason = verdict.reason().unwrap_or("dead-lettered");
+                inner
+                    .dead_letter(stop, stream, entry, deliveries, reason)
+                    .await
+            }
+            // Left pending: delivered again once idle for the claim time.
+            _ => Settled::Pending,
+        };
+        settled == Settled::Done
     }
 }
 
@@ -1778,12 +1789,5 @@ mod tests {
         let (a, b) = (default_consumer_name(), default_consumer_name());
         assert_ne!(a, b);
         assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
-    }
-
-    #[test]
-    fn reconnect_backoff_is_capped() {
-        assert_eq!(reconnect_backoff(1), Duration::from_millis(100));
-        assert_eq!(reconnect_backoff(2), Duration::from_millis(200));
-        assert_eq!(reconnect_backoff(30), MAX_RECONNECT_BACKOFF);
     }
 }

@@ -1,4 +1,4 @@
-//! [`DeadLetters`]: read, replay and delete the dead letters of a consumer group.
+//! [`DeadLetters`]: read, replay, delete and purge the dead letters of a consumer group.
 //!
 //! A dead letter is an entry of `<prefix>:{<category>}:dlq:<group>` with the fields `stream`,
 //! `entryId`, `group`, `reason`, `deliveries` and `event` (the raw bytes of the original entry's
@@ -10,6 +10,9 @@
 //! replayed entry is a new entry of the stream, so every group reading the category receives it;
 //! groups that handled the event before skip it while their done record lives (7 days by
 //! default).
+//!
+//! Deleting and purging work on every dead letter, also on those whose event is not an envelope
+//! (not JSON, or no event at all), which can never be replayed.
 
 use std::fmt;
 
@@ -82,7 +85,7 @@ impl fmt::Debug for DeadLetter {
     }
 }
 
-/// Reads, replays and deletes dead letters.
+/// Reads, replays, deletes and purges dead letters.
 #[derive(Clone)]
 pub struct DeadLetters {
     config: RedisConfig,
@@ -93,12 +96,7 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// Dead letters under `config`. Does not connect yet; must be called inside a Tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "DeadLetters::new must be called inside a Tokio runtime".into(),
-            ));
-        }
-        let conn = config.connection(None)?;
+        let conn = Connection::in_runtime(&config, "DeadLetters::new")?;
         Ok(Self {
             keys: config.keys(),
             config,
@@ -240,6 +238,23 @@ impl DeadLetters {
             .await
             .map_err(|e| self.config.error(&e))?;
         Ok(deleted > 0)
+    }
+
+    /// Deletes every dead letter of `group` in `category`, in one step (`XTRIM <dlq> MAXLEN 0`);
+    /// returns how many were deleted. Dead letters added after it ran are kept.
+    pub async fn purge(&self, category: &str, group: &str) -> Result<u64, Error> {
+        let mut conn = self.conn.clone();
+        let purged: u64 = redis::cmd("XTRIM")
+            .arg(self.keys.dlq(category, group))
+            .arg("MAXLEN")
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.config.error(&e))?;
+        if purged > 0 {
+            tracing::info!(group, category, purged, "dead letters purged");
+        }
+        Ok(purged)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use domain_events::TransportError;
 
-use crate::config::RedisConfig;
+use crate::connection_config::ConnectionConfig;
 
 /// What went wrong talking to Redis or setting this crate up.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,11 +45,14 @@ pub enum Error {
     /// Redis answered something this crate did not expect.
     #[error("unexpected answer from Redis: {0}")]
     Protocol(String),
+    /// The consumer's task panicked (a bug, reported as such, never as a clean stop).
+    #[error(transparent)]
+    Panicked(#[from] domain_events::ConsumerPanicked),
 }
 
 impl Error {
     /// Classifies a Redis client error, scrubbing secrets from its message.
-    pub(crate) fn from_redis(error: &redis::RedisError, config: &RedisConfig) -> Self {
+    pub(crate) fn from_redis(error: &redis::RedisError, config: &ConnectionConfig) -> Self {
         let message = config.scrub(&error.to_string());
         if error.is_timeout() {
             Error::Timeout {

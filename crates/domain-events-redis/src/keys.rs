@@ -21,6 +21,7 @@
 /// assert_eq!(keys.done("image", "crm", "image_complete:v1"), "domain-events:{image}:done:crm:image_complete:v1");
 /// assert_eq!(keys.dlq("image", "crm"), "domain-events:{image}:dlq:crm");
 /// assert_eq!(keys.category_of_stream("domain-events:{image}"), Some("image"));
+/// assert_eq!(keys.dead_letters_of("domain-events:{image}:dlq:crm"), Some(("image", "crm")));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -91,6 +92,31 @@ impl Keys {
         let category = rest.strip_suffix('}')?;
         (!category.is_empty() && !category.contains(['{', '}'])).then_some(category)
     }
+
+    /// The category and group of a dead-letter stream key of this layout, `None` for any other
+    /// key. A category holds no braces, so the first `}` ends it and the group is the rest after
+    /// `:dlq:`, whatever it holds.
+    pub fn dead_letters_of<'a>(&self, key: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = key.strip_prefix(self.prefix.as_str())?.strip_prefix(":{")?;
+        let (category, rest) = rest.split_once('}')?;
+        let group = rest.strip_prefix(":dlq:")?;
+        (!category.is_empty() && !category.contains('{') && !group.is_empty())
+            .then_some((category, group))
+    }
+
+    /// A `SCAN ... MATCH` pattern for every key of every category (`<prefix>:{*`), the prefix's
+    /// glob characters escaped.
+    pub(crate) fn category_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 3);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str(":{*");
+        pattern
+    }
 }
 
 #[cfg(test)]
@@ -123,5 +149,37 @@ mod tests {
         ] {
             assert_eq!(keys.category_of_stream(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn dead_letter_keys_read_back_to_their_category_and_group() {
+        let keys = Keys::new("p");
+        for (category, group) in [("seo", "crm"), ("seo", "a:dlq:b}{c"), ("x", "g")] {
+            let key = keys.dlq(category, group);
+            assert_eq!(keys.dead_letters_of(&key), Some((category, group)), "{key}");
+        }
+        for other in [
+            "p:{seo}",
+            "p:{seo}:dlq:",
+            "p:{seo}:done:g:k",
+            "q:{seo}:dlq:g",
+            "p:{}:dlq:g",
+            "p:{a{b}:dlq:g",
+            "p:seo:dlq:g",
+        ] {
+            assert_eq!(keys.dead_letters_of(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_category_pattern_escapes_glob_characters_of_the_prefix() {
+        assert_eq!(
+            Keys::new("domain-events").category_pattern(),
+            "domain-events:{*"
+        );
+        assert_eq!(
+            Keys::new("a*b?[c]").category_pattern(),
+            "a\\*b\\?\\[c\\]:{*"
+        );
     }
 }

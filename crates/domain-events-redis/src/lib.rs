@@ -15,7 +15,12 @@
 //!   bounded concurrency, acknowledgement only after success together with the group's done
 //!   record, retries with backoff, claiming of entries a dead consumer left pending, a
 //!   dead-letter stream per group, graceful shutdown and reconnection.
-//! - [`DeadLetters`] lists, replays and deletes dead letters.
+//! - [`DeadLetters`] lists, replays, deletes and purges dead letters.
+//! - [`Inspector`] reads the [`Status`] of every stream, consumer group and dead-letter stream:
+//!   lengths, lag, pending entries, consumers.
+//! - [`ConnectionConfig`] says how to reach Redis (URL forms, TLS, timeouts, the reachability
+//!   probe) for this crate and for `domain-events-bullmq`; [`RedisConfig`] owns one, and [`Error`]
+//!   classifies what the Redis client reports for both crates.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -70,17 +75,22 @@ mod acker;
 mod coalesce;
 mod config;
 mod connection;
+mod connection_config;
 mod consumer;
 mod dlq;
 mod entry;
 mod error;
 mod keys;
+mod redact;
 mod scripts;
+mod status;
 mod transport;
 
 pub use config::{
-    DEFAULT_CLAIM_TTL, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX,
-    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM_MAX_LEN, RedisConfig, redact_url,
+    DEFAULT_CLAIM_TTL, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX, DEFAULT_STREAM_MAX_LEN, RedisConfig,
+};
+pub use connection_config::{
+    ConnectionConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, reconnect_backoff,
 };
 pub use consumer::{
     DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES,
@@ -90,4 +100,9 @@ pub use consumer::{
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
 pub use keys::Keys;
+pub use redact::redact_url;
+pub use status::{
+    ConsumerStatus, DeadLetterStatus, EntryStamp, GroupStatus, Inspector, PendingEntry, Status,
+    StreamStatus,
+};
 pub use transport::RedisTransport;

@@ -57,12 +57,7 @@ impl RedisTransport {
     /// A transport for `config`. Does not connect yet: the first publish does, so an emitter can
     /// start while Redis is down. Must be called inside a Tokio runtime (an error otherwise).
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config(
-                "RedisTransport::new must be called inside a Tokio runtime".into(),
-            ));
-        }
-        let conn = config.connection(None)?;
+        let conn = Connection::in_runtime(&config, "RedisTransport::new")?;
         Ok(Self {
             keys: config.keys(),
             config,
@@ -199,7 +194,7 @@ impl RedisTransport {
     fn append_call(&self, event: &OutgoingEvent) -> Cmd {
         let json = event.json.as_bytes();
         let size = json.len()
-            + self.config.prefix().len()
+            + self.config.key_prefix_value().len()
             + event.category.len()
             + event.event_type.len()
             + 96;
@@ -223,7 +218,7 @@ impl RedisTransport {
     /// for the events at `indices` (one category), written straight into one buffer of the right
     /// size (keys and eventIds included, no intermediate strings).
     fn emit_call(&self, events: &[OutgoingEvent], indices: &[usize]) -> Cmd {
-        let prefix = self.config.prefix().len();
+        let prefix = self.config.key_prefix_value().len();
         let size: usize = indices
             .iter()
             .map(|&i| {

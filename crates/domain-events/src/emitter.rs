@@ -1,6 +1,5 @@
 //! The [`Emitter`]: turns payloads into envelopes and publishes them through a [`Transport`].
 
-use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -10,11 +9,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
-use crate::memory::{LocalEvent, MemoryBus};
-use crate::outgoing::EnvelopeBuilder;
-pub(crate) use crate::outgoing::shared_json;
+use crate::envelopes::EnvelopeBuilder;
+use crate::outgoing::{OutgoingEvent, TypedEvent};
 use crate::payload::EventPayload;
-use crate::transport::{OutgoingEvent, PublishOutcome, Transport, TransportError};
+use crate::transport::{PublishOutcome, Transport, TransportError, TypedPublish};
 use crate::validation::ValidationError;
 
 /// How long an emission may take, transport included, unless [`EmitterBuilder::timeout`] says
@@ -112,8 +110,6 @@ impl Counters {
 
 struct Inner {
     transport: Arc<dyn Transport>,
-    /// The transport when it is a [`MemoryBus`]: events go to it typed, not serialized.
-    local: Option<MemoryBus>,
     timeout: Duration,
     counters: Counters,
 }
@@ -143,7 +139,6 @@ pub struct Emitter {
 pub struct EmitterBuilder {
     source: String,
     transport: Arc<dyn Transport>,
-    local: Option<MemoryBus>,
     timeout: Duration,
 }
 
@@ -160,7 +155,6 @@ impl EmitterBuilder {
         Emitter {
             inner: Arc::new(Inner {
                 transport: self.transport,
-                local: self.local,
                 timeout: self.timeout,
                 counters: Counters::default(),
             }),
@@ -182,14 +176,9 @@ impl fmt::Debug for EmitterBuilder {
 impl Emitter {
     /// Starts configuring an emitter for service `source`, publishing through `transport`.
     pub fn builder(source: impl Into<String>, transport: impl Transport) -> EmitterBuilder {
-        // A bus of this process gets the typed envelopes themselves (see `MemoryBus`).
-        let local = (&transport as &dyn Any)
-            .downcast_ref::<MemoryBus>()
-            .cloned();
         EmitterBuilder {
             source: source.into(),
             transport: Arc::new(transport),
-            local,
             timeout: DEFAULT_EMIT_TIMEOUT,
         }
     }
@@ -248,28 +237,35 @@ impl Emitter {
         emitter
     }
 
-    /// Validates `payload`, wraps it in an envelope, serializes it once and publishes it, within
-    /// the emitter's timeout. (Into a [`MemoryBus`] the envelope goes typed, serialized only if a
-    /// subscriber asks for JSON.)
+    /// Validates `payload`, wraps it in an envelope and publishes it, within the emitter's
+    /// timeout. The transport gets the envelope typed ([`Transport::publish_typed_one`]): the
+    /// in-memory bus hands it to subscribers as it is, a transport that publishes JSON has it
+    /// serialized once.
     ///
     /// A payload that breaks its schema fails with [`EmitError::Invalid`] and nothing is sent. An
     /// event whose idempotency key is already claimed is not published and is reported with
     /// [`Emitted::duplicate`] set; that is not an error.
     pub async fn emit<P: EventPayload>(&self, payload: P) -> Result<Emitted, EmitError> {
-        if let Some(bus) = &self.inner.local {
-            return self.emit_local(bus, payload).await;
-        }
-        let event = match self.prepare(payload) {
+        let event = match self.typed(payload) {
             Ok(event) => event,
             Err(e) => return Err(self.failed(1, e)),
         };
-        let outcomes = self.call(std::slice::from_ref(&event)).await?;
-        self.record_one(
-            event.event_id,
-            event.event_type,
-            event.idempotency_key,
-            &outcomes,
-        )
+        let (event_id, event_type) = (event.event_id(), P::TYPE);
+        // The key for `Emitted`: taken from the serialized event on the JSON path, else a copy.
+        let key = event.idempotency_key().to_owned();
+        let (key, outcome) = match self.inner.transport.publish_typed_one(event) {
+            TypedPublish::Now(answer) => (key, answer.map_err(|e| self.failed(1, e.into()))?),
+            TypedPublish::Later(answer) => (key, self.within_timeout(1, answer).await?),
+            TypedPublish::Declined(event) => {
+                let event = event
+                    .into_outgoing()
+                    .map_err(|e| self.failed(1, e.into()))?;
+                let publish = self.inner.transport.publish(std::slice::from_ref(&event));
+                let outcomes = self.within_timeout(1, publish).await?;
+                (event.idempotency_key, self.one_each(1, outcomes)?.remove(0))
+            }
+        };
+        Ok(self.record(event_id, event_type, key, outcome))
     }
 
     /// Fire-and-forget [`emit`](Self::emit): never fails. A failure is logged with
@@ -302,37 +298,6 @@ impl Emitter {
         }
     }
 
-    /// [`emit`](Self::emit) into a bus of this process: the typed envelope is handed over, not
-    /// serialized.
-    async fn emit_local<P: EventPayload>(
-        &self,
-        bus: &MemoryBus,
-        payload: P,
-    ) -> Result<Emitted, EmitError> {
-        let envelope = match self.envelopes.envelope(payload) {
-            Ok(envelope) => envelope,
-            Err(e) => return Err(self.failed(1, e.into())),
-        };
-        let event = LocalEvent::new(envelope);
-        let (event_id, key) = (event.event_id, event.idempotency_key.clone());
-        let outcome = self.timed(1, bus.publish_local_one(event)).await?;
-        Ok(self.record(event_id, P::TYPE, key, outcome))
-    }
-
-    /// Counts and logs the outcome of a single event (`within_timeout` checked there is one).
-    fn record_one(
-        &self,
-        event_id: Uuid,
-        event_type: &'static str,
-        idempotency_key: String,
-        outcomes: &[PublishOutcome],
-    ) -> Result<Emitted, EmitError> {
-        match outcomes.first() {
-            Some(outcome) => Ok(self.record(event_id, event_type, idempotency_key, *outcome)),
-            None => Err(self.failed(1, TransportError::other("no outcome for the event").into())),
-        }
-    }
-
     /// Publishes every event of `batch` in one transport call, within the emitter's timeout.
     /// Returns one [`Emitted`] per event, in the order they were pushed. An empty batch does not
     /// call the transport.
@@ -341,92 +306,71 @@ impl Emitter {
             return Ok(Vec::new());
         }
         let count = batch.items.len();
-        if let Some(bus) = &self.inner.local {
-            let events: Vec<LocalEvent> = batch
-                .items
-                .into_iter()
-                .map(|item| item.finish_local(&self.envelopes))
-                .collect();
-            let emitted: Vec<(Uuid, &'static str, String)> = events
-                .iter()
-                .map(|e| (e.event_id, e.event_type, e.idempotency_key.clone()))
-                .collect();
-            let outcomes = self
-                .within_timeout(count, bus.publish_local(events))
-                .await?;
-            return Ok(emitted
-                .into_iter()
-                .zip(outcomes)
-                .map(|((id, event_type, key), outcome)| self.record(id, event_type, key, outcome))
-                .collect());
-        }
-        match batch.into_outgoing(&self.envelopes) {
-            Ok(events) => self.publish(events).await,
-            Err(e) => Err(self.failed(count, e.into())),
-        }
-    }
-
-    /// Builds the envelope of `payload` and serializes it.
-    fn prepare<P: EventPayload>(&self, payload: P) -> Result<OutgoingEvent, EmitError> {
-        Ok(self.envelopes.outgoing(payload)?)
-    }
-
-    /// Publishes `events` through the transport within the timeout, and counts the outcome.
-    async fn publish(&self, events: Vec<OutgoingEvent>) -> Result<Vec<Emitted>, EmitError> {
-        let outcomes = self.call(&events).await?;
-        Ok(events
+        let events: Vec<TypedEvent> = batch
+            .items
+            .into_iter()
+            .map(|item| item.finish(&self.envelopes))
+            .collect();
+        let emitted: Vec<(Uuid, &'static str, String)> = events
+            .iter()
+            .map(|e| (e.event_id(), e.event_type(), e.idempotency_key().to_owned()))
+            .collect();
+        let outcomes = match self.inner.transport.publish_typed(events) {
+            TypedPublish::Now(answer) => answer.map_err(|e| self.failed(count, e.into()))?,
+            TypedPublish::Later(answer) => self.within_timeout(count, answer).await?,
+            TypedPublish::Declined(events) => {
+                let events = events
+                    .into_iter()
+                    .map(TypedEvent::into_outgoing)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.failed(count, e.into()))?;
+                let publish = self.inner.transport.publish(&events);
+                self.within_timeout(count, publish).await?
+            }
+        };
+        let outcomes = self.one_each(count, outcomes)?;
+        Ok(emitted
             .into_iter()
             .zip(outcomes)
-            .map(|(event, outcome)| {
-                self.record(
-                    event.event_id,
-                    event.event_type,
-                    event.idempotency_key,
-                    outcome,
-                )
-            })
+            .map(|((id, event_type, key), outcome)| self.record(id, event_type, key, outcome))
             .collect())
     }
 
-    /// Calls the transport within the timeout; fails (counting every event as failed) unless it
-    /// answered one outcome per event.
-    async fn call(&self, events: &[OutgoingEvent]) -> Result<Vec<PublishOutcome>, EmitError> {
-        self.within_timeout(events.len(), self.inner.transport.publish(events))
-            .await
+    /// The envelope of `payload`, complete: validated, source and context stamped.
+    fn typed<P: EventPayload>(&self, payload: P) -> Result<TypedEvent, EmitError> {
+        Ok(self.envelopes.typed(payload)?)
     }
 
-    /// Runs `publish` within the timeout; on a timeout or an error, counts its `count` events as
-    /// failed.
-    async fn timed<T>(
+    /// Awaits the transport's answer for `count` events within the timeout; on a timeout or an
+    /// error, counts them as failed (or of unknown outcome).
+    async fn within_timeout<T>(
         &self,
         count: usize,
-        publish: impl Future<Output = Result<T, TransportError>>,
+        answer: impl Future<Output = Result<T, TransportError>>,
     ) -> Result<T, EmitError> {
         let timeout = self.inner.timeout;
-        match tokio::time::timeout(timeout, publish).await {
+        match tokio::time::timeout(timeout, answer).await {
             Err(_elapsed) => Err(self.failed(count, EmitError::Timeout(timeout))),
             Ok(Err(e)) => Err(self.failed(count, e.into())),
-            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Ok(answer)) => Ok(answer),
         }
     }
 
-    /// Awaits `publish` of `count` events within the timeout; fails (counting every event as
-    /// failed) unless it answered one outcome per event.
-    async fn within_timeout(
+    /// `outcomes`, unless the transport did not answer one per event: then every event failed.
+    fn one_each(
         &self,
         count: usize,
-        publish: impl Future<Output = Result<Vec<PublishOutcome>, TransportError>>,
+        outcomes: Vec<PublishOutcome>,
     ) -> Result<Vec<PublishOutcome>, EmitError> {
-        let outcomes = self.timed(count, publish).await?;
-        if outcomes.len() != count {
-            let message = format!(
-                "transport `{}` returned {} outcomes for {count} events",
-                self.inner.transport.name(),
-                outcomes.len(),
-            );
-            return Err(self.failed(count, TransportError::other(message).into()));
+        if outcomes.len() == count {
+            return Ok(outcomes);
         }
-        Ok(outcomes)
+        let message = format!(
+            "transport `{}` returned {} outcomes for {count} events",
+            self.inner.transport.name(),
+            outcomes.len(),
+        );
+        Err(self.failed(count, TransportError::other(message).into()))
     }
 
     /// Counts and logs the outcome of one published event.
@@ -496,12 +440,8 @@ impl fmt::Debug for Emitter {
 /// An envelope waiting in a batch for the emitter's source and context.
 trait Pending: Send {
     fn event_type(&self) -> &'static str;
-    fn finish(
-        self: Box<Self>,
-        envelopes: &EnvelopeBuilder,
-    ) -> Result<OutgoingEvent, serde_json::Error>;
-    /// The typed event for a bus of this process (nothing serialized).
-    fn finish_local(self: Box<Self>, envelopes: &EnvelopeBuilder) -> LocalEvent;
+    /// The complete event.
+    fn finish(self: Box<Self>, envelopes: &EnvelopeBuilder) -> TypedEvent;
 }
 
 impl<P: EventPayload> Pending for Envelope<P> {
@@ -509,16 +449,9 @@ impl<P: EventPayload> Pending for Envelope<P> {
         P::TYPE
     }
 
-    fn finish(
-        self: Box<Self>,
-        envelopes: &EnvelopeBuilder,
-    ) -> Result<OutgoingEvent, serde_json::Error> {
-        envelopes.finish(*self)
-    }
-
-    fn finish_local(mut self: Box<Self>, envelopes: &EnvelopeBuilder) -> LocalEvent {
+    fn finish(mut self: Box<Self>, envelopes: &EnvelopeBuilder) -> TypedEvent {
         envelopes.stamp(&mut self);
-        LocalEvent::new(*self)
+        TypedEvent::new(*self)
     }
 }
 
@@ -566,15 +499,15 @@ impl EmitBatch {
     }
 
     /// The events of the batch in push order, stamped with the source and context of
-    /// `envelopes` and serialized, as [`Emitter::emit_batch`] publishes them (the PostgreSQL
-    /// outbox writes them so).
+    /// `envelopes` and serialized, as a transport that publishes JSON gets them from
+    /// [`Emitter::emit_batch`] (the PostgreSQL outbox writes them so).
     pub fn into_outgoing(
         self,
         envelopes: &EnvelopeBuilder,
     ) -> Result<Vec<OutgoingEvent>, serde_json::Error> {
         self.items
             .into_iter()
-            .map(|item| item.finish(envelopes))
+            .map(|item| item.finish(envelopes).into_outgoing())
             .collect()
     }
 }
@@ -593,6 +526,7 @@ mod tests {
 
     use super::*;
     use crate::envelope::RawEnvelope;
+    use crate::outgoing::OutgoingEvent;
     use crate::test_support::{Signup, VariationCompleted, within};
     use crate::transport::BoxFuture;
 
@@ -901,5 +835,102 @@ mod tests {
             Err(EmitError::Transport(TransportError::Unavailable(_)))
         ));
         assert_eq!(emitter.stats().failed, 2);
+    }
+
+    /// A transport that takes events typed and never wants JSON.
+    #[derive(Default)]
+    struct TypedOnly {
+        typed: Mutex<Vec<(&'static str, String)>>,
+    }
+
+    impl Transport for TypedOnly {
+        fn name(&self) -> &'static str {
+            "typed-only"
+        }
+
+        fn publish<'a>(
+            &'a self,
+            _: &'a [OutgoingEvent],
+        ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
+            Box::pin(async { Err(TransportError::other("asked for JSON")) })
+        }
+
+        fn publish_typed_one(
+            &self,
+            event: TypedEvent,
+        ) -> TypedPublish<'_, PublishOutcome, TypedEvent> {
+            self.typed
+                .lock()
+                .expect("not poisoned")
+                .push((event.event_type(), event.idempotency_key().to_owned()));
+            TypedPublish::Now(Ok(PublishOutcome::Published))
+        }
+
+        fn publish_typed(
+            &self,
+            events: Vec<TypedEvent>,
+        ) -> TypedPublish<'_, Vec<PublishOutcome>, Vec<TypedEvent>> {
+            let n = events.len();
+            for event in events {
+                let _ = self.publish_typed_one(event);
+            }
+            TypedPublish::Later(Box::pin(
+                async move { Ok(vec![PublishOutcome::Published; n]) },
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn any_transport_can_take_events_typed_through_the_seam() {
+        let transport = Arc::new(TypedOnly::default());
+        // Behind an `Arc` and a `dyn`, as services share transports.
+        let shared: Arc<dyn Transport> = transport.clone();
+        let emitter = Emitter::new("tests", shared);
+        let emitted = within(emitter.emit(Signup::new("u1")))
+            .await
+            .expect("emitted");
+        assert!(emitted.published());
+        let mut batch = EmitBatch::new();
+        batch.push(Signup::new("u2")).expect("valid");
+        batch.push(VariationCompleted::new("v1")).expect("valid");
+        assert_eq!(
+            within(emitter.emit_batch(batch))
+                .await
+                .expect("emitted")
+                .len(),
+            2
+        );
+        let typed = transport.typed.lock().expect("not poisoned").clone();
+        assert_eq!(
+            typed,
+            [
+                ("funnel:signup", "funnel_signup:u1".to_owned()),
+                ("funnel:signup", "funnel_signup:u2".to_owned()),
+                ("image:variation_completed", "image_complete:v1".to_owned()),
+            ]
+        );
+        assert_eq!(emitter.stats().emitted, 3);
+    }
+
+    #[tokio::test]
+    async fn a_shared_memory_bus_gets_events_typed_like_an_owned_one() {
+        let bus = crate::memory::MemoryBus::new();
+        let mut subscription = bus.subscribe(crate::memory::Filter::All);
+        let shared: Arc<dyn Transport> = Arc::new(bus.clone());
+        Emitter::new("tests", shared)
+            .emit(Signup::new("u1"))
+            .await
+            .expect("emitted");
+        Emitter::new("tests", bus.clone())
+            .emit(Signup::new("u2"))
+            .await
+            .expect("emitted");
+        for _ in 0..2 {
+            let delivered = within(subscription.recv()).await.expect("delivered");
+            assert!(
+                format!("{delivered:?}").contains("typed: true"),
+                "{delivered:?}"
+            );
+        }
     }
 }

@@ -86,6 +86,11 @@ pub enum DecodeError {
 }
 
 impl RawEnvelope {
+    /// The category of the event: its type string up to the `:` (docs/contract.md section 1).
+    pub fn category(&self) -> &str {
+        category_of(&self.event_type).unwrap_or(&self.event_type)
+    }
+
     /// Parses the envelope of `bytes`, leaving the payload unparsed.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
         serde_json::from_slice(bytes)
@@ -168,6 +173,13 @@ impl<P: EventPayload> Envelope<P> {
     }
 }
 
+/// The category part of a type string `<category>:<name>` (docs/contract.md section 1); `None`
+/// when it has no `:`.
+pub fn category_of(event_type: &str) -> Option<&str> {
+    event_type.split_once(':').map(|(category, _)| category)
+}
+
+/// Whether `value` is a W3C `traceparent`:
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase, ids not all zero.
 pub fn is_valid_traceparent(value: &str) -> bool {
     let parts: Vec<&str> = value.split('-').collect();

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::envelope::{DecodeError, Envelope, RawEnvelope};
+use crate::envelope::{DecodeError, Envelope, RawEnvelope, category_of};
 use crate::payload::{EventInfo, EventPayload, EventSet};
 use crate::transport::{BoxError, BoxFuture};
 
@@ -220,11 +220,6 @@ impl fmt::Debug for Route {
     }
 }
 
-/// The category of a type string, `<category>:<name>`.
-fn category_of(event_type: &str) -> Option<&str> {
-    event_type.split_once(':').map(|(category, _)| category)
-}
-
 /// The handlers of one route that take the same decoded type `T`.
 struct Group<T> {
     route: Route,
@@ -302,7 +297,11 @@ pub struct Handlers {
     groups: Vec<Box<dyn ErasedGroup>>,
     known: Vec<KnownSet>,
     upcasts: Vec<Upcast>,
+    checks: Vec<Check>,
 }
+
+/// A check of every event before its handlers, registered with [`Handlers::checking`].
+type Check = Arc<dyn Fn(&RawEnvelope) -> Result<(), DecodeError> + Send + Sync>;
 
 impl Handlers {
     /// No handler, no known event set.
@@ -458,8 +457,23 @@ impl Handlers {
         }
     }
 
+    /// Runs `check` on every event before any of its handlers; an error makes the event poison
+    /// ([`DispatchError::Poison`]: dead-lettered, never retried), like an event that breaks the
+    /// schema of a generated type. For schemas known only at run time: the command line's `tail`
+    /// checks events against a schema folder this way. Checks run in registration order.
+    pub fn checking<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&RawEnvelope) -> Result<(), DecodeError> + Send + Sync + 'static,
+    {
+        self.checks.push(Arc::new(check));
+        self
+    }
+
     /// Checks that the event is known and decodes it for every matching group.
     fn prepare(&self, raw: &RawEnvelope) -> Result<Vec<Call>, DecodeError> {
+        for check in &self.checks {
+            check(raw)?;
+        }
         let (event_type, version) = (raw.event_type.as_str(), raw.version);
         let typed = |want_version: Option<u32>| {
             self.groups.iter().any(|group| {
@@ -516,6 +530,7 @@ impl fmt::Debug for Handlers {
                 &self.known.iter().map(|set| set.name).collect::<Vec<_>>(),
             )
             .field("upcasts", &self.upcasts)
+            .field("checks", &self.checks.len())
             .finish()
     }
 }
@@ -528,13 +543,17 @@ async fn run(call: Call) -> Result<(), HandlerError> {
         .unwrap_or_else(|payload| Err(panicked(payload)))
 }
 
-fn panicked(payload: Box<dyn Any + Send>) -> HandlerError {
-    let message = payload
+/// The text of a panic's payload (`panic!` with a message gives a `&str` or a `String`).
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-    HandlerError::msg(format!("handler panicked: {message}"))
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+fn panicked(payload: Box<dyn Any + Send>) -> HandlerError {
+    HandlerError::msg(format!("handler panicked: {}", panic_text(&*payload)))
 }
 
 /// Polls a handler's future, catching a panic as an error.
@@ -603,15 +622,6 @@ fn shared_raw(raw: &RawEnvelope) -> Result<Arc<RawEnvelope>, DecodeError> {
 
 /// Turns an envelope of an older version into one of a newer version of the same type.
 type Convert = Arc<dyn Fn(&RawEnvelope) -> Result<RawEnvelope, DecodeError> + Send + Sync>;
-
-/// The message of a panic payload.
-fn panic_text(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned())
-}
 
 /// An upcast registered with [`Handlers::upcast`].
 struct Upcast {
@@ -1383,5 +1393,49 @@ mod upcast_tests {
             );
         }
         assert_eq!(*three.lock().expect("lock"), [(3, 9), (3, 10)]);
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::test_support::{Signup, raw_of};
+
+    #[tokio::test]
+    async fn an_event_a_check_refuses_is_poison_and_runs_no_handler() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handlers = Handlers::new()
+            .on_raw(["funnel"], {
+                let runs = runs.clone();
+                move |_: Arc<RawEnvelope>| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    async { Ok(()) }
+                }
+            })
+            .checking(|raw| {
+                if raw.idempotency_key.ends_with("u2") {
+                    Err(DecodeError::UnknownType(raw.event_type.clone()))
+                } else {
+                    Ok(())
+                }
+            });
+        let accepted = handlers.dispatch(&raw_of(Signup::new("u1"))).await;
+        assert!(
+            matches!(accepted, Ok(Dispatched::Handled(1))),
+            "{accepted:?}"
+        );
+        let refused = handlers.dispatch(&raw_of(Signup::new("u2"))).await;
+        assert!(
+            matches!(
+                refused,
+                Err(DispatchError::Poison(DecodeError::UnknownType(_)))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(format!("{handlers:?}").contains("checks: 1"));
     }
 }

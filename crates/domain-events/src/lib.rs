@@ -10,9 +10,9 @@
 #![deny(missing_docs)]
 
 pub mod cloudevents;
-mod consumer;
 mod emitter;
 mod envelope;
+mod envelopes;
 mod formats;
 mod handlers;
 mod idempotency;
@@ -21,6 +21,7 @@ mod key;
 pub mod memory;
 mod outgoing;
 mod payload;
+mod pipeline;
 mod sink;
 mod transport;
 mod validation;
@@ -36,10 +37,6 @@ pub use cloudevents::{
     CLOUDEVENTS_JSON_CONTENT_TYPE, CLOUDEVENTS_SPEC_VERSION, CloudEventError,
     DEFAULT_SCHEMA_ID_BASE, payload_schema_id,
 };
-pub use consumer::{
-    ConsumerCounters, ConsumerHandle, ConsumerOutcome, ConsumerStats, MemoryConsumer, RetryPolicy,
-    Shutdown,
-};
 /// The wire constants (schema `$id` base, Redis key prefix, BullMQ queue and prefix), each defined
 /// once for the runtime, the transports and the schema library (docs/contract.md sections 3.5,
 /// 4.1 and 5.1).
@@ -47,21 +44,26 @@ pub use domain_events_wire as wire;
 pub use emitter::{
     DEFAULT_EMIT_TIMEOUT, EmitBatch, EmitError, Emitted, Emitter, EmitterBuilder, EmitterStats,
 };
-pub use envelope::{DecodeError, Envelope, RawEnvelope, is_valid_traceparent};
+pub use envelope::{DecodeError, Envelope, RawEnvelope, category_of, is_valid_traceparent};
+pub use envelopes::{EnvelopeBuilder, EnvelopeError};
 pub use formats::{Date, Email, FormatError, Timestamp, Url};
 pub use handlers::{DispatchError, Dispatched, HandlerError, Handlers};
 pub use idempotency::{DEFAULT_DONE_TTL, IdempotencyGuard};
 pub use key::{KeyPart, escape_key_value, write_key_part};
 pub use memory::{
     Backpressure, DEFAULT_CAPACITY, DEFAULT_CLAIM_TTL, Delivered, Filter, MemoryBus,
-    MemoryBusBuilder, Subscription, TypedSubscription,
+    MemoryBusBuilder, MemoryConsumer, MemoryConsumerBuilder, MemoryConsumerHandle, Subscription,
+    TypedSubscription,
 };
-pub use outgoing::{EnvelopeBuilder, EnvelopeError};
+pub use outgoing::{OutgoingEvent, TypedEvent};
 pub use payload::{EventInfo, EventPayload, EventSet, UnknownValue};
-pub use sink::EventSink;
-pub use transport::{
-    BoxError, BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError,
+pub use pipeline::{
+    ConsumerHandle, ConsumerPanicked, ConsumerStats, Incoming, Pipeline, PipelineBuilder,
+    RetryPolicy, Settle, Shutdown, Verdict,
 };
+pub use sink::EventSink;
+pub use transport::{BoxError, BoxFuture, PublishOutcome, Transport, TransportError, TypedPublish};
+
 pub use uuid::Uuid;
 pub use validation::{Validate, ValidationError, Violation};
 

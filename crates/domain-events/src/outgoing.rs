@@ -1,178 +1,137 @@
-//! The [`EnvelopeBuilder`]: the one path from a payload to what leaves the process. It validates the
-//! payload, wraps it in an envelope stamped with the producer's source and context (causation,
-//! traceparent) and serializes it once into an [`OutgoingEvent`]. The [`Emitter`](struct@crate::Emitter)
-//! builds every envelope with it, and so does the PostgreSQL outbox (`domain-events-outbox`), so an
-//! event written to the outbox is byte for byte what the emitter would have sent.
+//! Events on their way to a transport: [`TypedEvent`], the envelope still typed, and
+//! [`OutgoingEvent`], the envelope as JSON, made by the one serialization of an envelope
+//! ([`shared_json`]).
+//!
+//! The emitter hands every event to its transport typed ([`Transport::publish_typed_one`] and
+//! [`Transport::publish_typed`]); a transport in this process (the in-memory bus) keeps it typed,
+//! any other declines and gets the JSON, serialized once ([`TypedEvent::to_outgoing`]).
+//!
+//! [`Transport::publish_typed_one`]: crate::Transport::publish_typed_one
+//! [`Transport::publish_typed`]: crate::Transport::publish_typed
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::emitter::EmitError;
-use crate::envelope::{Envelope, is_valid_traceparent};
+use crate::envelope::Envelope;
 use crate::payload::EventPayload;
-use crate::transport::OutgoingEvent;
-use crate::validation::ValidationError;
 
-/// Why a payload could not become an [`OutgoingEvent`]; nothing was sent or written.
-#[derive(Debug, thiserror::Error)]
-pub enum EnvelopeError {
-    /// The payload breaks a constraint of its schema.
-    #[error("invalid payload: {0}")]
-    Invalid(#[from] ValidationError),
-    /// The envelope could not be serialized to JSON.
-    #[error("cannot serialize the envelope: {0}")]
-    Serialize(#[from] serde_json::Error),
+/// One event ready to be published: routing metadata plus the envelope JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEvent {
+    /// The type string, `<category>:<name>`.
+    pub event_type: &'static str,
+    /// The category, which selects the stream (or topic, or queue) the event goes to.
+    pub category: &'static str,
+    /// The envelope's `eventId`.
+    pub event_id: Uuid,
+    /// The envelope's `idempotencyKey`: the key of the producer-side claim.
+    pub idempotency_key: String,
+    /// The whole envelope as JSON, serialized exactly once by the emitter and shared, never
+    /// re-serialized by a transport.
+    pub json: Arc<str>,
 }
 
-impl From<EnvelopeError> for EmitError {
-    fn from(error: EnvelopeError) -> Self {
-        match error {
-            EnvelopeError::Invalid(e) => EmitError::Invalid(e),
-            EnvelopeError::Serialize(e) => EmitError::Serialize(e),
-        }
-    }
+/// One complete event (validated, its source and context stamped) whose envelope is still a
+/// typed Rust value. Made by the emitter; read by transports through its accessors.
+pub struct TypedEvent {
+    event_type: &'static str,
+    category: &'static str,
+    event_id: Uuid,
+    envelope: Box<dyn ErasedEnvelope>,
 }
 
-/// What a producer stamps on every envelope besides the payload's own data.
-#[derive(Clone, Default)]
-pub(crate) struct Context {
-    causation_id: Option<Uuid>,
-    traceparent: Option<Arc<str>>,
-}
-
-/// Builds the envelopes of one producer: its `source`, and the `causationId` and `traceparent` it
-/// stamps on what it produces.
-///
-/// Cloning is cheap; [`with_causation`](Self::with_causation) and
-/// [`with_traceparent`](Self::with_traceparent) return clones, leaving the original untouched.
-///
-/// ```
-/// use domain_events::{EnvelopeBuilder, Uuid};
-///
-/// let cause = Uuid::now_v7();
-/// let envelopes = EnvelopeBuilder::new("crm")
-///     .with_causation(cause)
-///     .with_traceparent("not a traceparent");
-/// assert_eq!(envelopes.source(), "crm");
-/// assert_eq!(envelopes.causation_id(), Some(cause));
-/// assert_eq!(envelopes.traceparent(), None); // invalid, so ignored
-/// // envelopes.outgoing(payload)? is the event as a transport publishes it.
-/// ```
-#[derive(Clone)]
-pub struct EnvelopeBuilder {
-    source: Arc<str>,
-    context: Context,
-}
-
-impl EnvelopeBuilder {
-    /// A builder for service `source`, stamping no causation and no traceparent.
-    pub fn new(source: impl Into<String>) -> Self {
-        EnvelopeBuilder {
-            source: Arc::from(source.into()),
-            context: Context::default(),
+impl TypedEvent {
+    /// `envelope`, complete.
+    pub(crate) fn new<P: EventPayload>(envelope: Envelope<P>) -> Self {
+        Self {
+            event_type: P::TYPE,
+            category: P::CATEGORY,
+            event_id: envelope.event_id,
+            envelope: Box::new(envelope),
         }
     }
 
-    /// The service name written into every envelope's `source`.
-    pub fn source(&self) -> &str {
-        &self.source
+    /// The type string, `<category>:<name>`.
+    pub fn event_type(&self) -> &'static str {
+        self.event_type
     }
 
-    /// The `causationId` stamped on every envelope, if any.
-    pub fn causation_id(&self) -> Option<Uuid> {
-        self.context.causation_id
+    /// The category.
+    pub fn category(&self) -> &'static str {
+        self.category
     }
 
-    /// The `traceparent` stamped on every envelope, if any.
-    pub fn traceparent(&self) -> Option<&str> {
-        self.context.traceparent.as_deref()
+    /// The envelope's `eventId`.
+    pub fn event_id(&self) -> Uuid {
+        self.event_id
     }
 
-    /// A clone that stamps `causationId` = `event_id`: for events caused by the event `event_id`.
-    pub fn with_causation(&self, event_id: Uuid) -> Self {
-        let mut builder = self.clone();
-        builder.context.causation_id = Some(event_id);
-        builder
+    /// The envelope's `idempotencyKey`.
+    pub fn idempotency_key(&self) -> &str {
+        self.envelope.idempotency_key()
     }
 
-    /// A clone that stamps the W3C `traceparent`. A value that is not a valid version-00
-    /// traceparent ([`is_valid_traceparent`]) is ignored: the clone stamps none, as
-    /// [`Envelope::with_traceparent`] does.
-    pub fn with_traceparent(&self, traceparent: &str) -> Self {
-        let mut builder = self.clone();
-        builder.context.traceparent = if is_valid_traceparent(traceparent) {
-            Some(Arc::from(traceparent))
-        } else {
-            tracing::debug!("ignoring an invalid traceparent");
-            None
-        };
-        builder
+    /// The event as JSON, for transports that publish JSON: the envelope serialized, once.
+    pub fn into_outgoing(mut self) -> Result<OutgoingEvent, serde_json::Error> {
+        let json = self.envelope.to_json()?;
+        Ok(OutgoingEvent {
+            event_type: self.event_type,
+            category: self.category,
+            event_id: self.event_id,
+            idempotency_key: self.envelope.take_idempotency_key(),
+            json,
+        })
     }
 
-    /// Validates `payload` and wraps it in a new envelope (UUID v7 `eventId`, `occurredAt` now,
-    /// idempotency key and correlation id from the payload) with this builder's source and
-    /// context.
-    pub fn envelope<P: EventPayload>(&self, payload: P) -> Result<Envelope<P>, ValidationError> {
-        let mut envelope = Envelope::new(&*self.source, payload)?;
-        self.context.apply(&mut envelope);
-        Ok(envelope)
-    }
-
-    /// [`envelope`](Self::envelope), serialized once: the event as every transport publishes it.
-    pub fn outgoing<P: EventPayload>(&self, payload: P) -> Result<OutgoingEvent, EnvelopeError> {
-        let envelope = self.envelope(payload)?;
-        Ok(serialize(envelope)?)
-    }
-
-    /// Stamps this builder's source and context on an envelope built earlier (a batch's).
-    pub(crate) fn stamp<P>(&self, envelope: &mut Envelope<P>) {
-        self.source.as_ref().clone_into(&mut envelope.source);
-        self.context.apply(envelope);
-    }
-
-    /// [`stamp`](Self::stamp), then the one serialization of the event.
-    pub(crate) fn finish<P: EventPayload>(
-        &self,
-        mut envelope: Envelope<P>,
-    ) -> Result<OutgoingEvent, serde_json::Error> {
-        self.stamp(&mut envelope);
-        serialize(envelope)
+    /// The idempotency key and the typed envelope, for the in-memory bus.
+    pub(crate) fn into_parts(self) -> (String, Box<dyn ErasedEnvelope>) {
+        (self.envelope.idempotency_key().to_owned(), self.envelope)
     }
 }
 
-impl Context {
-    fn apply<P>(&self, envelope: &mut Envelope<P>) {
-        if let Some(id) = self.causation_id {
-            envelope.causation_id = Some(id);
-        }
-        if let Some(tp) = &self.traceparent {
-            envelope.traceparent = Some(tp.to_string());
-        }
-    }
-}
-
-impl fmt::Debug for EnvelopeBuilder {
+impl fmt::Debug for TypedEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnvelopeBuilder")
-            .field("source", &self.source)
-            .field("causation_id", &self.context.causation_id)
-            .field("traceparent", &self.context.traceparent)
-            .finish()
+        f.debug_struct("TypedEvent")
+            .field("event_type", &self.event_type)
+            .field("event_id", &self.event_id)
+            .field("idempotency_key", &self.idempotency_key())
+            .finish_non_exhaustive()
     }
 }
 
-/// Serializes a finished envelope: the one serialization of an event.
-fn serialize<P: EventPayload>(envelope: Envelope<P>) -> Result<OutgoingEvent, serde_json::Error> {
-    let json = shared_json(&envelope)?;
-    Ok(OutgoingEvent {
-        event_type: P::TYPE,
-        category: P::CATEGORY,
-        event_id: envelope.event_id,
-        idempotency_key: envelope.idempotency_key,
-        json,
-    })
+/// A typed envelope behind a box of unknown type.
+pub(crate) trait ErasedEnvelope: Send + Sync + 'static {
+    fn to_json(&self) -> Result<Arc<str>, serde_json::Error>;
+    fn idempotency_key(&self) -> &str;
+    /// Moves the key out (once the envelope is serialized and about to be dropped).
+    fn take_idempotency_key(&mut self) -> String;
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<P: EventPayload> ErasedEnvelope for Envelope<P> {
+    fn to_json(&self) -> Result<Arc<str>, serde_json::Error> {
+        shared_json(self)
+    }
+
+    fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+
+    fn take_idempotency_key(&mut self) -> String {
+        std::mem::take(&mut self.idempotency_key)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
 }
 
 /// Serialization buffers larger than this are not kept for the next event.

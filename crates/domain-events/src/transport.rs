@@ -30,11 +30,14 @@
 //! }
 //! ```
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use uuid::Uuid;
+
+use crate::outgoing::{OutgoingEvent, TypedEvent};
 
 /// A boxed, `Send` future borrowing for `'a`: what [`Transport`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,22 +45,6 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A boxed error that can cross threads, the source type of [`TransportError::Unavailable`] and
 /// [`TransportError::Other`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// One event ready to be published: routing metadata plus the envelope JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingEvent {
-    /// The type string, `<category>:<name>`.
-    pub event_type: &'static str,
-    /// The category, which selects the stream (or topic, or queue) the event goes to.
-    pub category: &'static str,
-    /// The envelope's `eventId`.
-    pub event_id: Uuid,
-    /// The envelope's `idempotencyKey`: the key of the producer-side claim.
-    pub idempotency_key: String,
-    /// The whole envelope as JSON, serialized exactly once by the emitter and shared, never
-    /// re-serialized by a transport.
-    pub json: Arc<str>,
-}
 
 /// What happened to one published event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +158,48 @@ pub trait Transport: Send + Sync + 'static {
         &'a self,
         events: &'a [OutgoingEvent],
     ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>>;
+
+    /// Takes one event with its envelope still typed, for a transport that can use it without
+    /// JSON (the in-memory bus hands it to subscribers of the same process). The default
+    /// declines, and the emitter then serializes the event once and calls
+    /// [`publish`](Self::publish): a transport that publishes JSON implements nothing more.
+    fn publish_typed_one(&self, event: TypedEvent) -> TypedPublish<'_, PublishOutcome, TypedEvent> {
+        TypedPublish::Declined(event)
+    }
+
+    /// [`publish_typed_one`](Self::publish_typed_one) for a batch, in one call: one outcome per
+    /// event in the same order. The default declines.
+    fn publish_typed(
+        &self,
+        events: Vec<TypedEvent>,
+    ) -> TypedPublish<'_, Vec<PublishOutcome>, Vec<TypedEvent>> {
+        TypedPublish::Declined(events)
+    }
+}
+
+/// A transport's answer to typed events ([`Transport::publish_typed_one`],
+/// [`Transport::publish_typed`]): `T` is the outcome, `D` the events handed back.
+pub enum TypedPublish<'a, T, D> {
+    /// Taken and answered at once, without waiting.
+    Now(Result<T, TransportError>),
+    /// Taken; the answer comes when the future completes.
+    Later(BoxFuture<'a, Result<T, TransportError>>),
+    /// Not taken: this transport publishes JSON. The events come back to be serialized and
+    /// published with [`Transport::publish`].
+    Declined(D),
+}
+
+impl<T, D: fmt::Debug> fmt::Debug for TypedPublish<'_, T, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedPublish::Now(result) => f
+                .debug_tuple("Now")
+                .field(&result.as_ref().map(|_| ()))
+                .finish(),
+            TypedPublish::Later(_) => f.write_str("Later"),
+            TypedPublish::Declined(events) => f.debug_tuple("Declined").field(events).finish(),
+        }
+    }
 }
 
 /// A shared transport is a transport, so one connection can serve several emitters.
@@ -184,6 +213,17 @@ impl<T: Transport + ?Sized> Transport for Arc<T> {
         events: &'a [OutgoingEvent],
     ) -> BoxFuture<'a, Result<Vec<PublishOutcome>, TransportError>> {
         (**self).publish(events)
+    }
+
+    fn publish_typed_one(&self, event: TypedEvent) -> TypedPublish<'_, PublishOutcome, TypedEvent> {
+        (**self).publish_typed_one(event)
+    }
+
+    fn publish_typed(
+        &self,
+        events: Vec<TypedEvent>,
+    ) -> TypedPublish<'_, Vec<PublishOutcome>, Vec<TypedEvent>> {
+        (**self).publish_typed(events)
     }
 }
 

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 use domain_events_tests::redis_server::RedisServer;
 use tempfile::TempDir;
 
+/// A `shop` category with one event, `shop:order_placed` (`orderId`, `total`).
+pub const SHOP: &str = r#"category = "shop"
+correlation = "orderId"
+
+[events.order_placed]
+idempotency_key = "order_placed:{orderId}"
+
+[events.order_placed.fields]
+orderId = { type = "string", min_length = 1 }
+total   = "uint"
+"#;
+
 /// How long one run of the binary may take before it is killed and the test fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -62,6 +74,40 @@ impl Setup {
     /// Runs the binary with `args` to its end.
     pub fn run(&self, args: &[&str]) -> Output {
         finish(self.command(args).spawn().expect("the binary starts"))
+    }
+
+    /// Runs the binary with `args` to its end, at the Redis `url` given in the environment
+    /// (`from_env`) or as `--redis URL`.
+    pub fn run_at(&self, args: &[&str], url: &str, from_env: bool) -> Output {
+        let mut command = self.command(args);
+        if from_env {
+            command.env("DOMAIN_EVENTS_REDIS_URL", url);
+        } else {
+            command.arg("--redis").arg(url);
+        }
+        finish(command.spawn().expect("the binary starts"))
+    }
+
+    /// Appends an entry whose `event` is not JSON to `stream`, as a broken producer would; returns
+    /// its id.
+    pub fn add_not_json(&self, stream: &str) -> String {
+        redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("type")
+            .arg("shop:order_placed")
+            .arg("event")
+            .arg("not json")
+            .query(&mut self.conn())
+            .expect("XADD")
+    }
+
+    /// The length of the stream `key`.
+    pub fn xlen(&self, key: &str) -> i64 {
+        redis::cmd("XLEN")
+            .arg(key)
+            .query(&mut self.conn())
+            .expect("XLEN")
     }
 
     /// A connection to the test Redis.

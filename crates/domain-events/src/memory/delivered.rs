@@ -1,14 +1,12 @@
-//! [`Delivered`]: one event as a subscription of the [`MemoryBus`](super::MemoryBus) receives it,
-//! and [`LocalEvent`]: an event an [`Emitter`](struct@crate::Emitter) hands to a bus in its own process.
+//! [`Delivered`]: one event as a subscription of the [`MemoryBus`](super::MemoryBus) receives it.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
-use crate::emitter::shared_json;
 use crate::envelope::{DecodeError, Envelope, RawEnvelope};
+use crate::outgoing::{ErasedEnvelope, TypedEvent};
 use crate::payload::EventPayload;
 
 /// One event as a subscription receives it: its routing metadata, and the envelope as JSON, as
@@ -45,7 +43,7 @@ enum Source {
     Json(Arc<str>),
     /// Handed over by an emitter of this process; serialized when first asked for.
     Typed {
-        envelope: Box<dyn LocalEnvelope>,
+        envelope: Box<dyn ErasedEnvelope>,
         json: OnceLock<Arc<str>>,
     },
 }
@@ -61,18 +59,21 @@ impl Delivered {
         Self::with_source(event_type, category, event_id, Source::Json(json))
     }
 
-    /// An event handed over by an emitter of this process.
-    pub(crate) fn from_local(event: LocalEvent) -> (String, Self) {
+    /// An event handed over typed by an emitter of this process.
+    pub(crate) fn from_typed(event: TypedEvent) -> (String, Self) {
+        let (event_type, category, event_id) =
+            (event.event_type(), event.category(), event.event_id());
+        let (key, envelope) = event.into_parts();
         let delivered = Self::with_source(
-            event.event_type,
-            event.category,
-            event.event_id,
+            event_type,
+            category,
+            event_id,
             Source::Typed {
-                envelope: event.envelope,
+                envelope,
                 json: OnceLock::new(),
             },
         );
-        (event.idempotency_key, delivered)
+        (key, delivered)
     }
 
     fn with_source(
@@ -207,51 +208,6 @@ impl fmt::Debug for Delivered {
     }
 }
 
-/// An event an [`Emitter`](struct@crate::Emitter) hands to a [`MemoryBus`](super::MemoryBus) of its own
-/// process: the typed envelope itself, so that nothing is serialized or parsed unless a subscriber
-/// asks for JSON.
-pub(crate) struct LocalEvent {
-    pub(crate) event_type: &'static str,
-    pub(crate) category: &'static str,
-    pub(crate) event_id: Uuid,
-    pub(crate) idempotency_key: String,
-    envelope: Box<dyn LocalEnvelope>,
-}
-
-impl LocalEvent {
-    /// `envelope`, complete (source and context stamped).
-    pub(crate) fn new<P: EventPayload>(envelope: Envelope<P>) -> Self {
-        Self {
-            event_type: P::TYPE,
-            category: P::CATEGORY,
-            event_id: envelope.event_id,
-            idempotency_key: envelope.idempotency_key.clone(),
-            envelope: Box::new(envelope),
-        }
-    }
-}
-
-/// A typed envelope behind a box of unknown type.
-trait LocalEnvelope: Send + Sync + 'static {
-    fn to_json(&self) -> Result<Arc<str>, serde_json::Error>;
-    fn as_any(&self) -> &dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
-}
-
-impl<P: EventPayload> LocalEnvelope for Envelope<P> {
-    fn to_json(&self) -> Result<Arc<str>, serde_json::Error> {
-        shared_json(self)
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +215,7 @@ mod tests {
 
     fn local(payload: VariationCompleted) -> (Envelope<VariationCompleted>, Delivered) {
         let envelope = Envelope::new("tests", payload).expect("valid");
-        let (_, delivered) = Delivered::from_local(LocalEvent::new(envelope.clone()));
+        let (_, delivered) = Delivered::from_typed(TypedEvent::new(envelope.clone()));
         (envelope, delivered)
     }
 

@@ -1,0 +1,506 @@
+//! [`ConnectionConfig`]: how to reach Redis, shared by every crate that talks to it (Redis Streams
+//! here, BullMQ in `domain-events-bullmq`): the URL and its forms, the password kept out of sight,
+//! TLS, the timeouts with their defaults, the reachability probe and the wait before reaching Redis
+//! again.
+
+use std::fmt;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use domain_events::RetryPolicy;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::redact::{redact_url, scrub_with, url_secrets};
+
+/// How long one connection attempt may take unless configured otherwise: 2 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one command may wait for Redis's answer unless configured otherwise: 2 seconds.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The wait before reaching Redis again: 100 ms, doubling per failure in a row, at most 500 ms;
+/// short, so a consumer resumes within half a second of Redis being back (an attempt against a
+/// Redis that is down costs it nothing: the connection is refused).
+const RECONNECT: RetryPolicy = RetryPolicy {
+    max_retries: u32::MAX,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_millis(500),
+};
+
+/// How long a consumer waits before trying to reach Redis again after `failures` failed tries in a
+/// row (counted from 1): [`RetryPolicy::backoff`] from 100 ms, doubling, at most 500 ms. The Redis
+/// Streams and the BullMQ consumers both wait this long.
+///
+/// ```
+/// use std::time::Duration;
+/// use domain_events_redis::reconnect_backoff;
+///
+/// assert_eq!(reconnect_backoff(1), Duration::from_millis(100));
+/// assert_eq!(reconnect_backoff(3), Duration::from_millis(400));
+/// assert_eq!(reconnect_backoff(40), Duration::from_millis(500));
+/// ```
+pub fn reconnect_backoff(failures: u32) -> Duration {
+    RECONNECT.backoff(failures.max(1))
+}
+
+/// Where Redis is and how to reach it: one set of connection settings for every client of this
+/// workspace ([`RedisConfig`](crate::RedisConfig) owns one, and so does the BullMQ crate's
+/// configuration).
+///
+/// URL forms:
+///
+/// - `redis://host:port/db`, port and database optional;
+/// - `rediss://host:port/db` for TLS: server certificates are checked against the bundled web
+///   PKI roots, or against [`tls_root_cert`](Self::tls_root_cert);
+/// - `redis://user:password@host` for an ACL user, `redis://:password@host` for the default user;
+///   a password with characters that delimit URL parts (`/ ? # @ : %`) must be percent-encoded to
+///   connect, but is hidden either way;
+/// - `redis+unix:///path/to/redis.sock?db=1&pass=password` (or `unix://`) for a Unix socket.
+///
+/// The password never appears in `Debug` output, logs or errors: URLs are shown through
+/// [`redact_url`], and messages of the Redis client through [`scrub`](Self::scrub).
+///
+/// ```
+/// use std::time::Duration;
+/// use domain_events_redis::{ConnectionConfig, DEFAULT_RESPONSE_TIMEOUT};
+///
+/// let connection = ConnectionConfig::new("rediss://app:s3cr%2Ft@cache.internal:6380/0")
+///     .unwrap()
+///     .connect_timeout(Duration::from_secs(5));
+/// assert_eq!(connection.redacted_url(), "rediss://app:***@cache.internal:6380/0");
+/// assert!(connection.is_tls());
+/// assert_eq!(connection.connect_timeout_value(), Duration::from_secs(5));
+/// assert_eq!(connection.response_timeout_value(), DEFAULT_RESPONSE_TIMEOUT);
+/// assert!(!format!("{connection:?}").contains("s3cr"));
+/// assert_eq!(connection.scrub("AUTH s3cr/t failed"), "AUTH *** failed");
+/// ```
+#[derive(Clone)]
+pub struct ConnectionConfig {
+    /// The URL as given, password included: handed to clients only, never shown.
+    url: Arc<str>,
+    /// The URL with the password replaced; the only form that is ever shown.
+    redacted: Arc<str>,
+    target: Target,
+    /// Forms of the password to scrub from messages of the Redis client, longest first.
+    secrets: Arc<[String]>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    tls_root_cert: Option<Arc<[u8]>>,
+}
+
+/// What the URL names. One server today; a Redis Cluster's seed nodes would be another variant,
+/// with its own arm in [`ConnectionConfig::client`] and [`ConnectionConfig::is_tls`].
+#[derive(Clone)]
+enum Target {
+    /// One server, over TCP, TLS or a Unix socket.
+    Server(ConnectionInfo),
+}
+
+impl ConnectionConfig {
+    /// Parses `url` (see the type's documentation for the forms) with the default timeouts. The
+    /// error shows the URL redacted.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let redacted: Arc<str> = redact_url(url).into();
+        let mut secrets = url_secrets(url);
+        let info = url
+            .into_connection_info()
+            .map_err(|error| Error::InvalidUrl {
+                url: redacted.to_string(),
+                reason: scrub_with(&error.to_string(), &secrets),
+            })?;
+        if let Some(password) = info.redis_settings().password()
+            && !password.is_empty()
+            && !secrets.iter().any(|secret| secret == password)
+        {
+            secrets.push(password.to_owned());
+            secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        }
+        Ok(Self {
+            url: url.into(),
+            redacted,
+            target: Target::Server(info),
+            secrets: secrets.into(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            tls_root_cert: None,
+        })
+    }
+
+    /// Sets how long one connection attempt may take; default [`DEFAULT_CONNECT_TIMEOUT`], at
+    /// least 1 ms.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets how long one command may wait for an answer; default [`DEFAULT_RESPONSE_TIMEOUT`], at
+    /// least 1 ms.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Trusts the certificate authorities of `pem` (PEM, one or more certificates) instead of the
+    /// bundled web PKI roots for a `rediss://` URL, e.g. a private CA.
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into().into());
+        self
+    }
+
+    /// How long one connection attempt may take.
+    pub fn connect_timeout_value(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long one command may wait for an answer.
+    pub fn response_timeout_value(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// The PEM of the trusted certificate authorities, if set with
+    /// [`tls_root_cert`](Self::tls_root_cert).
+    pub fn tls_root_cert_value(&self) -> Option<&[u8]> {
+        self.tls_root_cert.as_deref()
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted
+    }
+
+    /// The URL as given, password included, for handing to another Redis client (BullMQ's);
+    /// never log or show it: [`redacted_url`](Self::redacted_url) is the form to show. For a
+    /// `rediss://` URL, call [`install_tls_provider`](Self::install_tls_provider) first.
+    pub fn url_with_password(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the URL asks for TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        match &self.target {
+            Target::Server(info) => matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
+        }
+    }
+
+    /// Installs the TLS crypto provider the clients of this workspace use (`ring`) as the process
+    /// default, when the URL asks for TLS and no provider is installed yet. This crate's clients
+    /// do it themselves; another client handed [`url_with_password`](Self::url_with_password)
+    /// needs it first.
+    pub fn install_tls_provider(&self) {
+        static INSTALL: Once = Once::new();
+        if self.is_tls() {
+            INSTALL.call_once(|| {
+                // An error means another provider is already installed, which is as good.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            });
+        }
+    }
+
+    /// `text` with every form of the password replaced by `***`: for messages that come from the
+    /// Redis client and might quote what they were given.
+    pub fn scrub(&self, text: &str) -> String {
+        scrub_with(text, &self.secrets)
+    }
+
+    /// Classifies an error of the Redis client ([`Error::Unavailable`] when Redis could not be
+    /// reached, [`Error::Timeout`] when it did not answer in time, [`Error::Protocol`] for an
+    /// answer that did not parse, [`Error::Server`] for a refused command), with the password
+    /// scrubbed from its message.
+    pub fn error(&self, error: &redis::RedisError) -> Error {
+        Error::from_redis(error, self)
+    }
+
+    /// [`Error::Unavailable`] at this URL, for `message` (which must hold no secret).
+    pub fn unavailable(&self, message: impl Into<String>) -> Error {
+        Error::Unavailable {
+            url: self.redacted.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks that Redis can be reached with these settings: connects once with a connection of
+    /// its own and sends `PING`, within the connect timeout for connecting and the response
+    /// timeout for the answer. A wrong address, password or certificate fails fast with Redis's
+    /// reason, as an [`Error::Unavailable`] (or [`Error::InvalidUrl`] for a URL this build cannot
+    /// connect to).
+    pub async fn probe(&self) -> Result<(), Error> {
+        let client = self.client()?;
+        let settings = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout));
+        let check = async {
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&settings)
+                .await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        };
+        let limit = self.connect_timeout.saturating_add(self.response_timeout);
+        match tokio::time::timeout(limit, check).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(self.error(&error)),
+            Err(_) => Err(self.unavailable(format!("no answer within {limit:?}"))),
+        }
+    }
+
+    /// A Redis client for these settings.
+    pub(crate) fn client(&self) -> Result<Client, Error> {
+        self.install_tls_provider();
+        let Target::Server(info) = &self.target;
+        let result = match &self.tls_root_cert {
+            Some(pem) if self.is_tls() => Client::build_with_tls(
+                info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+            _ => Client::open(info.clone()),
+        };
+        result.map_err(|error| Error::InvalidUrl {
+            url: self.redacted.to_string(),
+            reason: self.scrub(&error.to_string()),
+        })
+    }
+
+    /// A connection that reconnects by itself, without connecting yet. Commands on it time out
+    /// after `response_timeout` (`None`: the configured one).
+    pub(crate) fn open(&self, response_timeout: Option<Duration>) -> Result<Connection, Error> {
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(response_timeout.unwrap_or(self.response_timeout)))
+            // Fail fast and let the caller's loop (or the emitter's timeout) decide what to do.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        ConnectionManager::new_lazy_with_config(self.client()?, manager_config)
+            .map(Connection::new)
+            .map_err(|error| self.error(&error))
+    }
+}
+
+impl fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionConfig")
+            .field("url", &self.redacted)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_url_form_parses_and_keeps_its_address() {
+        let address = |url: &str| {
+            let connection = ConnectionConfig::new(url).expect(url);
+            let Target::Server(info) = &connection.target;
+            let settings = info.redis_settings();
+            (
+                info.addr().to_string(),
+                settings.db(),
+                settings.username().map(str::to_owned),
+                settings.password().map(str::to_owned),
+            )
+        };
+        assert_eq!(
+            address("redis://cache:6380/2"),
+            ("cache:6380".into(), 2, None, None)
+        );
+        assert_eq!(
+            address("redis://cache"),
+            ("cache:6379".into(), 0, None, None)
+        );
+        assert_eq!(
+            address("redis://app:p%2Fw@cache/1"),
+            (
+                "cache:6379".into(),
+                1,
+                Some("app".into()),
+                Some("p/w".into())
+            )
+        );
+        assert_eq!(
+            address("redis://:pw@cache"),
+            ("cache:6379".into(), 0, None, Some("pw".into()))
+        );
+        assert_eq!(
+            address("rediss://app:pw@cache:6380").0,
+            "cache:6380",
+            "TLS to the named host"
+        );
+        assert_eq!(
+            address("redis+unix:///run/redis.sock?db=3&pass=pw"),
+            ("/run/redis.sock".into(), 3, None, Some("pw".into()))
+        );
+        assert_eq!(
+            address("unix:///run/redis.sock").0,
+            "/run/redis.sock",
+            "the short Unix socket form"
+        );
+        for url in ["http://cache", "cache:6379", "redis://cache:notaport", ""] {
+            assert!(
+                matches!(ConnectionConfig::new(url), Err(Error::InvalidUrl { .. })),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_is_what_the_scheme_asks_for_and_a_client_can_be_made() {
+        for (url, tls) in [
+            ("rediss://cache.example:6380", true),
+            ("redis://cache.example", false),
+            ("redis+unix:///run/redis.sock", false),
+        ] {
+            let connection = ConnectionConfig::new(url).expect(url);
+            assert_eq!(connection.is_tls(), tls, "{url}");
+            assert!(connection.client().is_ok(), "{url}");
+            let with_ca = connection.tls_root_cert(b"not a certificate".to_vec());
+            assert_eq!(
+                with_ca.tls_root_cert_value(),
+                Some(&b"not a certificate"[..])
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_and_settings() {
+        let connection = ConnectionConfig::new("redis://cache").expect("valid");
+        assert_eq!(connection.connect_timeout_value(), DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(
+            connection.response_timeout_value(),
+            DEFAULT_RESPONSE_TIMEOUT
+        );
+        assert_eq!(connection.tls_root_cert_value(), None);
+        let set = connection
+            .connect_timeout(Duration::ZERO)
+            .response_timeout(Duration::from_millis(300));
+        assert_eq!(set.connect_timeout_value(), Duration::from_millis(1));
+        assert_eq!(set.response_timeout_value(), Duration::from_millis(300));
+        assert_eq!(set.url_with_password(), "redis://cache");
+    }
+
+    #[test]
+    fn reconnecting_waits_doubling_up_to_half_a_second() {
+        let waits: Vec<_> = (0..=6)
+            .map(|failures| reconnect_backoff(failures).as_millis())
+            .collect();
+        assert_eq!(waits, vec![100, 100, 200, 400, 500, 500, 500]);
+        assert_eq!(reconnect_backoff(u32::MAX), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_or_errors() {
+        let connection =
+            ConnectionConfig::new("redis://alice:t0p%2Fsecret@127.0.0.1:1/0").expect("valid");
+        let debug = format!("{connection:?}");
+        assert!(
+            !debug.contains("t0p") && debug.contains("alice:***@127.0.0.1:1/0"),
+            "{debug}"
+        );
+        assert_eq!(
+            connection.scrub("auth t0p/secret failed, t0p%2Fsecret"),
+            "auth *** failed, ***"
+        );
+        let unavailable = connection.unavailable("down");
+        assert_eq!(
+            unavailable.to_string(),
+            "Redis unavailable at redis://alice:***@127.0.0.1:1/0: down"
+        );
+
+        let err = ConnectionConfig::new("redis://alice:t0psecret@host:notaport")
+            .expect_err("invalid port");
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("t0psecret"), "{shown}");
+        assert!(shown.contains("alice:***@host:notaport"), "{shown}");
+    }
+
+    /// Passwords with every character that ends a URL's authority, or separates its parts.
+    const NASTY_PASSWORDS: [&str; 4] = [
+        "pä/ss?w#o@r:d%",
+        "Pa/ssWORD",
+        "Lim1ted:Pw@/#x",
+        "Sä1/Sé2?S33#S44@S55:S66%S77",
+    ];
+
+    /// `text` percent-encoded except for unreserved characters.
+    fn encode(text: &str) -> String {
+        crate::redact::percent_encode(text, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    }
+
+    /// What must not show of `password`: the whole of it raw and encoded, and each piece of three
+    /// or more characters between its special characters.
+    fn traces(password: &str) -> Vec<String> {
+        let mut traces = vec![password.to_owned(), encode(password)];
+        traces.extend(
+            password
+                .split(['/', '?', '#', '@', ':', '%'])
+                .filter(|piece| piece.chars().count() >= 3)
+                .map(str::to_owned),
+        );
+        traces
+    }
+
+    fn assert_no_trace(shown: &str, password: &str, what: &str) {
+        for trace in traces(password) {
+            assert!(
+                !shown.contains(&trace),
+                "{what} shows `{trace}` of the password `{password}`: {shown}"
+            );
+        }
+    }
+
+    /// Every URL form of `password`: `redis` / `rediss`, user and password or password only, raw
+    /// or percent-encoded, with a valid address or a bad port; and as a Unix socket's `pass`.
+    fn urls(password: &str) -> Vec<String> {
+        let mut urls = Vec::new();
+        for scheme in ["redis", "rediss"] {
+            for user in ["app", ""] {
+                for secret in [password.to_owned(), encode(password)] {
+                    for host in ["127.0.0.1:6379/0", "127.0.0.1:notaport", "cache"] {
+                        urls.push(format!("{scheme}://{user}:{secret}@{host}"));
+                    }
+                }
+            }
+        }
+        urls.push(format!(
+            "redis+unix:///run/redis.sock?pass={}",
+            encode(password)
+        ));
+        urls
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_never_show() {
+        for password in NASTY_PASSWORDS {
+            for url in urls(password) {
+                let redacted = redact_url(&url);
+                assert_no_trace(&redacted, password, &format!("redact_url({url})"));
+                assert!(
+                    redacted.contains(":***@") || redacted.contains("pass=***"),
+                    "{url} -> {redacted}"
+                );
+                match ConnectionConfig::new(&url) {
+                    Ok(connection) => {
+                        assert_no_trace(&format!("{connection:?}"), password, &url);
+                        assert_no_trace(connection.redacted_url(), password, &url);
+                        let message =
+                            format!("auth {password} / {} / {url} failed", encode(password));
+                        assert_no_trace(&connection.scrub(&message), password, &url);
+                        let error = connection.unavailable(connection.scrub(&message));
+                        assert_no_trace(&format!("{error} {error:?}"), password, &url);
+                    }
+                    Err(error) => {
+                        assert_no_trace(&format!("{error} {error:?}"), password, &url);
+                    }
+                }
+            }
+        }
+    }
+}
