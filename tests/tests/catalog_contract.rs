@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use domain_events::{DecodeError, Envelope, EventInfo, EventPayload, Timestamp, Uuid};
 use domain_events_catalog::{DomainEvent, DomainEventType, EVENTS};
-use domain_events_schema::{Catalog, Settings, export};
+use domain_events_schema::{Catalog, ExportSettings, export};
 use serde_json::{Value, json};
 
 /// docs/contract.md section 7, row by row: type string, payload fields (as the contract writes them),
@@ -272,10 +272,8 @@ fn info(event_type: &str) -> &'static EventInfo {
 fn rendered() -> &'static BTreeMap<String, String> {
     static RENDERED: OnceLock<BTreeMap<String, String>> = OnceLock::new();
     RENDERED.get_or_init(|| {
-        let settings = Settings::new();
-        let catalog = Catalog::load(&workspace().join("schemas"), &settings)
-            .unwrap_or_else(|e| panic!("{e}"));
-        export::render(&catalog, &settings)
+        let catalog = Catalog::load(&workspace().join("schemas")).unwrap_or_else(|e| panic!("{e}"));
+        export::render(&catalog, &ExportSettings::new())
     })
 }
 

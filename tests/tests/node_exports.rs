@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use domain_events_schema::{Catalog, Settings, export};
+use domain_events_schema::{Catalog, ExportSettings, export};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -113,10 +113,9 @@ fn committed_export() -> PathBuf {
 /// written into a temporary folder.
 fn fixture_export() -> tempfile::TempDir {
     let schemas = workspace().join("crates/domain-events-schema/tests/fixtures/good");
-    let settings = Settings::new();
-    let catalog = Catalog::load(&schemas, &settings).unwrap_or_else(|d| panic!("{d}"));
+    let catalog = Catalog::load(&schemas).unwrap_or_else(|d| panic!("{d}"));
     let dir = tempfile::tempdir().unwrap();
-    export::write(&catalog, &settings, &dir.path().join("export")).unwrap();
+    export::write(&catalog, &ExportSettings::new(), &dir.path().join("export")).unwrap();
     dir
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use domain_events_schema::diff::{Diff, diff};
-use domain_events_schema::{Catalog, Diagnostics, Settings};
+use domain_events_schema::{Catalog, Diagnostics};
 
 use crate::schema::SCHEMA_DIR;
 
@@ -112,8 +112,8 @@ pub fn against(repo: &Path, git_ref: &str) -> Result<Outcome, Error> {
         git_ref: git_ref.to_owned(),
         diagnostics,
     })?;
-    let settings = Settings::new().with_display_dir(SCHEMA_DIR);
-    let new = Catalog::load(&repo.join(SCHEMA_DIR), &settings).map_err(Error::NewSchemas)?;
+    let new = Catalog::load_as(&repo.join(SCHEMA_DIR), Path::new(SCHEMA_DIR))
+        .map_err(Error::NewSchemas)?;
     Ok(Outcome::Compared(diff(&old, &new)))
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use domain_events_schema::{Catalog, Diagnostics, Settings, export};
+use domain_events_schema::{Catalog, Diagnostics, ExportSettings, export};
 
 /// The platform's schema folder, relative to the workspace root.
 pub const SCHEMA_DIR: &str = "schemas";
@@ -83,12 +83,12 @@ impl std::error::Error for Error {}
 
 /// Loads and validates `schemas` (named as given in messages).
 pub fn load(schemas: &Path) -> Result<Catalog, Error> {
-    Catalog::load(schemas, &settings().with_display_dir(schemas)).map_err(Error::Schema)
+    Catalog::load(schemas).map_err(Error::Schema)
 }
 
 /// The export settings: the library defaults, as the command-line tool uses them.
-fn settings() -> Settings {
-    Settings::new()
+fn settings() -> ExportSettings {
+    ExportSettings::new()
 }
 
 /// Writes the export of `schemas` into `out`, removing files no longer produced. Returns how many

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use domain_events_schema::{Catalog, Settings};
+use domain_events_schema::Catalog;
 
 use crate::{Error, SchemaArgs, say};
 
@@ -16,7 +16,7 @@ pub struct CheckArgs {
 }
 
 pub(crate) fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    let catalog = args.schema.load(&Settings::new())?;
+    let catalog = args.schema.load()?;
     say(out, format_args!("ok: {}", summary(&catalog)))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use domain_events_schema::Settings;
 use domain_events_schema::diff::diff;
 
 use crate::{Error, SchemaArgs, say};
@@ -26,15 +25,14 @@ pub struct DiffArgs {
 }
 
 pub(crate) fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    let settings = Settings::new();
     let old = SchemaArgs {
         schemas: args.old.clone(),
     }
-    .load(&settings)?;
+    .load()?;
     let new = SchemaArgs {
         schemas: args.new.clone(),
     }
-    .load(&settings)?;
+    .load()?;
     let result = diff(&old, &new);
     if args.json {
         say(out, format_args!("{:#}", result.to_json()))?;

@@ -20,8 +20,6 @@ use domain_events_schema::model::{Catalog, Event, EventVersion, FieldType};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use domain_events_schema::Settings;
-
 use crate::payload_check::{payload_validator, problems};
 use crate::redis_args::{block_on, compact_json};
 use crate::{Error, RedisArgs, SchemaArgs, TransportArgs, say};
@@ -85,7 +83,7 @@ struct Report<'a> {
 }
 
 pub(crate) fn run(args: &EmitArgs, out: &mut dyn Write) -> Result<ExitCode, Error> {
-    let catalog = args.schema.load(&Settings::new())?;
+    let catalog = args.schema.load()?;
     let event = find_event(&catalog, &args.event_type, args)?;
     let payload = payload_text(args)?;
     let outgoing = envelope(&catalog, event, &payload, args)?;

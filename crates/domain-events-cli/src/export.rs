@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use domain_events_schema::{DEFAULT_SCHEMA_ID_BASE, Settings, export};
+use domain_events_schema::{DEFAULT_SCHEMA_ID_BASE, ExportSettings, export};
 
 use crate::{Error, SchemaArgs, say};
 
@@ -33,8 +33,8 @@ pub(crate) fn run(args: &ExportArgs, out: &mut dyn Write) -> Result<ExitCode, Er
     if !id_base.ends_with('/') {
         id_base.push('/');
     }
-    let settings = Settings::new().with_schema_id_base(id_base);
-    let catalog = args.schema.load(&settings)?;
+    let settings = ExportSettings::new().with_schema_id_base(id_base);
+    let catalog = args.schema.load()?;
     let files = export::render(&catalog, &settings).len();
     let problems =
         export::check(&catalog, &settings, &args.out).map_err(|source| Error::Export {

@@ -53,7 +53,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use domain_events_schema::{Catalog, Settings};
+use domain_events_schema::Catalog;
 
 pub use bullmq::{TransportArgs, TransportKind};
 pub use check::CheckArgs;
@@ -292,9 +292,8 @@ pub struct SchemaArgs {
 impl SchemaArgs {
     /// Loads and validates the folder. Messages name files by the folder as given on the command
     /// line (`schemas/image.toml:3:7: error: ...`).
-    pub fn load(&self, settings: &Settings) -> Result<Catalog, Error> {
-        let settings = settings.clone().with_display_dir(&self.schemas);
-        Catalog::load(&self.schemas, &settings).map_err(|diagnostics| Error::Schema {
+    pub fn load(&self) -> Result<Catalog, Error> {
+        Catalog::load(&self.schemas).map_err(|diagnostics| Error::Schema {
             dir: self.schemas.clone(),
             diagnostics,
         })

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use domain_events::{DecodeError, RawEnvelope};
 use domain_events_schema::model::{Catalog, Event, EventVersion, Field, FieldType, NamedKind};
-use domain_events_schema::{Settings, json_schema};
+use domain_events_schema::{ExportSettings, json_schema};
 use serde_json::Value;
 
 use crate::Error;
@@ -23,7 +23,7 @@ pub(crate) fn payload_validator(
     event: &Event,
     version: &EventVersion,
 ) -> Result<jsonschema::Validator, Error> {
-    let schema = json_schema::payload_schema(catalog, &Settings::new(), event, version);
+    let schema = json_schema::payload_schema(catalog, &ExportSettings::new(), event, version);
     jsonschema::options()
         .should_validate_formats(true)
         .build(&schema)

@@ -5,7 +5,6 @@ use std::fmt;
 use std::future::Future;
 
 use domain_events_redis::{DEFAULT_KEY_PREFIX, RedisConfig, redact_url};
-use domain_events_schema::Settings;
 
 use crate::{Error, SchemaArgs};
 
@@ -81,7 +80,7 @@ pub(crate) fn categories(given: &[String], schema: &SchemaArgs) -> Result<Vec<St
         names.dedup();
         return Ok(names);
     }
-    let catalog = schema.load(&Settings::new())?;
+    let catalog = schema.load()?;
     Ok(catalog.categories.into_iter().map(|c| c.name).collect())
 }
 

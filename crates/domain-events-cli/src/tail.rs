@@ -14,8 +14,6 @@ use domain_events::{ConsumerStats, HandlerError, Handlers, RawEnvelope, Shutdown
 use domain_events_redis::{RedisConsumer, RedisTransport, StartFrom};
 use tokio::sync::{mpsc, oneshot};
 
-use domain_events_schema::Settings;
-
 use crate::payload_check::Checker;
 use crate::redis_args::{block_on, compact_json, parse_category};
 use crate::{Error, RedisArgs, SchemaArgs, TransportArgs};
@@ -106,7 +104,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn new(args: &TailArgs) -> Result<Self, Error> {
-        let catalog = args.schema.load(&Settings::new())?;
+        let catalog = args.schema.load()?;
         let declared: Vec<String> = catalog.categories.iter().map(|c| c.name.clone()).collect();
         let categories = if args.categories.is_empty() {
             declared

@@ -10,7 +10,7 @@ use quote::quote;
 use syn::LitStr;
 use syn::parse::{Parse, ParseStream};
 
-use domain_events_schema::{Catalog, Settings};
+use domain_events_schema::{Catalog, CodegenSettings};
 
 /// Generates the Rust types of a folder of TOML event schemas.
 ///
@@ -141,7 +141,7 @@ fn expand_in(manifest_dir: &Path, args: IncludeArgs) -> syn::Result<TokenStream2
             "absolute paths only work on this machine; give the schema folder relative to the crate's Cargo.toml",
         ));
     }
-    let mut settings = Settings::new().with_display_dir(&rel);
+    let mut settings = CodegenSettings::new();
     if let Some(c) = &args.crate_path {
         if let Err(e) = syn::parse_str::<syn::Path>(&c.value()) {
             return Err(syn::Error::new(
@@ -154,7 +154,7 @@ fn expand_in(manifest_dir: &Path, args: IncludeArgs) -> syn::Result<TokenStream2
         }
         settings = settings.with_crate_path(c.value());
     }
-    let catalog = Catalog::load(&manifest_dir.join(&rel), &settings).map_err(|diags| {
+    let catalog = Catalog::load_as(&manifest_dir.join(&rel), &rel).map_err(|diags| {
         let mut errors = diags
             .items()
             .iter()

@@ -1,7 +1,7 @@
 //! `asyncapi.json`: an AsyncAPI 3.0.0 document of a catalog, for teams whose tools read AsyncAPI
 //! (catalogues, code generators, AsyncAPI Studio).
 //!
-//! - one server, `redis` (protocol `redis`, host from [`Settings::redis_host`]);
+//! - one server, `redis` (protocol `redis`, host from [`ExportSettings::redis_host`]);
 //! - one channel per category: the category's Redis stream, address
 //!   `<prefix>:{<category>}` (docs/contract.md section 4);
 //! - one channel `bullmqQueue` for the BullMQ queue, address `<bullmq prefix>:<queue>`
@@ -19,7 +19,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::Settings;
+use crate::export::ExportSettings;
 use crate::json_schema;
 use crate::model::{Catalog, Category, Event, EventVersion};
 
@@ -34,7 +34,7 @@ pub const SERVER_ID: &str = "redis";
 pub const BULLMQ_CHANNEL_ID: &str = "bullmqQueue";
 
 /// The Redis key of a category's stream: `<prefix>:{<category>}` (docs/contract.md section 4).
-pub fn stream_key(settings: &Settings, category: &str) -> String {
+pub fn stream_key(settings: &ExportSettings, category: &str) -> String {
     format!("{}:{{{category}}}", settings.key_prefix)
 }
 
@@ -45,7 +45,7 @@ pub fn message_id(event: &Event, version: &EventVersion) -> String {
 }
 
 /// The AsyncAPI document of `catalog`.
-pub fn document(catalog: &Catalog, settings: &Settings) -> Value {
+pub fn document(catalog: &Catalog, settings: &ExportSettings) -> Value {
     let mut channels = Map::new();
     let mut operations = Map::new();
     let mut messages = Map::new();
@@ -141,7 +141,7 @@ fn channel_messages(ids: &[String]) -> Value {
     Value::Object(map)
 }
 
-fn stream_channel(settings: &Settings, category: &Category, messages: &[String]) -> Value {
+fn stream_channel(settings: &ExportSettings, category: &Category, messages: &[String]) -> Value {
     let key = stream_key(settings, &category.name);
     let name = &category.name;
     let mut description = format!(
@@ -190,7 +190,7 @@ fn stream_channel(settings: &Settings, category: &Category, messages: &[String])
     })
 }
 
-fn bullmq_channel(settings: &Settings, messages: &[String]) -> Value {
+fn bullmq_channel(settings: &ExportSettings, messages: &[String]) -> Value {
     let (prefix, queue) = (&settings.bullmq_prefix, &settings.bullmq_queue);
     json!({
         "address": format!("{prefix}:{queue}"),
@@ -248,7 +248,7 @@ fn stream_operations(category: &Category) -> OperationText {
     }
 }
 
-fn bullmq_operations(settings: &Settings) -> OperationText {
+fn bullmq_operations(settings: &ExportSettings) -> OperationText {
     let queue = &settings.bullmq_queue;
     OperationText {
         send: [
@@ -294,7 +294,12 @@ fn insert_operations(
     }
 }
 
-fn message(catalog: &Catalog, settings: &Settings, event: &Event, version: &EventVersion) -> Value {
+fn message(
+    catalog: &Catalog,
+    settings: &ExportSettings,
+    event: &Event,
+    version: &EventVersion,
+) -> Value {
     let mut description = version
         .description
         .clone()
@@ -504,10 +509,10 @@ mod tests {
     #[test]
     fn stream_keys_carry_the_hash_tag() {
         assert_eq!(
-            stream_key(&Settings::new(), "image"),
+            stream_key(&ExportSettings::new(), "image"),
             "domain-events:{image}"
         );
-        let settings = Settings::new().with_key_prefix("events");
+        let settings = ExportSettings::new().with_key_prefix("events");
         assert_eq!(stream_key(&settings, "seo"), "events:{seo}");
     }
 }

@@ -6,14 +6,14 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::Settings;
 use crate::asyncapi;
+use crate::export::ExportSettings;
 use crate::model::{Catalog, Category, Constraints, Event, Field, FieldType, NamedKind, Number};
 use crate::naming;
 use crate::typescript;
 
 /// The Markdown text of `catalog.md`.
-pub fn render(catalog: &Catalog, settings: &Settings) -> String {
+pub fn render(catalog: &Catalog, settings: &ExportSettings) -> String {
     let inline = inline_enums(catalog);
     let mut out = String::new();
     out.push_str(
@@ -68,7 +68,7 @@ pub fn render(catalog: &Catalog, settings: &Settings) -> String {
 fn write_category(
     out: &mut String,
     catalog: &Catalog,
-    settings: &Settings,
+    settings: &ExportSettings,
     category: &Category,
     inline: &BTreeSet<String>,
 ) {

@@ -18,9 +18,112 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::Settings;
 use crate::model::Catalog;
 use crate::{asyncapi, catalog_doc, json_schema, typescript};
+
+/// The default `$id` prefix of exported schemas (docs/contract.md section 3.5): the one
+/// definition in `domain_events_wire`, shared with the runtime's CloudEvents `dataschema`.
+pub const DEFAULT_SCHEMA_ID_BASE: &str = domain_events_wire::SCHEMA_ID_BASE;
+
+/// The default catalog name in `asyncapi.json` and `catalog.md`.
+pub const DEFAULT_TITLE: &str = "domain-events";
+
+/// The default `info.version` of `asyncapi.json`.
+pub const DEFAULT_API_VERSION: &str = "1.0.0";
+
+/// The default Redis server named in `asyncapi.json`.
+pub const DEFAULT_REDIS_HOST: &str = "localhost:6379";
+
+/// The default Redis key prefix of the category streams (docs/contract.md section 4.1): the one
+/// definition in `domain_events_wire`, shared with `domain-events-redis`.
+pub const DEFAULT_KEY_PREFIX: &str = domain_events_wire::REDIS_KEY_PREFIX;
+
+/// The default BullMQ queue (docs/contract.md section 5.1): the one definition in
+/// `domain_events_wire`, shared with `domain-events-bullmq`.
+pub const DEFAULT_BULLMQ_QUEUE: &str = domain_events_wire::BULLMQ_QUEUE;
+
+/// The default BullMQ key prefix (docs/contract.md section 5.1): the one definition in
+/// `domain_events_wire`, shared with `domain-events-bullmq`.
+pub const DEFAULT_BULLMQ_PREFIX: &str = domain_events_wire::BULLMQ_PREFIX;
+
+/// What an export says beyond the catalog: schema `$id`s, the catalog's name and version, and the
+/// Redis and BullMQ addresses `asyncapi.json` and `catalog.md` name. Code generation never reads
+/// these (it has [`CodegenSettings`](crate::CodegenSettings)).
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    /// The URI every exported schema `$id` starts with.
+    pub schema_id_base: String,
+    /// The name of the catalog in `asyncapi.json` (`info.title`) and `catalog.md`.
+    pub title: String,
+    /// The version of the catalog document in `asyncapi.json` (`info.version`).
+    pub api_version: String,
+    /// `host:port` of the Redis server named in `asyncapi.json`.
+    pub redis_host: String,
+    /// The Redis key prefix of the category streams (docs/contract.md section 4).
+    pub key_prefix: String,
+    /// The BullMQ queue events are added to (docs/contract.md section 5).
+    pub bullmq_queue: String,
+    /// The BullMQ key prefix (docs/contract.md section 5).
+    pub bullmq_prefix: String,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            schema_id_base: DEFAULT_SCHEMA_ID_BASE.into(),
+            title: DEFAULT_TITLE.into(),
+            api_version: DEFAULT_API_VERSION.into(),
+            redis_host: DEFAULT_REDIS_HOST.into(),
+            key_prefix: DEFAULT_KEY_PREFIX.into(),
+            bullmq_queue: DEFAULT_BULLMQ_QUEUE.into(),
+            bullmq_prefix: DEFAULT_BULLMQ_PREFIX.into(),
+        }
+    }
+}
+
+impl ExportSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the `$id` prefix of exported schemas (it should end with `/`).
+    pub fn with_schema_id_base(mut self, base: impl Into<String>) -> Self {
+        self.schema_id_base = base.into();
+        self
+    }
+
+    /// Names the catalog in `asyncapi.json` (`info.title`) and as the heading of `catalog.md`.
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// Sets `info.version` of `asyncapi.json`.
+    pub fn with_api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = version.into();
+        self
+    }
+
+    /// Names the Redis server (`host:port`) in `asyncapi.json`.
+    pub fn with_redis_host(mut self, host: impl Into<String>) -> Self {
+        self.redis_host = host.into();
+        self
+    }
+
+    /// Sets the Redis key prefix that the stream addresses in `asyncapi.json` start with.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets the BullMQ queue name and key prefix named in `asyncapi.json`.
+    pub fn with_bullmq(mut self, prefix: impl Into<String>, queue: impl Into<String>) -> Self {
+        self.bullmq_prefix = prefix.into();
+        self.bullmq_queue = queue.into();
+        self
+    }
+}
 
 /// The AsyncAPI document's path in the export folder.
 pub const ASYNCAPI_FILE: &str = "asyncapi.json";
@@ -30,7 +133,7 @@ pub const CATALOG_FILE: &str = "catalog.md";
 
 /// Every file of the export, by path relative to the export folder, with its contents.
 /// Deterministic: the same catalog always gives the same bytes.
-pub fn render(catalog: &Catalog, settings: &Settings) -> BTreeMap<String, String> {
+pub fn render(catalog: &Catalog, settings: &ExportSettings) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let mut index = Vec::new();
     for event in catalog.events() {
@@ -94,7 +197,7 @@ fn pretty(value: &Value) -> String {
 
 /// Writes the export into `out` (created if missing). Files of earlier exports that the catalog no
 /// longer produces are removed, so the folder always matches the schemas.
-pub fn write(catalog: &Catalog, settings: &Settings, out: &Path) -> io::Result<Vec<PathBuf>> {
+pub fn write(catalog: &Catalog, settings: &ExportSettings, out: &Path) -> io::Result<Vec<PathBuf>> {
     let files = render(catalog, settings);
     for stale in stale_files(&files, out)? {
         std::fs::remove_file(stale)?;
@@ -117,7 +220,7 @@ pub fn write(catalog: &Catalog, settings: &Settings, out: &Path) -> io::Result<V
 /// reason (`missing`, `differs`, `stale`). Empty means up to date.
 pub fn check(
     catalog: &Catalog,
-    settings: &Settings,
+    settings: &ExportSettings,
     out: &Path,
 ) -> io::Result<Vec<(PathBuf, &'static str)>> {
     let files = render(catalog, settings);

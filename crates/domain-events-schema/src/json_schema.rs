@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::Settings;
+use crate::export::ExportSettings;
 use crate::model::{
     Catalog, Constraints, Event, EventVersion, Field, FieldType, NamedKind, Number,
 };
@@ -41,7 +41,7 @@ pub fn versioned_path(event: &Event, version: &EventVersion, kind: &str) -> Stri
 }
 
 /// The `$id` of a version's payload schema: the id base plus its versioned path.
-pub fn payload_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
+pub fn payload_id(settings: &ExportSettings, event: &Event, version: &EventVersion) -> String {
     format!(
         "{}{}",
         settings.schema_id_base,
@@ -50,7 +50,7 @@ pub fn payload_id(settings: &Settings, event: &Event, version: &EventVersion) ->
 }
 
 /// The `$id` of a version's envelope schema: the id base plus its versioned path.
-pub fn event_id(settings: &Settings, event: &Event, version: &EventVersion) -> String {
+pub fn event_id(settings: &ExportSettings, event: &Event, version: &EventVersion) -> String {
     format!(
         "{}{}",
         settings.schema_id_base,
@@ -61,7 +61,7 @@ pub fn event_id(settings: &Settings, event: &Event, version: &EventVersion) -> S
 /// The standalone payload schema of one event version.
 pub fn payload_schema(
     catalog: &Catalog,
-    settings: &Settings,
+    settings: &ExportSettings,
     event: &Event,
     version: &EventVersion,
 ) -> Value {
@@ -93,7 +93,7 @@ pub fn payload_body(
 /// The whole envelope of one event version: `type` and `version` as constants, the payload inline.
 pub fn event_schema(
     catalog: &Catalog,
-    settings: &Settings,
+    settings: &ExportSettings,
     event: &Event,
     version: &EventVersion,
 ) -> Value {

@@ -4,16 +4,16 @@
 
 use std::path::Path;
 
-use domain_events_schema::{Catalog, Settings, export};
+use domain_events_schema::{Catalog, CodegenSettings, ExportSettings, export};
 
 fn fixture() -> Catalog {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good");
-    Catalog::load(&dir, &Settings::new().with_display_dir("good")).unwrap_or_else(|d| panic!("{d}"))
+    Catalog::load_as(&dir, Path::new("good")).unwrap_or_else(|d| panic!("{d}"))
 }
 
 #[test]
 fn generated_code_snapshot() {
-    let tokens = fixture().generate(&Settings::new());
+    let tokens = fixture().generate(&CodegenSettings::new());
     let file: syn::File = syn::parse2(tokens).expect("generated code parses as a Rust file");
     let text = format!(
         "// This file is @generated from tests/fixtures/good/shop.toml by the codegen snapshot test.\n\
@@ -30,7 +30,7 @@ fn generated_code_snapshot() {
 
 #[test]
 fn export_snapshot() {
-    let files = export::render(&fixture(), &Settings::new());
+    let files = export::render(&fixture(), &ExportSettings::new());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/shop-export");
     for (rel, text) in &files {
         expectorate::assert_contents(root.join(rel), text);
@@ -53,15 +53,15 @@ fn export_snapshot() {
 
 #[test]
 fn generation_is_deterministic() {
-    let a = fixture().generate(&Settings::new()).to_string();
-    let b = fixture().generate(&Settings::new()).to_string();
+    let a = fixture().generate(&CodegenSettings::new()).to_string();
+    let b = fixture().generate(&CodegenSettings::new()).to_string();
     assert_eq!(a, b);
 }
 
 #[test]
 fn crate_path_is_configurable() {
     let code = fixture()
-        .generate(&Settings::new().with_crate_path("::my_events"))
+        .generate(&CodegenSettings::new().with_crate_path("::my_events"))
         .to_string();
     assert!(code.contains(":: my_events :: __private"));
     assert!(!code.contains("domain_events"));

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use domain_events_schema::{Catalog, Settings};
+use domain_events_schema::Catalog;
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad");
@@ -19,8 +19,7 @@ fn cases() -> Vec<PathBuf> {
 
 fn render(dir: &Path) -> String {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let settings = Settings::new().with_display_dir(format!("bad/{name}"));
-    match Catalog::load(dir, &settings) {
+    match Catalog::load_as(dir, Path::new(&format!("bad/{name}"))) {
         Ok(_) => panic!("{name}: the broken schema was accepted"),
         Err(diags) => format!("{diags}\n"),
     }

@@ -29,14 +29,14 @@ pub(super) fn codegen(env: &Env) -> anyhow::Result<Codegen> {
     let mut sizes = Vec::new();
     for events in CODEGEN_SIZES {
         let schemas = dir.join(format!("gen{events}")).join("schemas");
-        let settings = domain_events_schema::Settings::new();
+        let settings = domain_events_schema::CodegenSettings::new();
         let mut runs = Vec::new();
         let mut generated = 0;
         for run in 0..if env.quick { 1 } else { 3 } {
             let started = Instant::now();
-            let catalog = domain_events_schema::Catalog::load(&schemas, &settings).map_err(
-                |diagnostics| anyhow::anyhow!("generated schemas are invalid:\n{diagnostics}"),
-            )?;
+            let catalog = domain_events_schema::Catalog::load(&schemas).map_err(|diagnostics| {
+                anyhow::anyhow!("generated schemas are invalid:\n{diagnostics}")
+            })?;
             let tokens = catalog.generate(&settings);
             runs.push(started.elapsed().as_secs_f64());
             if run == 0 {

@@ -14,15 +14,46 @@ pub use emitter::{expand_derive_emitter, expand_emitter_with_events};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::Settings;
 use crate::model::Catalog;
+
+/// The path generated code reaches the runtime crate by, unless configured otherwise.
+pub const DEFAULT_CRATE_PATH: &str = "::domain_events";
+
+/// How code is generated: the one setting code generation reads (export settings are
+/// [`ExportSettings`](crate::ExportSettings)).
+#[derive(Debug, Clone)]
+pub struct CodegenSettings {
+    /// The path generated code uses to reach the runtime crate (default [`DEFAULT_CRATE_PATH`]).
+    pub crate_path: String,
+}
+
+impl Default for CodegenSettings {
+    fn default() -> Self {
+        Self {
+            crate_path: DEFAULT_CRATE_PATH.into(),
+        }
+    }
+}
+
+impl CodegenSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Generated code reaches the runtime through `path` (like `#[serde(crate = "...")]`).
+    pub fn with_crate_path(mut self, path: impl Into<String>) -> Self {
+        self.crate_path = path.into();
+        self
+    }
+}
 
 /// Everything generated for `catalog`: named types, payload structs with their trait impls and
 /// envelope aliases, `DomainEventType`, `DomainEvent` and `EVENTS`.
 ///
 /// A `settings.crate_path` that is not a Rust path gives a `compile_error!`, never a silent
 /// fallback to `::domain_events`.
-pub fn generate(catalog: &Catalog, settings: &Settings) -> TokenStream {
+pub fn generate(catalog: &Catalog, settings: &CodegenSettings) -> TokenStream {
     if let Err(e) = syn::parse_str::<syn::Path>(&settings.crate_path) {
         let message = format!(
             "the crate path `{}` is not a Rust path ({e}); write the path to the `domain-events` crate, e.g. `::domain_events`",

@@ -3,7 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use crate::Settings;
+use super::CodegenSettings;
 use crate::json_schema;
 use crate::model::{Catalog, Field, FieldType, NamedKind, NamedType, Number};
 
@@ -19,7 +19,7 @@ pub(crate) struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    pub fn new(catalog: &'a Catalog, settings: &'a Settings) -> Self {
+    pub fn new(catalog: &'a Catalog, settings: &'a CodegenSettings) -> Self {
         // `generate` has checked that the crate path is a path.
         let rt: TokenStream = settings.crate_path.parse().unwrap_or_default();
         let private = quote!(#rt::__private);
