@@ -165,6 +165,14 @@ pub enum Error {
         counts: Vec<(String, u64)>,
     },
 
+    /// The dashboard could not start or stopped serving.
+    #[error(transparent)]
+    Dashboard(#[from] domain_events_dashboard::Error),
+
+    /// The options ask for something unsafe (e.g. actions on a public address without a token).
+    #[error("{0}")]
+    Unsafe(String),
+
     /// The async runtime for the Redis commands could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] io::Error),
@@ -197,6 +205,14 @@ impl Error {
             }
             Error::Runtime(source) => {
                 let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::Dashboard(error) => {
+                let _ = write!(text, "error: {error}");
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    let _ = write!(text, ": {cause}");
+                    source = cause.source();
+                }
             }
             Error::PayloadFile { source, .. } => {
                 let _ = write!(text, "error: {self}: {source}");
@@ -267,7 +283,8 @@ impl Error {
             Error::UnusableSchema { .. }
             | Error::Redis(_)
             | Error::Bullmq(_)
-            | Error::DeadLetter { .. } => {
+            | Error::DeadLetter { .. }
+            | Error::Unsafe(_) => {
                 let _ = write!(text, "error: {self}");
             }
         }
