@@ -5,6 +5,10 @@
 const REFRESH_MS = 2000;
 let session = null;
 let timer = null;
+// Bumped on every navigation: an answer that arrives for an earlier page is dropped, so a late
+// refresh never paints over the page shown now.
+let generation = 0;
+class Stale extends Error {}
 
 // --- helpers ---------------------------------------------------------------------------------
 
@@ -43,6 +47,7 @@ const enc = encodeURIComponent;
 function token() { return sessionStorage.getItem("domain-events-token"); }
 
 async function api(path, options) {
+  const mine = generation;
   const headers = Object.assign({}, (options && options.headers) || {});
   if (token()) headers["Authorization"] = "Bearer " + token();
   const response = await fetch("api/" + path, Object.assign({}, options, { headers }));
@@ -51,6 +56,7 @@ async function api(path, options) {
     throw new Error("a bearer token is required");
   }
   const body = await response.json().catch(() => ({}));
+  if (mine !== generation) throw new Stale("left the page");
   if (!response.ok) throw new Error(body.error || response.statusText);
   return body;
 }
@@ -65,7 +71,7 @@ async function post(path, body) {
 
 function show(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.flat(Infinity).filter((node) => node !== null && node !== undefined));
 }
 
 function failure(error) { return el("div", { class: "error", text: String(error.message || error) }); }
@@ -79,6 +85,7 @@ function every(render) {
       await render();
       live("live · updated " + new Date().toLocaleTimeString());
     } catch (error) {
+      if (error instanceof Stale) return;
       show(failure(error));
       live("not updated: " + (error.message || error));
     }
@@ -114,7 +121,7 @@ async function overview() {
     dead: status.deadLetters.reduce((n, d) => n + d.length, 0),
   };
   const card = (id, value, label) => el("div", { class: "card", id }, el("div", { class: "value", text: value }), el("div", { class: "label", text: label }));
-  const minutes = Math.round((throughput.intervalMs * 180) / 60000);
+  const minutes = Math.round(throughput.historyMs / 60000);
   show(
     el("div", { class: "cards" },
       card("total-streams", totals.streams, "streams"),
@@ -182,6 +189,7 @@ async function deadLetter(category, group, id) {
   try {
     letter = await api("dead-letter?category=" + enc(category) + "&group=" + enc(group) + "&id=" + enc(id));
   } catch (error) {
+    if (error instanceof Stale) return;
     show(failure(error), el("a", { href: "#/dlq/" + enc(category) + "/" + enc(group), text: "Back to the dead letters" }));
     return;
   }
@@ -291,6 +299,8 @@ async function catalog() {
 // --- routing ---------------------------------------------------------------------------------
 
 function route() {
+  generation += 1;
+  clearInterval(timer);
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.id === "nav-" + (parts[0] === "lookup" || parts[0] === "catalog" ? parts[0] : "overview"));
   switch (parts[0]) {
@@ -301,7 +311,7 @@ function route() {
       if (parts[1]) return every(() => lookup(parts[1], parts.slice(2).join("/")));
       return lookup(null, "");
     case "catalog":
-      return catalog().catch((e) => show(failure(e)));
+      return catalog().catch((e) => { if (!(e instanceof Stale)) show(failure(e)); });
     default:
       return every(overview);
   }

@@ -30,6 +30,8 @@ struct Sample {
 pub(crate) struct ThroughputView {
     /// Milliseconds between samples.
     interval_ms: u64,
+    /// Milliseconds of history kept (the oldest point is at most this old).
+    history_ms: u64,
     streams: Vec<StreamRate>,
 }
 
@@ -102,6 +104,8 @@ impl Throughput {
         }
         ThroughputView {
             interval_ms: u64::try_from(self.every.as_millis()).unwrap_or(u64::MAX),
+            history_ms: u64::try_from(self.every.as_millis() * self.capacity as u128)
+                .unwrap_or(u64::MAX),
             streams: streams.into_values().collect(),
         }
     }
