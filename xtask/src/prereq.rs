@@ -1,7 +1,7 @@
 //! What `cargo xtask test` needs besides Rust, checked before anything runs: `redis-server` and
 //! `redis-cli` (the Redis tests start their own servers), Node.js 20 or newer and npm (`npm ci
-//! --prefix tests/node` and the interop tests' scripts). PostgreSQL and Chromium are not needed
-//! yet.
+//! --prefix tests/node` and the interop tests' scripts), Debian's `chromium` and `chromedriver`
+//! (the dashboard's browser test). PostgreSQL is not needed yet.
 
 use std::process::Command;
 
@@ -19,7 +19,7 @@ pub struct Tool {
 }
 
 /// The programs of the suite, checked in this order with `<program> --version`.
-pub const TOOLS: [Tool; 4] = [
+pub const TOOLS: [Tool; 6] = [
     Tool {
         program: "redis-server",
         min_major: None,
@@ -43,6 +43,18 @@ pub const TOOLS: [Tool; 4] = [
         min_major: None,
         package: "npm",
         used_for: "`npm ci --prefix tests/node`",
+    },
+    Tool {
+        program: "chromium",
+        min_major: None,
+        package: "chromium",
+        used_for: "the dashboard's browser test",
+    },
+    Tool {
+        program: "chromedriver",
+        min_major: None,
+        package: "chromium-driver",
+        used_for: "the dashboard's browser test drives Chromium through it",
     },
 ];
 
@@ -191,6 +203,8 @@ mod tests {
             ("redis-cli", "redis-cli 7.0.15"),
             ("node", "v20.0.0"),
             ("npm", "10.2.4"),
+            ("chromium", "Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)"),
+            ("chromedriver", "ChromeDriver 156.0.8078.114"),
         ]);
         assert_eq!(problems(all), []);
         assert_eq!(message(&[]), "");
@@ -198,7 +212,11 @@ mod tests {
 
     #[test]
     fn missing_and_old_tools_are_named_with_their_packages() {
-        let some = versions(&[("redis-cli", "redis-cli 7.0.15"), ("node", "v18.19.0\n")]);
+        let some = versions(&[
+            ("redis-cli", "redis-cli 7.0.15"),
+            ("node", "v18.19.0\n"),
+            ("chromium", "Chromium 156.0.8078.114"),
+        ]);
         let found = problems(some);
         assert_eq!(
             found,
@@ -209,6 +227,7 @@ mod tests {
                     found: "v18.19.0".into()
                 },
                 Problem::Missing(TOOLS[3]),
+                Problem::Missing(TOOLS[5]),
             ]
         );
         let text = message(&found);
@@ -219,7 +238,9 @@ mod tests {
              \x20 - `node` is `v18.19.0`; version 20 or newer is needed (the BullMQ, \
              CloudEvents and schema export interop tests)\n\
              \x20 - `npm` not found on PATH (`npm ci --prefix tests/node`)\n\
-             Install them (Debian/Ubuntu): apt-get install redis-server nodejs npm\n\
+             \x20 - `chromedriver` not found on PATH (the dashboard's browser test drives \
+             Chromium through it)\n\
+             Install them (Debian/Ubuntu): apt-get install redis-server nodejs npm chromium-driver\n\
              If your distribution's nodejs is older than 20, install Node.js 20 or newer from \
              https://nodejs.org (or NodeSource, nvm).\n"
         );
@@ -232,6 +253,8 @@ mod tests {
             ("redis-cli", "redis-cli 7.0.15"),
             ("node", "nightly"),
             ("npm", "10.2.4"),
+            ("chromium", "Chromium 156.0.8078.114"),
+            ("chromedriver", "ChromeDriver 156.0.8078.114"),
         ]);
         assert_eq!(
             problems(odd),
@@ -248,7 +271,7 @@ mod tests {
         assert!(
             text.ends_with(
                 "Install them (Debian/Ubuntu): apt-get install redis-server redis-tools nodejs \
-                 npm\n"
+                 npm chromium chromium-driver\n"
             ),
             "{text}"
         );
