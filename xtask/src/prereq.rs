@@ -203,7 +203,10 @@ mod tests {
             ("redis-cli", "redis-cli 7.0.15"),
             ("node", "v20.0.0"),
             ("npm", "10.2.4"),
-            ("chromium", "Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)"),
+            (
+                "chromium",
+                "Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)",
+            ),
             ("chromedriver", "ChromeDriver 156.0.8078.114"),
         ]);
         assert_eq!(problems(all), []);

@@ -88,18 +88,22 @@ pub(crate) fn run(args: &DashboardArgs, out: &mut dyn Write) -> Result<ExitCode,
             builder = builder.token(token.clone());
         }
         let dashboard = builder.build()?;
-        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|source| {
-            domain_events_dashboard::Error::Bind {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| domain_events_dashboard::Error::Bind {
                 addr: args.listen.to_string(),
                 source,
-            }
-        })?;
+            })?;
         let addr = listener.local_addr().unwrap_or(args.listen);
         say(
             out,
             format_args!(
                 "dashboard on http://{addr}/ ({}); Ctrl-C stops it",
-                if args.allow_actions { "actions allowed" } else { "read-only" }
+                if args.allow_actions {
+                    "actions allowed"
+                } else {
+                    "read-only"
+                }
             ),
         )?;
         out.flush().map_err(Error::Output)?;

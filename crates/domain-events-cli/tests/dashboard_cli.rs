@@ -14,13 +14,23 @@ fn the_dashboard_serves_its_api_on_the_address_it_prints() {
     let server = RedisServer::start();
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
     let mut child = Command::new(BIN)
-        .args(["dashboard", "--redis", &server.url(), "--listen", "127.0.0.1:0", "--schemas", schemas])
+        .args([
+            "dashboard",
+            "--redis",
+            &server.url(),
+            "--listen",
+            "127.0.0.1:0",
+            "--schemas",
+            schemas,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line
         .strip_prefix("dashboard on http://")
         .and_then(|rest| rest.split_once('/'))
@@ -29,7 +39,11 @@ fn the_dashboard_serves_its_api_on_the_address_it_prints() {
     assert!(line.contains("(read-only)"), "{line}");
 
     let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(stream, "GET /api/session HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /api/session HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let _ = child.kill();
@@ -55,5 +69,8 @@ fn actions_on_a_public_address_need_a_token() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to allow actions on 0.0.0.0:0 without --token"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to allow actions on 0.0.0.0:0 without --token"),
+        "{stderr}"
+    );
 }

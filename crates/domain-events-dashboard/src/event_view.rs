@@ -42,8 +42,8 @@ pub(crate) fn event_view(catalog: Option<&Catalog>, bytes: &[u8]) -> Option<Even
         .unwrap_or(1);
     let mut redaction = Redaction::WholePayload;
     if let Some(payload) = object.get_mut("payload") {
-        let redacted = catalog
-            .is_some_and(|catalog| redact_payload(catalog, &event_type, version, payload));
+        let redacted =
+            catalog.is_some_and(|catalog| redact_payload(catalog, &event_type, version, payload));
         if redacted {
             redaction = Redaction::SensitiveFields;
         } else {

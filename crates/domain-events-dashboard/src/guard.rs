@@ -28,7 +28,8 @@ pub(crate) async fn guard(
             .and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|given| same(given.as_bytes(), token.as_bytes())) {
             let mut response =
-                ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required").into_response();
+                ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required")
+                    .into_response();
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"domain-events\""),
@@ -38,7 +39,9 @@ pub(crate) async fn guard(
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         if !inner.allow_actions {
-            return forbidden("the dashboard is read-only: start it with --allow-actions to replay or delete");
+            return forbidden(
+                "the dashboard is read-only: start it with --allow-actions to replay or delete",
+            );
         }
         let csrf = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes);
         if !csrf.is_some_and(|csrf| same(csrf, inner.csrf.as_bytes())) {
@@ -59,7 +62,11 @@ fn forbidden(message: &str) -> Response {
 /// Why a request comes from another site, if it does: the browser says so (`Sec-Fetch-Site`),
 /// or its `Origin` is not this host.
 fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if text("sec-fetch-site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
         return Some("cross-site request refused (Sec-Fetch-Site)");
     }
@@ -92,8 +99,14 @@ pub(crate) async fn headers(request: Request, next: Next) -> Response {
             "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
         ),
     );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -122,8 +135,14 @@ mod tests {
             None
         );
         for bad in [
-            headers(&[("host", "127.0.0.1:7474"), ("origin", "http://evil.example")]),
-            headers(&[("host", "127.0.0.1:7474"), ("origin", "http://127.0.0.1:7474.evil.example")]),
+            headers(&[
+                ("host", "127.0.0.1:7474"),
+                ("origin", "http://evil.example"),
+            ]),
+            headers(&[
+                ("host", "127.0.0.1:7474"),
+                ("origin", "http://127.0.0.1:7474.evil.example"),
+            ]),
             headers(&[("host", "127.0.0.1:7474"), ("sec-fetch-site", "cross-site")]),
             headers(&[("host", "127.0.0.1:7474"), ("sec-fetch-site", "same-site")]),
             headers(&[("origin", "http://127.0.0.1:7474")]),

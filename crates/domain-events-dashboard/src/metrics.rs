@@ -53,7 +53,11 @@ pub(crate) fn exposition(status: &Status) -> String {
         "domain_events_stream_length",
         "gauge",
         "Entries in the category stream.",
-        status.streams.iter().map(|s| (stream(s), s.length)).collect(),
+        status
+            .streams
+            .iter()
+            .map(|s| (stream(s), s.length))
+            .collect(),
     );
     family(
         "domain_events_stream_entries_added_total",
@@ -81,7 +85,9 @@ pub(crate) fn exposition(status: &Status) -> String {
         "domain_events_group_consumers",
         "gauge",
         "Consumers registered in the consumer group.",
-        groups().map(|(l, g)| (l, g.consumers.len() as u64)).collect(),
+        groups()
+            .map(|(l, g)| (l, g.consumers.len() as u64))
+            .collect(),
     );
     family(
         "domain_events_dead_letters",

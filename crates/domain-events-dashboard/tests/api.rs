@@ -58,7 +58,10 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
     assert_eq!(group(&overview, "email", "mailer")["deadLetters"], 3);
 
     // Throughput: events emitted while the dashboard samples show as a positive rate.
-    let emitter = Emitter::new("dashboard-test", RedisTransport::new(seeded.config.clone()).unwrap());
+    let emitter = Emitter::new(
+        "dashboard-test",
+        RedisTransport::new(seeded.config.clone()).unwrap(),
+    );
     let mut index = 100;
     eventually("the image stream's throughput shows", WAIT, || {
         index += 1;
@@ -86,7 +89,9 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
 
     // Dead letters: reason, deliveries, the event with the sensitive recipient redacted.
     let text = client
-        .get(format!("{base}api/dead-letters?category=email&group=mailer"))
+        .get(format!(
+            "{base}api/dead-letters?category=email&group=mailer"
+        ))
         .send()
         .await
         .unwrap()
@@ -100,7 +105,13 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
     let emails: Vec<&Value> = letters.iter().filter(|l| l["replayable"] == true).collect();
     assert_eq!(emails.len(), 2, "{list}");
     for letter in &emails {
-        assert_eq!(letter["reason"].as_str().unwrap().contains("the mail provider is down"), true, "{letter}");
+        assert!(
+            letter["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the mail provider is down"),
+            "{letter}"
+        );
         assert_eq!(letter["deliveries"], 1);
         assert_eq!(letter["event"]["redaction"], "sensitiveFields");
         let payload = &letter["event"]["envelope"]["payload"];
@@ -113,10 +124,15 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
 
     // One dead letter by id; an unknown id is 404.
     let id = emails[0]["id"].as_str().unwrap();
-    let one = get(&format!("{base}api/dead-letter?category=email&group=mailer&id={id}")).await;
+    let one = get(&format!(
+        "{base}api/dead-letter?category=email&group=mailer&id={id}"
+    ))
+    .await;
     assert_eq!(one["id"], id);
     let missing = client
-        .get(format!("{base}api/dead-letter?category=email&group=mailer&id=1-1"))
+        .get(format!(
+            "{base}api/dead-letter?category=email&group=mailer&id=1-1"
+        ))
         .send()
         .await
         .unwrap();
@@ -144,14 +160,20 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
         let found = get(&format!("{base}api/lookup?{query}")).await;
         let entries = found["entries"].as_array().unwrap();
         assert_eq!(entries.len(), 1, "{query}: {found}");
-        assert_eq!(entries[0]["event"]["envelope"]["eventId"], image_id.as_str());
+        assert_eq!(
+            entries[0]["event"]["envelope"]["eventId"],
+            image_id.as_str()
+        );
         assert_eq!(found["idempotencyKey"], image_key.as_str());
         let claims = found["claims"].as_array().unwrap();
         assert_eq!(claims.len(), 1, "{found}");
         assert_eq!(claims[0]["eventId"], image_id.as_str());
         assert_eq!(claims[0]["key"], format!("dash:{{image}}:idem:{image_key}"));
         let groups = found["groups"].as_array().unwrap();
-        let done = groups.iter().find(|g| g["group"] == "notifications").unwrap();
+        let done = groups
+            .iter()
+            .find(|g| g["group"] == "notifications")
+            .unwrap();
         assert_eq!(done["done"]["eventId"], image_id.as_str(), "{found}");
         assert!(done["done"]["ttlMs"].as_u64().unwrap() > 0);
     }
@@ -169,7 +191,12 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
     let found: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(found["idempotencyKey"], email_key.as_str());
     assert_eq!(found["claims"][0]["eventId"], email_id.as_str());
-    let mailer = found["groups"].as_array().unwrap().iter().find(|g| g["group"] == "mailer").unwrap();
+    let mailer = found["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "mailer")
+        .unwrap();
     assert_eq!(mailer["done"], Value::Null);
     // Nothing known: no entry, no claim.
     let unknown = get(&format!("{base}api/lookup?idempotencyKey=nobody")).await;
@@ -196,26 +223,42 @@ async fn a_read_only_dashboard_shows_everything_and_changes_nothing() {
 
     // `/metrics`: the dashboard's own gauges in Prometheus's text format.
     let metrics = client.get(format!("{base}metrics")).send().await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let metrics = metrics.text().await.unwrap();
     for line in [
         "# TYPE domain_events_group_lag gauge",
         "domain_events_dead_letters{category=\"email\",group=\"mailer\"} 3",
         "domain_events_group_pending{stream=\"dash:{image}\",category=\"image\",group=\"notifications\"} 0",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
     }
 
     // The page and its files, with no reference to anything but the dashboard itself.
     let page = client.get(&base).send().await.unwrap();
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
     let page = page.text().await.unwrap();
     assert!(page.contains("<base href=\"/\">"), "{page}");
     for asset in ["assets/app.js", "assets/style.css"] {
         let body = get_text(&format!("{base}{asset}")).await;
         // No file from anywhere else (the one URL in the script is the SVG namespace).
         let urls = body.replace("http://www.w3.org/2000/svg", "");
-        assert!(!urls.contains("http://") && !urls.contains("https://") && !urls.contains("//cdn"), "{asset}");
+        assert!(
+            !urls.contains("http://") && !urls.contains("https://") && !urls.contains("//cdn"),
+            "{asset}"
+        );
     }
     assert!(!page.contains("https://"));
 }
@@ -245,10 +288,25 @@ async fn a_token_guards_the_api_and_metrics_but_not_the_page() {
         let url = format!("{base}{path}");
         let none = client.get(&url).send().await.unwrap();
         assert_eq!(none.status(), StatusCode::UNAUTHORIZED, "{path}");
-        assert!(none.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-        let wrong = client.get(&url).bearer_auth("s3cret-tokeN").send().await.unwrap();
+        assert!(
+            none.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let wrong = client
+            .get(&url)
+            .bearer_auth("s3cret-tokeN")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
-        let right = client.get(&url).bearer_auth("s3cret-token").send().await.unwrap();
+        let right = client
+            .get(&url)
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(right.status(), StatusCode::OK, "{path}");
     }
     // The page holds no data: it loads, then asks for the token.
@@ -276,23 +334,35 @@ async fn with_actions_allowed_a_replay_is_handled_and_cross_site_requests_are_re
     let csrf = session["csrfToken"].as_str().unwrap().to_owned();
     assert_eq!(csrf.len(), 64);
 
-    let list = get(&format!("{base}api/dead-letters?category=email&group=mailer")).await;
+    let list = get(&format!(
+        "{base}api/dead-letters?category=email&group=mailer"
+    ))
+    .await;
     let letters = list["letters"].as_array().unwrap();
     let email = letters.iter().find(|l| l["replayable"] == true).unwrap();
     let id = email["id"].as_str().unwrap().to_owned();
-    let event_id = email["event"]["envelope"]["eventId"].as_str().unwrap().to_owned();
+    let event_id = email["event"]["envelope"]["eventId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let poison = letters.iter().find(|l| l["replayable"] == false).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let body = json!({"category": "email", "group": "mailer", "id": id});
     let replay = format!("{base}api/dead-letters/replay");
-    let host = base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let host = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
 
     // Cross-site attempts: no token, a wrong token, another origin, a cross-site fetch.
     let attempts = [
         client.post(&replay).json(&body),
-        client.post(&replay).json(&body).header("x-csrf-token", "0".repeat(64)),
+        client
+            .post(&replay)
+            .json(&body)
+            .header("x-csrf-token", "0".repeat(64)),
         client
             .post(&replay)
             .json(&body)
@@ -336,14 +406,30 @@ async fn with_actions_allowed_a_replay_is_handled_and_cross_site_requests_are_re
     })
     .await;
     let found = get(&format!("{base}api/lookup?eventId={event_id}")).await;
-    assert_eq!(found["entries"].as_array().unwrap().len(), 2, "the entry and its replay: {found}");
+    assert_eq!(
+        found["entries"].as_array().unwrap().len(),
+        2,
+        "the entry and its replay: {found}"
+    );
     // Replaying it again: it is gone.
-    let again = client.post(&replay).json(&body).header("x-csrf-token", &csrf).send().await.unwrap();
+    let again = client
+        .post(&replay)
+        .json(&body)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 
     // The entry that is no event cannot be replayed, only deleted.
     let poison_body = json!({"category": "email", "group": "mailer", "id": poison});
-    let refused = client.post(&replay).json(&poison_body).header("x-csrf-token", &csrf).send().await.unwrap();
+    let refused = client
+        .post(&replay)
+        .json(&poison_body)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let delete = format!("{base}api/dead-letters/delete");
     for expected in [true, false] {
@@ -381,14 +467,29 @@ async fn the_router_nests_in_a_service_app_and_metrics_can_come_from_the_caller(
 
     let page = get_text(&format!("{base}/ops/events")).await;
     assert!(page.contains("<base href=\"/ops/events/\">"), "{page}");
-    assert!(get_text(&format!("{base}/ops/events/assets/app.js")).await.contains("function route"));
+    assert!(
+        get_text(&format!("{base}/ops/events/assets/app.js"))
+            .await
+            .contains("function route")
+    );
     let session = get(&format!("{base}/ops/events/api/session")).await;
     assert_eq!(session["catalogLoaded"], false);
-    assert_eq!(get_text(&format!("{base}/ops/events/metrics")).await, "my_service_up 1\n");
+    assert_eq!(
+        get_text(&format!("{base}/ops/events/metrics")).await,
+        "my_service_up 1\n"
+    );
     assert_eq!(get_text(&format!("{base}/health")).await, "ok");
     // Without a catalog nobody can tell which fields are sensitive: no payload is shown.
-    let list = get(&format!("{base}/ops/events/api/dead-letters?category=email&group=mailer")).await;
-    let email = list["letters"].as_array().unwrap().iter().find(|l| l["replayable"] == true).unwrap();
+    let list = get(&format!(
+        "{base}/ops/events/api/dead-letters?category=email&group=mailer"
+    ))
+    .await;
+    let email = list["letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["replayable"] == true)
+        .unwrap();
     assert_eq!(email["event"]["redaction"], "wholePayload");
     assert_eq!(email["event"]["envelope"]["payload"], "[redacted]");
 }

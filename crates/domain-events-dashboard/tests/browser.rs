@@ -44,7 +44,10 @@ impl Driver {
             });
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port} within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on port {port} within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Driver { child, port }
@@ -66,7 +69,9 @@ async fn browser(driver: &Driver) -> Client {
                      "--window-size=1400,1000", "--hide-scrollbars"],
         }
     });
-    let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
         .capabilities(capabilities)
@@ -113,7 +118,9 @@ async fn wait_text(client: &Client, css: &str, check: impl Fn(&str) -> bool) -> 
 
 fn screenshots() -> PathBuf {
     match std::env::var_os("DASHBOARD_SCREENSHOTS") {
-        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir),
+        Some(dir) => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir),
         None => std::env::temp_dir().join(format!("dashboard-screenshots-{}", std::process::id())),
     }
 }
@@ -136,14 +143,35 @@ async fn an_operator_sees_the_streams_and_replays_a_dead_letter_until_it_is_hand
 
     // The overview: the seeded streams and their counts.
     client.goto(&base).await.unwrap();
-    wait_text(&client, r#"tr[data-stream="dash:{image}"] td.length"#, |t| t == "3").await;
-    wait_text(&client, r#"tr[data-stream="dash:{email}"] td.length"#, |t| t == "3").await;
+    wait_text(
+        &client,
+        r#"tr[data-stream="dash:{image}"] td.length"#,
+        |t| t == "3",
+    )
+    .await;
+    wait_text(
+        &client,
+        r#"tr[data-stream="dash:{email}"] td.length"#,
+        |t| t == "3",
+    )
+    .await;
     wait_text(&client, "#total-dead .value", |t| t == "3").await;
-    wait_text(&client, r#"tr[data-group="image/notifications"] td.lag"#, |t| t == "0").await;
-    wait_text(&client, r#"tr[data-group="email/mailer"] td.dead"#, |t| t == "3").await;
+    wait_text(
+        &client,
+        r#"tr[data-group="image/notifications"] td.lag"#,
+        |t| t == "0",
+    )
+    .await;
+    wait_text(&client, r#"tr[data-group="email/mailer"] td.dead"#, |t| {
+        t == "3"
+    })
+    .await;
     wait_text(&client, "#mode", |t| t.starts_with("actions allowed")).await;
     // Events arriving show as throughput, refreshed live.
-    let emitter = Emitter::new("dashboard-test", RedisTransport::new(seeded.config.clone()).unwrap());
+    let emitter = Emitter::new(
+        "dashboard-test",
+        RedisTransport::new(seeded.config.clone()).unwrap(),
+    );
     let mut index = 100;
     eventually("the page shows the image stream's throughput", WAIT, || {
         index += 1;
@@ -168,8 +196,14 @@ async fn an_operator_sees_the_streams_and_replays_a_dead_letter_until_it_is_hand
         .click()
         .await
         .unwrap();
-    wait_text(&client, "#dead-letter-total", |t| t.starts_with("3 dead letter")).await;
-    let rows = client.find_all(Locator::Css("#dead-letters tbody tr")).await.unwrap();
+    wait_text(&client, "#dead-letter-total", |t| {
+        t.starts_with("3 dead letter")
+    })
+    .await;
+    let rows = client
+        .find_all(Locator::Css("#dead-letters tbody tr"))
+        .await
+        .unwrap();
     let mut email_row = None;
     for row in rows {
         if row.text().await.unwrap().contains("email:queued") {
@@ -178,8 +212,17 @@ async fn an_operator_sees_the_streams_and_replays_a_dead_letter_until_it_is_hand
         }
     }
     let email_row = email_row.expect("a dead email in the list");
-    email_row.find(Locator::Css("a.letter-link")).await.unwrap().click().await.unwrap();
-    wait_text(&client, "#reason", |t| t.contains("the mail provider is down")).await;
+    email_row
+        .find(Locator::Css("a.letter-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#reason", |t| {
+        t.contains("the mail provider is down")
+    })
+    .await;
     assert_eq!(text(&client, "#deliveries").await.as_deref(), Some("1"));
     let event = wait_text(&client, "pre#event", |t| t.contains("email:queued")).await;
     assert!(event.contains("\"recipient\": \"[redacted]\""), "{event}");
@@ -188,25 +231,51 @@ async fn an_operator_sees_the_streams_and_replays_a_dead_letter_until_it_is_hand
     screenshot(&client, "dead-letter").await;
 
     // Replay: done, then looked up: handled by the mailer.
-    client.find(Locator::Css("#replay")).await.unwrap().click().await.unwrap();
-    wait_text(&client, "#action-done", |t| t.starts_with("Replayed as entry")).await;
-    client.find(Locator::Css("#lookup-link")).await.unwrap().click().await.unwrap();
-    wait_text(&client, r#"#lookup-groups tr[data-group="email/mailer"] td.done"#, |t| {
-        t.starts_with("done")
+    client
+        .find(Locator::Css("#replay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&client, "#action-done", |t| {
+        t.starts_with("Replayed as entry")
     })
+    .await;
+    client
+        .find(Locator::Css("#lookup-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(
+        &client,
+        r#"#lookup-groups tr[data-group="email/mailer"] td.done"#,
+        |t| t.starts_with("done"),
+    )
     .await;
     let summary = wait_text(&client, "#lookup-summary", |t| t.contains("2 entries")).await;
     assert!(summary.contains(&event_id), "{summary}");
     screenshot(&client, "lookup").await;
 
     // Gone from the dead letters.
-    client.goto(&format!("{base}#/dlq/email/mailer")).await.unwrap();
-    wait_text(&client, "#dead-letter-total", |t| t.starts_with("2 dead letter")).await;
+    client
+        .goto(&format!("{base}#/dlq/email/mailer"))
+        .await
+        .unwrap();
+    wait_text(&client, "#dead-letter-total", |t| {
+        t.starts_with("2 dead letter")
+    })
+    .await;
     assert!(!client.source().await.unwrap().contains(&event_id));
 
     // The catalog, with the sensitive field marked.
     client.goto(&format!("{base}#/catalog")).await.unwrap();
-    let queued = wait_text(&client, r#"[data-type="email:queued"]"#, |t| t.contains("recipient")).await;
+    let queued = wait_text(&client, r#"[data-type="email:queued"]"#, |t| {
+        t.contains("recipient")
+    })
+    .await;
     assert!(queued.contains("sensitive"), "{queued}");
     screenshot(&client, "catalog").await;
 

@@ -132,7 +132,10 @@ impl Inspector {
         };
         let key = first.envelope.idempotency_key.clone();
         let category = first.category.clone();
-        let streams: Vec<_> = streams.into_iter().filter(|(_, c)| *c == category).collect();
+        let streams: Vec<_> = streams
+            .into_iter()
+            .filter(|(_, c)| *c == category)
+            .collect();
         self.records(&streams, &key, &mut lookup).await?;
         lookup.idempotency_key = Some(key);
         Ok(lookup)
@@ -256,9 +259,9 @@ impl Inspector {
             .map(|category| (self.keys.idem(category, key), None))
             .collect();
         wanted.extend(
-            groups
-                .iter()
-                .map(|(category, group)| (self.keys.done(category, group, key), Some(group.clone()))),
+            groups.iter().map(|(category, group)| {
+                (self.keys.done(category, group, key), Some(group.clone()))
+            }),
         );
         let mut commands = Vec::with_capacity(wanted.len() * 2);
         for (redis_key, _) in &wanted {

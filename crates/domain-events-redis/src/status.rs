@@ -361,7 +361,10 @@ impl Inspector {
     }
 
     /// Sends `commands` in pipelined round trips; each reply or server error in order.
-    pub(crate) async fn pipelined(&self, commands: Vec<Cmd>) -> Result<Vec<RedisResult<Value>>, Error> {
+    pub(crate) async fn pipelined(
+        &self,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, Error> {
         let mut replies = Vec::with_capacity(commands.len());
         let mut conn = self.conn.clone();
         for chunk in commands.chunks(PIPELINE_CHUNK) {

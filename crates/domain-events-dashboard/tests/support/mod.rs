@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use domain_events::{Emitter, Email, HandlerError, Handlers, Timestamp};
+use domain_events::{Email, Emitter, HandlerError, Handlers, Timestamp};
 use domain_events_catalog::{
     DomainEvent, EmailQueuedEvent, EmailQueuedPayload, ImageFamilyCompletedEvent,
 };
@@ -49,16 +49,25 @@ pub fn email(index: u32) -> EmailQueuedPayload {
 pub async fn seed() -> Seeded {
     let server = RedisServer::start();
     let config = RedisConfig::new(&server.url()).unwrap().key_prefix(PREFIX);
-    let emitter = Emitter::new("dashboard-test", RedisTransport::new(config.clone()).unwrap());
+    let emitter = Emitter::new(
+        "dashboard-test",
+        RedisTransport::new(config.clone()).unwrap(),
+    );
     let mut images = Vec::new();
     for index in 1..=3 {
         let emitted = emitter.emit(family_completed("v", index)).await.unwrap();
-        images.push((emitted.event_id.to_string(), emitted.idempotency_key.clone()));
+        images.push((
+            emitted.event_id.to_string(),
+            emitted.idempotency_key.clone(),
+        ));
     }
     let mut emails = Vec::new();
     for index in 1..=2 {
         let emitted = emitter.emit(email(index)).await.unwrap();
-        emails.push((emitted.event_id.to_string(), emitted.idempotency_key.clone()));
+        emails.push((
+            emitted.event_id.to_string(),
+            emitted.idempotency_key.clone(),
+        ));
     }
     let mut conn = server.connection().await;
     let _: String = redis::AsyncCommands::xadd(
