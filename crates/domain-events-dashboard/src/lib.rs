@@ -95,8 +95,10 @@ pub fn router(dashboard: Dashboard) -> Router {
 /// # async fn demo(dashboard: domain_events_dashboard::Dashboard) -> Result<(), domain_events_dashboard::Error> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:7474").await
 ///     .map_err(|source| domain_events_dashboard::Error::Bind { addr: "127.0.0.1:7474".into(), source })?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # let _ = stop; // `stop.send(())` ends it
 /// domain_events_dashboard::serve(listener, dashboard, async {
-///     let _ = tokio::signal::ctrl_c().await;
+///     let _ = stopped.await;
 /// }).await
 /// # }
 /// ```
