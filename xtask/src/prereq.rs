@@ -2,7 +2,8 @@
 //! `redis-cli` (the Redis tests start their own servers), Node.js 20 or newer and npm (`npm ci
 //! --prefix tests/node` and the interop tests' scripts), PostgreSQL's `initdb` and `pg_ctl` (the
 //! outbox tests start their own servers; found on `PATH` or in Debian's
-//! `/usr/lib/postgresql/<version>/bin`). Chromium is not needed yet.
+//! `/usr/lib/postgresql/<version>/bin`), and Debian's `chromium` and `chromedriver` (the
+//! dashboard's browser test).
 
 use std::process::Command;
 
@@ -20,7 +21,7 @@ pub struct Tool {
 }
 
 /// The programs of the suite, checked in this order with `<program> --version`.
-pub const TOOLS: [Tool; 6] = [
+pub const TOOLS: [Tool; 8] = [
     Tool {
         program: "redis-server",
         min_major: None,
@@ -56,6 +57,18 @@ pub const TOOLS: [Tool; 6] = [
         min_major: Some(11),
         package: "postgresql",
         used_for: "the outbox tests start, crash and restart their PostgreSQL servers",
+    },
+    Tool {
+        program: "chromium",
+        min_major: None,
+        package: "chromium",
+        used_for: "the dashboard's browser test",
+    },
+    Tool {
+        program: "chromedriver",
+        min_major: None,
+        package: "chromium-driver",
+        used_for: "the dashboard's browser test drives Chromium through it",
     },
 ];
 
@@ -222,6 +235,11 @@ mod tests {
                 "pg_ctl",
                 "pg_ctl (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)",
             ),
+            (
+                "chromium",
+                "Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)",
+            ),
+            ("chromedriver", "ChromeDriver 156.0.8078.114"),
         ]);
         assert_eq!(problems(all), []);
         assert_eq!(message(&[]), "");
@@ -229,7 +247,11 @@ mod tests {
 
     #[test]
     fn missing_and_old_tools_are_named_with_their_packages() {
-        let some = versions(&[("redis-cli", "redis-cli 7.0.15"), ("node", "v18.19.0\n")]);
+        let some = versions(&[
+            ("redis-cli", "redis-cli 7.0.15"),
+            ("node", "v18.19.0\n"),
+            ("chromium", "Chromium 156.0.8078.114"),
+        ]);
         let found = problems(some);
         assert_eq!(
             found,
@@ -241,6 +263,8 @@ mod tests {
                 },
                 Problem::Missing(TOOLS[3]),
                 Problem::Missing(TOOLS[4]),
+                Problem::Missing(TOOLS[5]),
+                Problem::Missing(TOOLS[7]),
                 Problem::Missing(TOOLS[5]),
             ]
         );
@@ -256,7 +280,10 @@ mod tests {
              servers)\n\
              \x20 - `pg_ctl` not found on PATH (the outbox tests start, crash and restart their \
              PostgreSQL servers)\n\
-             Install them (Debian/Ubuntu): apt-get install redis-server nodejs npm postgresql\n\
+             \x20 - `chromedriver` not found on PATH (the dashboard's browser test drives \
+             Chromium through it)\n\
+             Install them (Debian/Ubuntu): apt-get install redis-server nodejs npm postgresql \
+             chromium-driver\n\
              If your distribution's nodejs is older than 20, install Node.js 20 or newer from \
              https://nodejs.org (or NodeSource, nvm).\n"
         );
@@ -271,6 +298,8 @@ mod tests {
             ("npm", "10.2.4"),
             ("initdb", "initdb (PostgreSQL) 15.20"),
             ("pg_ctl", "pg_ctl (PostgreSQL) 15.20"),
+            ("chromium", "Chromium 156.0.8078.114"),
+            ("chromedriver", "ChromeDriver 156.0.8078.114"),
         ]);
         assert_eq!(
             problems(odd),
@@ -287,7 +316,7 @@ mod tests {
         assert!(
             text.ends_with(
                 "Install them (Debian/Ubuntu): apt-get install redis-server redis-tools nodejs \
-                 npm postgresql\n"
+                 npm postgresql chromium chromium-driver
             ),
             "{text}"
         );

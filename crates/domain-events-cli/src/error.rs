@@ -179,6 +179,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The dashboard could not start or stopped serving.
+    #[error(transparent)]
+    Dashboard(#[from] domain_events_dashboard::Error),
+
+    /// The options ask for something unsafe (e.g. actions on a public address without a token).
+    #[error("{0}")]
+    Unsafe(String),
+
     /// The async runtime for the Redis commands could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] io::Error),
@@ -211,6 +219,14 @@ impl Error {
             }
             Error::Runtime(source) => {
                 let _ = write!(text, "error: {self}: {source}");
+            }
+            Error::Dashboard(error) => {
+                let _ = write!(text, "error: {error}");
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    let _ = write!(text, ": {cause}");
+                    source = cause.source();
+                }
             }
             Error::PayloadFile { source, .. } => {
                 let _ = write!(text, "error: {self}: {source}");
@@ -283,7 +299,8 @@ impl Error {
             | Error::Bullmq(_)
             | Error::DeadLetter { .. }
             | Error::Outbox(_)
-            | Error::PostgresUrl { .. } => {
+            | Error::PostgresUrl { .. }
+            | Error::Unsafe(_) => {
                 let _ = write!(text, "error: {self}");
             }
         }

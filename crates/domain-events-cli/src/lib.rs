@@ -37,6 +37,7 @@
 mod bullmq;
 mod check;
 mod completions;
+mod dashboard;
 mod diff;
 mod dlq;
 mod emit;
@@ -58,6 +59,7 @@ use domain_events_schema::Catalog;
 pub use bullmq::{TransportArgs, TransportKind};
 pub use check::CheckArgs;
 pub use completions::CompletionsArgs;
+pub use dashboard::{DASHBOARD_TOKEN_ENV, DashboardArgs};
 pub use diff::DiffArgs;
 pub use dlq::{
     DeadLetterArgs, DlqAction, DlqArgs, DlqDeleteArgs, DlqListArgs, DlqPurgeArgs, DlqReplayArgs,
@@ -260,6 +262,28 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
 
+    /// Serve the web dashboard: streams, groups, lag, dead letters, lookup, catalog, metrics
+    ///
+    /// Serves pages (no file is loaded from anywhere else: it works without internet) and
+    /// their JSON API at http://ADDR/ (`--listen`, 127.0.0.1:7474 by default) until Ctrl-C
+    /// or SIGTERM:
+    ///   overview     streams, consumer groups, lag, pending, dead letters, throughput
+    ///                over the last minutes, refreshed every 2 seconds
+    ///   dead letters per group: reason, deliveries, the event with the fields the
+    ///                schemas mark sensitive redacted; replay and delete with
+    ///                --allow-actions
+    ///   lookup       an event by event id or idempotency key: its entries, whether the
+    ///                producer claim exists, which groups have a done record
+    ///   catalog      the events of `--schemas`: types, fields, versions
+    ///   /metrics     Prometheus gauges: stream length, lag, pending, dead letters
+    ///
+    /// Read-only unless `--allow-actions`. With `--token` (or the environment variable
+    /// DOMAIN_EVENTS_DASHBOARD_TOKEN) the API and /metrics need `Authorization: Bearer
+    /// TOKEN`; the page asks for it. Allowing actions on an address other than loopback
+    /// without a token is refused. docs/dashboard.md documents the API.
+    #[command(verbatim_doc_comment)]
+    Dashboard(DashboardArgs),
+
     /// Print a shell completion script
     ///
     /// Install it where your shell looks for completions, e.g.
@@ -313,6 +337,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode, Error> {
         Command::Tail(args) => tail::run(&args, out),
         Command::Dlq(args) => dlq::run(&args, out),
         Command::Status(args) => status::run(&args, out),
+        Command::Dashboard(args) => dashboard::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
         Command::Outbox(args) => outbox::run(&args, out),
     }

@@ -7,14 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use domain_events::{DecodeError, RawEnvelope};
-use domain_events_schema::model::{Catalog, Event, EventVersion, Field, FieldType, NamedKind};
+use domain_events_schema::model::{Catalog, Event, EventVersion};
+use domain_events_schema::redact::redact_payload;
 use domain_events_schema::{ExportSettings, json_schema};
 use serde_json::Value;
 
 use crate::Error;
-
-/// The stand-in printed for the value of a sensitive field, as in the runtime's `Debug` output.
-pub(crate) const REDACTED: &str = "[redacted]";
 
 /// The payload validator of one event version: the JSON Schema that `export` writes for it, with
 /// formats checked.
@@ -116,52 +114,9 @@ impl Checker {
     }
 
     /// `payload` of `raw`'s event version with the value of every sensitive field (also inside
-    /// objects, lists and maps) replaced by [`REDACTED`]. An event the folder does not declare
+    /// objects, lists and maps) replaced by `[redacted]`. An event the folder does not declare
     /// is left as it is (it was checked before).
     pub(crate) fn redact(&self, raw: &RawEnvelope, payload: &mut Value) {
-        if let Ok((_, version)) = self.version_of(raw) {
-            redact_fields(&self.catalog, &version.fields, payload);
-        }
-    }
-}
-
-fn redact_fields(catalog: &Catalog, fields: &[Field], object: &mut Value) {
-    let Some(object) = object.as_object_mut() else {
-        return;
-    };
-    for field in fields {
-        let Some(value) = object.get_mut(&field.name) else {
-            continue;
-        };
-        if field.sensitive {
-            *value = Value::String(REDACTED.to_owned());
-        } else {
-            redact_value(catalog, &field.ty, value);
-        }
-    }
-}
-
-fn redact_value(catalog: &Catalog, ty: &FieldType, value: &mut Value) {
-    match ty {
-        FieldType::List(inner) => {
-            for item in value.as_array_mut().into_iter().flatten() {
-                redact_value(catalog, inner, item);
-            }
-        }
-        FieldType::Map(inner) => {
-            for item in value
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|m| m.values_mut())
-            {
-                redact_value(catalog, inner, item);
-            }
-        }
-        FieldType::Named(name) => {
-            if let Some(NamedKind::Object(fields)) = catalog.named(name).map(|t| &t.kind) {
-                redact_fields(catalog, fields, value);
-            }
-        }
-        _ => {}
+        redact_payload(&self.catalog, &raw.event_type, raw.version, payload);
     }
 }

@@ -17,7 +17,9 @@
 //!   dead-letter stream per group, graceful shutdown and reconnection.
 //! - [`DeadLetters`] lists, replays, deletes and purges dead letters.
 //! - [`Inspector`] reads the [`Status`] of every stream, consumer group and dead-letter stream:
-//!   lengths, lag, pending entries, consumers.
+//!   lengths, lag, pending entries, consumers; and looks one event up by event id or idempotency
+//!   key ([`Inspector::find_event`], [`Inspector::find_key`]): its entries, its producer claim and
+//!   the groups' done records.
 //! - [`ConnectionConfig`] says how to reach Redis (URL forms, TLS, timeouts, the reachability
 //!   probe) for this crate and for `domain-events-bullmq`; [`RedisConfig`] owns one, and [`Error`]
 //!   classifies what the Redis client reports for both crates.
@@ -81,6 +83,7 @@ mod dlq;
 mod entry;
 mod error;
 mod keys;
+mod lookup;
 mod redact;
 mod scripts;
 mod status;
@@ -100,6 +103,7 @@ pub use consumer::{
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
 pub use keys::Keys;
+pub use lookup::{EventLookup, FoundEntry, GroupRecord, KeyRecord, SEARCH_LIMIT};
 pub use redact::redact_url;
 pub use status::{
     ConsumerStatus, DeadLetterStatus, EntryStamp, GroupStatus, Inspector, PendingEntry, Status,

@@ -189,9 +189,9 @@ pub struct DeadLetterStatus {
 /// ```
 #[derive(Clone)]
 pub struct Inspector {
-    config: RedisConfig,
-    keys: Keys,
-    conn: Connection,
+    pub(crate) config: RedisConfig,
+    pub(crate) keys: Keys,
+    pub(crate) conn: Connection,
 }
 
 impl Inspector {
@@ -330,7 +330,7 @@ impl Inspector {
     }
 
     /// Every stream key under the prefix (`SCAN ... MATCH <prefix>:{* TYPE stream`), sorted.
-    async fn scan_streams(&self) -> Result<BTreeSet<String>, Error> {
+    pub(crate) async fn scan_streams(&self) -> Result<BTreeSet<String>, Error> {
         let pattern = self.keys.category_pattern();
         let mut conn = self.conn.clone();
         let mut cursor = 0u64;
@@ -361,7 +361,10 @@ impl Inspector {
     }
 
     /// Sends `commands` in pipelined round trips; each reply or server error in order.
-    async fn pipelined(&self, commands: Vec<Cmd>) -> Result<Vec<RedisResult<Value>>, Error> {
+    pub(crate) async fn pipelined(
+        &self,
+        commands: Vec<Cmd>,
+    ) -> Result<Vec<RedisResult<Value>>, Error> {
         let mut replies = Vec::with_capacity(commands.len());
         let mut conn = self.conn.clone();
         for chunk in commands.chunks(PIPELINE_CHUNK) {
@@ -380,7 +383,7 @@ impl Inspector {
     }
 
     /// A reply, or `None` when its key or group was deleted meanwhile; any other error fails.
-    fn present(&self, reply: RedisResult<Value>) -> Result<Option<Value>, Error> {
+    pub(crate) fn present(&self, reply: RedisResult<Value>) -> Result<Option<Value>, Error> {
         match reply {
             Ok(value) => Ok(Some(value)),
             Err(error) if is_gone(&error) => Ok(None),
@@ -403,7 +406,7 @@ fn is_gone(error: &redis::RedisError) -> bool {
 }
 
 /// The field-value pairs of an `XINFO` reply: a flat array in RESP2, a map in RESP3.
-fn record(value: Value) -> Vec<(String, Value)> {
+pub(crate) fn record(value: Value) -> Vec<(String, Value)> {
     match value {
         Value::Map(pairs) => pairs
             .into_iter()
@@ -429,7 +432,7 @@ fn field<'a>(record: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
 }
 
 /// A non-negative integer, sent as an integer or as its text; `None` for nil and anything else.
-fn int(value: &Value) -> Option<u64> {
+pub(crate) fn int(value: &Value) -> Option<u64> {
     match value {
         Value::Int(n) => u64::try_from(*n).ok(),
         Value::Nil => None,

@@ -35,6 +35,7 @@ pub(crate) mod load;
 pub mod model;
 mod naming;
 pub(crate) mod raw;
+pub mod redact;
 mod shape;
 pub(crate) mod typescript;
 pub(crate) mod validate;

@@ -289,6 +289,17 @@ impl FieldType {
         }
     }
 
+    /// The schema-language spelling of the type: `string`, `list<uint>`, `map<Money>`, a named
+    /// type by its name.
+    pub fn label(&self) -> String {
+        match self {
+            FieldType::List(inner) => format!("list<{}>", inner.label()),
+            FieldType::Map(inner) => format!("map<{}>", inner.label()),
+            FieldType::Named(n) => n.clone(),
+            scalar => scalar.scalar_name().unwrap_or_default().into(),
+        }
+    }
+
     /// The innermost element type (through lists and maps).
     pub fn element(&self) -> &FieldType {
         match self {

@@ -228,12 +228,7 @@ impl Context<'_> {
 
 /// The schema-language spelling of a type, for messages.
 pub fn type_label(ty: &FieldType) -> String {
-    match ty {
-        FieldType::List(inner) => format!("list<{}>", type_label(inner)),
-        FieldType::Map(inner) => format!("map<{}>", type_label(inner)),
-        FieldType::Named(n) => n.clone(),
-        scalar => scalar.scalar_name().unwrap_or_default().into(),
-    }
+    ty.label()
 }
 
 #[cfg(test)]
