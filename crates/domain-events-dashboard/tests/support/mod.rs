@@ -15,7 +15,7 @@ use domain_events_dashboard::{Dashboard, DashboardBuilder};
 use domain_events_redis::{
     DeadLetters, Inspector, RedisConfig, RedisConsumerHandle, RedisTransport,
 };
-use domain_events_schema::{Catalog, Settings};
+use domain_events_schema::Catalog;
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{eventually, exact_consumer, family_completed};
 
