@@ -316,7 +316,7 @@ mod tests {
         assert!(
             text.ends_with(
                 "Install them (Debian/Ubuntu): apt-get install redis-server redis-tools nodejs \
-                 npm postgresql chromium chromium-driver
+                 npm postgresql chromium chromium-driver\n"
             ),
             "{text}"
         );
