@@ -17,7 +17,8 @@
 //!   dead-letter stream per group, graceful shutdown and reconnection.
 //! - [`DeadLetters`] lists, replays, deletes and purges dead letters.
 //! - [`Inspector`] reads the [`Status`] of every stream, consumer group and dead-letter stream:
-//!   lengths, lag, pending entries, consumers.
+//!   lengths, lag, pending entries, consumers; with the `metrics` feature, `metrics::Collector`
+//!   sets Prometheus gauges from it periodically.
 //! - [`ConnectionConfig`] says how to reach Redis (URL forms, TLS, timeouts, the reachability
 //!   probe) for this crate and for `domain-events-bullmq`; [`RedisConfig`] owns one, and [`Error`]
 //!   classifies what the Redis client reports for both crates.
@@ -81,6 +82,8 @@ mod dlq;
 mod entry;
 mod error;
 mod keys;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod redact;
 mod scripts;
 mod status;

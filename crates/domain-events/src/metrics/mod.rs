@@ -289,8 +289,8 @@ pub const ALL: &[Metric] = &[
     metric(
         DEAD_LETTERS,
         Kind::Gauge,
-        &["category", "group"],
-        "Dead letters of the group in the category's dead-letter stream.",
+        &["category", "group", "stream"],
+        "Dead letters of the group in the category's dead-letter stream (`stream` is its key).",
         RecordedBy::RedisCollector,
     ),
     metric(
