@@ -49,6 +49,11 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
 /// The value of series `name` whose labels include all of `labels`, summed over the series
 /// that match (0 when none does).
 pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    matching(text, name, labels).iter().sum()
+}
+
+/// The values of the series `name` whose labels include all of `labels`.
+fn matching(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
     samples(text)
         .iter()
         .filter(|s| s.name == name)
@@ -58,7 +63,7 @@ pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
                 .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
         .map(|s| s.value)
-        .sum()
+        .collect()
 }
 
 /// The body of `GET path` on `addr` (HTTP/1.1, connection closed after the answer), with the
@@ -100,4 +105,14 @@ fn dechunk(head: &str, body: &str) -> String {
         rest = &after[size + 2..];
     }
     out
+}
+
+/// The value of the one series `name` whose labels include all of `labels`; panics when there
+/// is none or more than one, so that a 0 read is a 0 rendered.
+pub fn only(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching = matching(text, name, labels);
+    match matching[..] {
+        [value] => value,
+        _ => panic!("{} series {name} {labels:?} in:\n{text}", matching.len()),
+    }
 }
