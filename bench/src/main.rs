@@ -9,6 +9,8 @@
 //! Helpers for the xtask: `redis_server` (a private `redis-server`, the test harness's), `fill`
 //! (pre-fills a stream), `sample_envelope` (the envelope `redis-benchmark` appends) and `allocs`
 //! (allocations per event on the hot paths, counted by the global allocator of this binary).
+//! `memory_consume` (emit + `MemoryConsumer`, with `--prometheus` under the `metrics` feature)
+//! measures what the metrics cost (docs/benchmarks.md, "Cost of the metrics").
 
 mod alloc;
 mod allocs;
