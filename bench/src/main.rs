@@ -9,6 +9,8 @@
 //! Helpers for the xtask: `redis_server` (a private `redis-server`, the test harness's), `fill`
 //! (pre-fills a stream), `sample_envelope` (the envelope `redis-benchmark` appends) and `allocs`
 //! (allocations per event on the hot paths, counted by the global allocator of this binary).
+//! `memory_consume` (emit + `MemoryConsumer`, with `--prometheus` under the `metrics` feature)
+//! measures what the metrics cost (docs/benchmarks.md, "Cost of the metrics").
 
 mod alloc;
 mod allocs;
@@ -61,6 +63,8 @@ enum Command {
     MemoryBus(CountArgs),
     /// Peer of `memory_bus`: the same envelopes through a bare Tokio channel
     TokioChannel(CountArgs),
+    /// In-memory bus: emit, handled by a `MemoryConsumer` (the delivery pipeline), no-op handler
+    MemoryConsume(MetricsArgs),
     /// Allocations per event on the hot paths (emit, decode, consume, memory bus)
     Allocs(RedisArgs),
     /// Appends N events to the stream (untimed helper of `consume_memory`)
@@ -94,6 +98,16 @@ struct CountArgs {
     /// Events of the untimed warm-up
     #[arg(long, default_value_t = 500)]
     warmup: u64,
+}
+
+/// How many events to time, and whether metrics are recorded.
+#[derive(Debug, Clone, Args)]
+struct MetricsArgs {
+    #[command(flatten)]
+    count: CountArgs,
+    /// Install the Prometheus recorder first (needs the `metrics` feature of this binary)
+    #[arg(long)]
+    prometheus: bool,
 }
 
 /// What `fill` appends.
@@ -194,6 +208,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Command::MemoryBus(a) => scenarios::memory_bus(a.n, a.warmup).await?,
             Command::TokioChannel(a) => scenarios::tokio_channel(a.n, a.warmup).await?,
+            Command::MemoryConsume(a) => {
+                if a.prometheus {
+                    install_prometheus()?;
+                }
+                scenarios::memory_consume(a.count.n, a.count.warmup).await?
+            }
             Command::Allocs(a) => {
                 for line in allocs::run(&a.url, a.n).await? {
                     println!("{line}");
@@ -209,6 +229,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         println!("{}", measured.to_json());
         Ok(())
     }
+}
+
+/// Installs the Prometheus recorder (no listener): the metrics are recorded, never scraped.
+#[cfg(feature = "metrics")]
+fn install_prometheus() -> anyhow::Result<()> {
+    domain_events_prometheus::install_recorder()?;
+    Ok(())
+}
+
+#[cfg(not(feature = "metrics"))]
+fn install_prometheus() -> anyhow::Result<()> {
+    anyhow::bail!(
+        "built without the `metrics` feature: cargo build -p domain-events-bench --features metrics"
+    )
 }
 
 /// Runs the test harness's private `redis-server` until stdin is closed (or says `stop`).

@@ -301,6 +301,36 @@ pub async fn memory_bus(n: u64, warmup: u64) -> anyhow::Result<Measured> {
     Ok(Measured::new("memory_bus", n, elapsed))
 }
 
+/// Emits `from..from + n` on a new bus to a `MemoryConsumer` (the delivery pipeline: done
+/// check, dispatch to a no-op typed handler, done record), until every event is handled.
+async fn consume_round(from: u64, n: u64) -> anyhow::Result<Duration> {
+    let bus = MemoryBus::new();
+    let handlers = Handlers::new()
+        .on(|_event: ImageVariationCompletedEvent| async { Ok::<(), HandlerError>(()) });
+    let consumer = bus.consumer(GROUP, handlers).build().spawn();
+    let emitter = Emitter::new(SOURCE, bus.clone());
+    let started = Instant::now();
+    for i in from..from + n {
+        let emitted = emitter.emit(payload(i)).await?;
+        ensure!(emitted.published(), "event {i} was not published");
+    }
+    // The consumer drains the bus, then stops.
+    bus.close();
+    let stats = consumer.join().await?;
+    let elapsed = started.elapsed();
+    ensure!(
+        stats.handled == n && stats.received == n,
+        "not every event was handled: {stats:?}"
+    );
+    Ok(elapsed)
+}
+
+pub async fn memory_consume(n: u64, warmup: u64) -> anyhow::Result<Measured> {
+    consume_round(WARM_BASE, warmup).await?;
+    let elapsed = consume_round(0, n).await?;
+    Ok(Measured::new("memory_consume", n, elapsed))
+}
+
 /// The same envelopes (`Envelope::new`, as the emitter builds them) through a bounded Tokio
 /// channel of the bus's default capacity to one receiver.
 async fn channel_round(from: u64, n: u64) -> anyhow::Result<Duration> {

@@ -19,7 +19,8 @@
 //! - [`Inspector`] reads the [`Status`] of every stream, consumer group and dead-letter stream:
 //!   lengths, lag, pending entries, consumers; and looks one event up by event id or idempotency
 //!   key ([`Inspector::find_event`], [`Inspector::find_key`]): its entries, its producer claim and
-//!   the groups' done records.
+//!   the groups' done records. With the `metrics` feature, `metrics::Collector` sets Prometheus
+//!   gauges from the status periodically.
 //! - [`ConnectionConfig`] says how to reach Redis (URL forms, TLS, timeouts, the reachability
 //!   probe) for this crate and for `domain-events-bullmq`; [`RedisConfig`] owns one, and [`Error`]
 //!   classifies what the Redis client reports for both crates.
@@ -84,6 +85,8 @@ mod entry;
 mod error;
 mod keys;
 mod lookup;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod redact;
 mod scripts;
 mod status;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::envelope::Envelope;
 use crate::envelopes::EnvelopeBuilder;
+use crate::metrics::EmitMetrics;
 use crate::outgoing::{OutgoingEvent, TypedEvent};
 use crate::payload::EventPayload;
 use crate::transport::{PublishOutcome, Transport, TransportError, TypedPublish};
@@ -112,6 +113,7 @@ struct Inner {
     transport: Arc<dyn Transport>,
     timeout: Duration,
     counters: Counters,
+    metrics: EmitMetrics,
 }
 
 /// Publishes events of one service through a [`Transport`].
@@ -154,6 +156,7 @@ impl EmitterBuilder {
     pub fn build(self) -> Emitter {
         Emitter {
             inner: Arc::new(Inner {
+                metrics: EmitMetrics::new(self.transport.name()),
                 transport: self.transport,
                 timeout: self.timeout,
                 counters: Counters::default(),
@@ -248,21 +251,25 @@ impl Emitter {
     pub async fn emit<P: EventPayload>(&self, payload: P) -> Result<Emitted, EmitError> {
         let event = match self.typed(payload) {
             Ok(event) => event,
-            Err(e) => return Err(self.failed(1, e)),
+            Err(e) => return Err(self.failed(&[P::TYPE], e)),
         };
         let (event_id, event_type) = (event.event_id(), P::TYPE);
         // The key for `Emitted`: taken from the serialized event on the JSON path, else a copy.
         let key = event.idempotency_key().to_owned();
+        let types = &[event_type];
         let (key, outcome) = match self.inner.transport.publish_typed_one(event) {
-            TypedPublish::Now(answer) => (key, answer.map_err(|e| self.failed(1, e.into()))?),
-            TypedPublish::Later(answer) => (key, self.within_timeout(1, answer).await?),
+            TypedPublish::Now(answer) => (key, answer.map_err(|e| self.failed(types, e.into()))?),
+            TypedPublish::Later(answer) => (key, self.within_timeout(types, answer).await?),
             TypedPublish::Declined(event) => {
                 let event = event
                     .into_outgoing()
-                    .map_err(|e| self.failed(1, e.into()))?;
+                    .map_err(|e| self.failed(types, e.into()))?;
                 let publish = self.inner.transport.publish(std::slice::from_ref(&event));
-                let outcomes = self.within_timeout(1, publish).await?;
-                (event.idempotency_key, self.one_each(1, outcomes)?.remove(0))
+                let outcomes = self.within_timeout(types, publish).await?;
+                (
+                    event.idempotency_key,
+                    self.one_each(types, outcomes)?.remove(0),
+                )
             }
         };
         Ok(self.record(event_id, event_type, key, outcome))
@@ -305,34 +312,37 @@ impl Emitter {
         if batch.items.is_empty() {
             return Ok(Vec::new());
         }
-        let count = batch.items.len();
         let events: Vec<TypedEvent> = batch
             .items
             .into_iter()
             .map(|item| item.finish(&self.envelopes))
             .collect();
-        let emitted: Vec<(Uuid, &'static str, String)> = events
+        // Kept apart from the ids: the failure paths count the events by type.
+        let types: Vec<&'static str> = events.iter().map(TypedEvent::event_type).collect();
+        let ids: Vec<(Uuid, String)> = events
             .iter()
-            .map(|e| (e.event_id(), e.event_type(), e.idempotency_key().to_owned()))
+            .map(|e| (e.event_id(), e.idempotency_key().to_owned()))
             .collect();
+        let types = types.as_slice();
         let outcomes = match self.inner.transport.publish_typed(events) {
-            TypedPublish::Now(answer) => answer.map_err(|e| self.failed(count, e.into()))?,
-            TypedPublish::Later(answer) => self.within_timeout(count, answer).await?,
+            TypedPublish::Now(answer) => answer.map_err(|e| self.failed(types, e.into()))?,
+            TypedPublish::Later(answer) => self.within_timeout(types, answer).await?,
             TypedPublish::Declined(events) => {
                 let events = events
                     .into_iter()
                     .map(TypedEvent::into_outgoing)
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| self.failed(count, e.into()))?;
+                    .map_err(|e| self.failed(types, e.into()))?;
                 let publish = self.inner.transport.publish(&events);
-                self.within_timeout(count, publish).await?
+                self.within_timeout(types, publish).await?
             }
         };
-        let outcomes = self.one_each(count, outcomes)?;
-        Ok(emitted
+        let outcomes = self.one_each(types, outcomes)?;
+        Ok(ids
             .into_iter()
+            .zip(types)
             .zip(outcomes)
-            .map(|((id, event_type, key), outcome)| self.record(id, event_type, key, outcome))
+            .map(|(((id, key), event_type), outcome)| self.record(id, event_type, key, outcome))
             .collect())
     }
 
@@ -341,27 +351,29 @@ impl Emitter {
         Ok(self.envelopes.typed(payload)?)
     }
 
-    /// Awaits the transport's answer for `count` events within the timeout; on a timeout or an
-    /// error, counts them as failed (or of unknown outcome).
+    /// Awaits the transport's answer for the events of `types` within the timeout; on a timeout
+    /// or an error, counts them as failed (or of unknown outcome).
     async fn within_timeout<T>(
         &self,
-        count: usize,
+        types: &[&'static str],
         answer: impl Future<Output = Result<T, TransportError>>,
     ) -> Result<T, EmitError> {
         let timeout = self.inner.timeout;
         match tokio::time::timeout(timeout, answer).await {
-            Err(_elapsed) => Err(self.failed(count, EmitError::Timeout(timeout))),
-            Ok(Err(e)) => Err(self.failed(count, e.into())),
+            Err(_elapsed) => Err(self.failed(types, EmitError::Timeout(timeout))),
+            Ok(Err(e)) => Err(self.failed(types, e.into())),
             Ok(Ok(answer)) => Ok(answer),
         }
     }
 
-    /// `outcomes`, unless the transport did not answer one per event: then every event failed.
+    /// `outcomes`, unless the transport did not answer one per event of `types`: then every
+    /// event failed.
     fn one_each(
         &self,
-        count: usize,
+        types: &[&'static str],
         outcomes: Vec<PublishOutcome>,
     ) -> Result<Vec<PublishOutcome>, EmitError> {
+        let count = types.len();
         if outcomes.len() == count {
             return Ok(outcomes);
         }
@@ -370,7 +382,7 @@ impl Emitter {
             self.inner.transport.name(),
             outcomes.len(),
         );
-        Err(self.failed(count, TransportError::other(message).into()))
+        Err(self.failed(types, TransportError::other(message).into()))
     }
 
     /// Counts and logs the outcome of one published event.
@@ -384,6 +396,7 @@ impl Emitter {
         let existing_event_id = match outcome {
             PublishOutcome::Published => {
                 Counters::add(&self.inner.counters.emitted, 1);
+                self.inner.metrics.published(event_type);
                 tracing::debug!(
                     event_type = event_type,
                     event_id = %event_id,
@@ -394,6 +407,7 @@ impl Emitter {
             }
             PublishOutcome::Duplicate { existing_event_id } => {
                 Counters::add(&self.inner.counters.duplicates, 1);
+                self.inner.metrics.duplicate(event_type);
                 tracing::debug!(
                     event_type = event_type,
                     idempotency_key = %idempotency_key,
@@ -412,15 +426,17 @@ impl Emitter {
         }
     }
 
-    /// Counts `n` events as failed (or of unknown outcome, see
+    /// Counts the events of `types` as failed (or of unknown outcome, see
     /// [`EmitError::is_outcome_unknown`]) and hands `error` back.
-    fn failed(&self, n: usize, error: EmitError) -> EmitError {
+    fn failed(&self, types: &[&'static str], error: EmitError) -> EmitError {
         let counters = &self.inner.counters;
-        if error.is_outcome_unknown() {
-            Counters::add(&counters.unknown, n);
+        let unknown = error.is_outcome_unknown();
+        if unknown {
+            Counters::add(&counters.unknown, types.len());
         } else {
-            Counters::add(&counters.failed, n);
+            Counters::add(&counters.failed, types.len());
         }
+        self.inner.metrics.failed(types, unknown);
         error
     }
 }

@@ -19,6 +19,7 @@ mod idempotency;
 mod key;
 /// The embedded in-memory bus; its types are also re-exported at the crate root.
 pub mod memory;
+pub mod metrics;
 mod outgoing;
 mod payload;
 mod pipeline;

@@ -51,6 +51,7 @@ pub use verdict::Verdict;
 
 use crate::envelope::RawEnvelope;
 use crate::handlers::{DispatchError, Dispatched, HandlerError, Handlers};
+use crate::metrics::{Outcome, PipelineMetrics};
 use incoming::Event;
 use stats::Counters;
 
@@ -84,6 +85,7 @@ struct Inner {
     handlers: Handlers,
     retry: RetryPolicy,
     counters: Counters,
+    metrics: PipelineMetrics,
     shutdown: Shutdown,
 }
 
@@ -114,6 +116,7 @@ impl PipelineBuilder {
     pub fn build(self) -> Pipeline {
         Pipeline {
             inner: Arc::new(Inner {
+                metrics: PipelineMetrics::new(&self.group),
                 group: self.group,
                 handlers: self.handlers,
                 retry: self.retry,
@@ -166,6 +169,10 @@ impl Pipeline {
         let c = &self.inner.counters;
         Counters::bump(&c.received);
         Counters::bump(&c.poison);
+        let handlers = &self.inner.handlers;
+        self.inner
+            .metrics
+            .outcome(handlers, "", Outcome::Poison, true);
         tracing::error!(group = %self.inner.group, reason, "entry refused by the transport");
     }
 
@@ -222,21 +229,34 @@ impl Pipeline {
     async fn dispatch(&self, raw: &RawEnvelope, delivery: u64, max: Option<u64>) -> Verdict {
         let inner = &*self.inner;
         let mut retry = 0u32;
+        let event_type = raw.event_type.as_str();
         loop {
+            let started = inner.metrics.start();
             let error = match inner.handlers.dispatch(raw).await {
-                Ok(Dispatched::Handled(handlers)) => return Verdict::Handled { handlers },
+                Ok(Dispatched::Handled(handlers)) => {
+                    inner
+                        .metrics
+                        .handlers_ran(&inner.handlers, event_type, started);
+                    return Verdict::Handled { handlers };
+                }
                 Ok(Dispatched::NoHandler) => return Verdict::Unhandled,
                 Err(error @ DispatchError::Poison(_)) => {
                     return Verdict::Poison {
                         reason: error.to_string(),
                     };
                 }
-                Err(DispatchError::Failed(error)) => error,
+                Err(DispatchError::Failed(error)) => {
+                    inner
+                        .metrics
+                        .handlers_ran(&inner.handlers, event_type, started);
+                    error
+                }
             };
             let exhausted = retry >= inner.retry.max_retries;
             if !exhausted && !inner.shutdown.is_triggered() {
                 retry += 1;
                 Counters::bump(&inner.counters.retries);
+                inner.metrics.retry(&inner.handlers, event_type);
                 let delay = inner.retry.backoff(retry);
                 tracing::warn!(group = %inner.group, event_type = %raw.event_type, event_id = %raw.event_id,
                     retry, ?delay, error = %error, "handler failed, retrying");
@@ -278,8 +298,30 @@ impl Pipeline {
         }
     }
 
-    /// Counts and logs what became of an event.
+    /// Counts (in the stats and the metrics) and logs what became of an event.
     fn count(&self, incoming: &Incoming<'_>, verdict: &Verdict, settled: bool) {
+        let inner = &*self.inner;
+        let (event_type, _, _) = incoming.ids();
+        let outcome = match verdict {
+            Verdict::Handled { .. } if settled => Outcome::Handled,
+            Verdict::Handled { .. } | Verdict::Deferred { .. } => Outcome::Deferred,
+            Verdict::Duplicate => Outcome::Duplicate,
+            Verdict::Unhandled => Outcome::Unhandled,
+            Verdict::Poison { .. } => Outcome::Poison,
+            Verdict::Failed {
+                redeliver: true, ..
+            } => Outcome::Redelivered,
+            Verdict::Failed { .. } => Outcome::Failed,
+        };
+        let dead_lettered = settled && verdict.is_dead_letter();
+        inner
+            .metrics
+            .outcome(&inner.handlers, event_type, outcome, dead_lettered);
+        self.log(incoming, verdict, settled);
+    }
+
+    /// Counts in the stats and logs what became of an event.
+    fn log(&self, incoming: &Incoming<'_>, verdict: &Verdict, settled: bool) {
         let inner = &*self.inner;
         let c = &inner.counters;
         let (event_type, event_id, key) = incoming.ids();
