@@ -3,6 +3,7 @@
 //! ([`redis_worker`]), and the passwords the secret-redaction tests use ([`secrets`]).
 
 pub mod postgres_server;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod redis_worker;
 pub mod secrets;

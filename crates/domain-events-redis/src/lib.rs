@@ -83,6 +83,7 @@ mod error;
 mod keys;
 mod redact;
 mod scripts;
+mod split_pipeline;
 mod status;
 mod transport;
 
