@@ -547,6 +547,101 @@ mod tests {
         }
     }
 
+    /// The seeds of a cluster URL: address, user and password of each.
+    fn seeds(connection: &ConnectionConfig) -> Vec<(String, Option<String>, Option<String>)> {
+        let Target::Cluster(seeds) = &connection.target else {
+            panic!("{} is a cluster", connection.redacted_url())
+        };
+        seeds
+            .iter()
+            .map(|info| {
+                let settings = info.redis_settings();
+                (
+                    info.addr().to_string(),
+                    settings.username().map(str::to_owned),
+                    settings.password().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seed_nodes() {
+        let plain = ConnectionConfig::new("redis+cluster://10.0.0.1:7000,10.0.0.2:7001").unwrap();
+        assert!(plain.is_cluster() && !plain.is_tls());
+        assert_eq!(
+            seeds(&plain),
+            vec![
+                ("10.0.0.1:7000".into(), None, None),
+                ("10.0.0.2:7001".into(), None, None)
+            ]
+        );
+        let secured =
+            ConnectionConfig::new("rediss+cluster://app:p%2Fw@a.internal:7000,b.internal/0")
+                .unwrap();
+        assert!(secured.is_cluster() && secured.is_tls());
+        assert_eq!(
+            seeds(&secured),
+            vec![
+                ("a.internal:7000".into(), Some("app".into()), Some("p/w".into())),
+                ("b.internal:6379".into(), Some("app".into()), Some("p/w".into()))
+            ]
+        );
+        assert_eq!(
+            secured.redacted_url(),
+            "rediss+cluster://app:***@a.internal:7000,b.internal/0"
+        );
+        assert!(!format!("{secured:?}").contains("p%2Fw"));
+        assert!(!ConnectionConfig::new("redis://cache").unwrap().is_cluster());
+
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://a:7000/2",
+            "redis+cluster://a:7000?db=1",
+            "redis+cluster://a:notaport",
+        ] {
+            assert!(
+                matches!(ConnectionConfig::new(url), Err(Error::InvalidUrl { .. })),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_from_seed_urls_is_the_same_as_its_cluster_url() {
+        let cluster =
+            ConnectionConfig::cluster(["rediss://app:pw@a:7000", "rediss://app:pw@b:7001/"]).unwrap();
+        assert_eq!(cluster.redacted_url(), "rediss+cluster://app:***@a:7000,b:7001");
+        assert_eq!(
+            seeds(&cluster),
+            seeds(&ConnectionConfig::new("rediss+cluster://app:pw@a:7000,b:7001").unwrap())
+        );
+        let refused = [
+            vec!["redis://a:7000", "rediss://b:7001"],
+            vec!["redis://app:pw@a:7000", "redis://app:other@b:7001"],
+            vec!["redis://a:7000/1"],
+            vec!["redis+unix:///run/redis.sock"],
+        ];
+        for seeds in refused {
+            let error = ConnectionConfig::cluster(&seeds).expect_err("refused");
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{seeds:?}: {error}");
+            assert!(!error.to_string().contains("other"), "{error}");
+        }
+        assert!(matches!(
+            ConnectionConfig::cluster(Vec::<String>::new()),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_cluster_connection_opens_lazily_and_needs_a_runtime_only() {
+        let cluster = ConnectionConfig::new("redis+cluster://127.0.0.1:1").unwrap();
+        assert!(cluster.open(None).unwrap().is_cluster());
+        assert!(matches!(cluster.client(), Err(Error::Config(_))));
+        let server = ConnectionConfig::new("redis://127.0.0.1:1").unwrap();
+        assert!(!server.open(None).unwrap().is_cluster());
+    }
+
     #[test]
     fn tls_is_what_the_scheme_asks_for_and_a_client_can_be_made() {
         for (url, tls) in [
@@ -656,7 +751,7 @@ mod tests {
     /// or percent-encoded, with a valid address or a bad port; and as a Unix socket's `pass`.
     fn urls(password: &str) -> Vec<String> {
         let mut urls = Vec::new();
-        for scheme in ["redis", "rediss"] {
+        for scheme in ["redis", "rediss", "redis+cluster", "rediss+cluster"] {
             for user in ["app", ""] {
                 for secret in [password.to_owned(), encode(password)] {
                     for host in ["127.0.0.1:6379/0", "127.0.0.1:notaport", "cache"] {
