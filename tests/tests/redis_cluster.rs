@@ -55,8 +55,10 @@ fn email(n: u64) -> EmailQueuedPayload {
 }
 
 fn funnel(n: u64) -> FunnelSignupPayload {
-    serde_json::from_value(json!({ "userId": format!("u-{n}"), "method": "email", "occurredAt": AT }))
-        .unwrap()
+    serde_json::from_value(
+        json!({ "userId": format!("u-{n}"), "method": "email", "occurredAt": AT }),
+    )
+    .unwrap()
 }
 
 fn seo(n: u64) -> SeoPageQueuedPayload {
@@ -128,7 +130,9 @@ async fn six_categories_over_three_masters_are_emitted_consumed_dead_lettered_an
     for n in 1..4 {
         payloads(&mut batch, n);
     }
-    batch.push(family_completed("cluster", POISON_INDEX)).unwrap();
+    batch
+        .push(family_completed("cluster", POISON_INDEX))
+        .unwrap();
     let results = emitter.emit_batch(batch).await.unwrap();
     assert_eq!(results.len(), 6 * 4 + 1);
     for (result, earlier) in results[..6].iter().zip(&singles) {

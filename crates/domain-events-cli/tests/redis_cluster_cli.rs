@@ -45,14 +45,25 @@ fn emit_tail_dlq_and_status_work_on_a_cluster() {
 
     let emit = |order: &str| {
         let payload = json!({"orderId": order, "total": 12}).to_string();
-        let args = ["emit", "--source", "cli", "--type", "shop:order_placed", "--payload", &payload];
+        let args = [
+            "emit",
+            "--source",
+            "cli",
+            "--type",
+            "shop:order_placed",
+            "--payload",
+            &payload,
+        ];
         json_lines(&run(dir.path(), &cluster, &args))
     };
     let first = emit("o-1");
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["duplicate"], false, "{first:?}");
     let again = emit("o-1");
-    assert_eq!(again[0]["duplicate"], true, "the claim holds on the cluster: {again:?}");
+    assert_eq!(
+        again[0]["duplicate"], true,
+        "the claim holds on the cluster: {again:?}"
+    );
 
     // A poison entry ahead of a good event: tail dead-letters it and prints the event.
     let mut node = cluster.node_connection(cluster.master_of(STREAM));

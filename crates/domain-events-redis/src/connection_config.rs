@@ -98,7 +98,7 @@ pub struct ConnectionConfig {
 #[derive(Clone)]
 enum Target {
     /// One server, over TCP, TLS or a Unix socket.
-    Server(ConnectionInfo),
+    Server(Box<ConnectionInfo>),
     /// Seed nodes of a Redis Cluster (at least one), all with the same scheme and credentials.
     Cluster(Vec<ConnectionInfo>),
 }
@@ -123,10 +123,10 @@ impl ConnectionConfig {
                     .map_err(|error| invalid(error.to_string(), &secrets))?;
                 Target::Cluster(infos)
             }
-            None => Target::Server(
+            None => Target::Server(Box::new(
                 url.into_connection_info()
                     .map_err(|error| invalid(error.to_string(), &secrets))?,
-            ),
+            )),
         };
         for info in target.infos() {
             if let Some(password) = info.redis_settings().password()
@@ -195,7 +195,9 @@ impl ConnectionConfig {
             hosts.push(host);
         }
         let Some((scheme, user)) = scheme_and_user else {
-            return Err(Error::Config("a Redis Cluster needs at least one seed node".into()));
+            return Err(Error::Config(
+                "a Redis Cluster needs at least one seed node".into(),
+            ));
         };
         let user = user.map(|user| format!("{user}@")).unwrap_or_default();
         Self::new(&format!("{scheme}+cluster://{user}{}", hosts.join(",")))
@@ -352,13 +354,13 @@ impl ConnectionConfig {
         };
         let result = match &self.tls_root_cert {
             Some(pem) if self.is_tls() => Client::build_with_tls(
-                info.clone(),
+                (**info).clone(),
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.to_vec()),
                 },
             ),
-            _ => Client::open(info.clone()),
+            _ => Client::open((**info).clone()),
         };
         result.map_err(|error| Error::InvalidUrl {
             url: self.redacted.to_string(),
@@ -432,7 +434,7 @@ impl Target {
     /// The address of the server, or of every seed node.
     fn infos(&self) -> impl Iterator<Item = &ConnectionInfo> {
         match self {
-            Target::Server(info) => std::slice::from_ref(info).iter(),
+            Target::Server(info) => std::slice::from_ref(&**info).iter(),
             Target::Cluster(seeds) => seeds.iter(),
         }
     }
@@ -468,7 +470,9 @@ fn cluster_seed_urls(url: &str) -> Option<Result<Vec<String>, String>> {
         .map(|host| format!("{scheme}://{user}{host}"))
         .collect();
     if seeds.is_empty() {
-        return Some(Err("a Redis Cluster URL needs at least one host:port".into()));
+        return Some(Err(
+            "a Redis Cluster URL needs at least one host:port".into()
+        ));
     }
     Some(Ok(seeds))
 }
@@ -583,8 +587,16 @@ mod tests {
         assert_eq!(
             seeds(&secured),
             vec![
-                ("a.internal:7000".into(), Some("app".into()), Some("p/w".into())),
-                ("b.internal:6379".into(), Some("app".into()), Some("p/w".into()))
+                (
+                    "a.internal:7000".into(),
+                    Some("app".into()),
+                    Some("p/w".into())
+                ),
+                (
+                    "b.internal:6379".into(),
+                    Some("app".into()),
+                    Some("p/w".into())
+                )
             ]
         );
         assert_eq!(
@@ -610,8 +622,12 @@ mod tests {
     #[test]
     fn a_cluster_from_seed_urls_is_the_same_as_its_cluster_url() {
         let cluster =
-            ConnectionConfig::cluster(["rediss://app:pw@a:7000", "rediss://app:pw@b:7001/"]).unwrap();
-        assert_eq!(cluster.redacted_url(), "rediss+cluster://app:***@a:7000,b:7001");
+            ConnectionConfig::cluster(["rediss://app:pw@a:7000", "rediss://app:pw@b:7001/"])
+                .unwrap();
+        assert_eq!(
+            cluster.redacted_url(),
+            "rediss+cluster://app:***@a:7000,b:7001"
+        );
         assert_eq!(
             seeds(&cluster),
             seeds(&ConnectionConfig::new("rediss+cluster://app:pw@a:7000,b:7001").unwrap())
@@ -624,7 +640,10 @@ mod tests {
         ];
         for seeds in refused {
             let error = ConnectionConfig::cluster(&seeds).expect_err("refused");
-            assert!(matches!(error, Error::InvalidUrl { .. }), "{seeds:?}: {error}");
+            assert!(
+                matches!(error, Error::InvalidUrl { .. }),
+                "{seeds:?}: {error}"
+            );
             assert!(!error.to_string().contains("other"), "{error}");
         }
         assert!(matches!(

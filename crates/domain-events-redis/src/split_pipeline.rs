@@ -127,7 +127,11 @@ mod tests {
         pipe.cmd("SCRIPT").arg("LOAD").arg("return 1");
         pipe.cmd("EVALSHA").arg("abc").arg(1).arg("s:{a}").arg("x");
         pipe.cmd("EXISTS").arg("done:{b}:1");
-        pipe.cmd("EVALSHA").arg("abc").arg(2).arg("s:{a}").arg("d:{a}");
+        pipe.cmd("EVALSHA")
+            .arg("abc")
+            .arg(2)
+            .arg("s:{a}")
+            .arg("d:{a}");
         pipe.cmd("XCLAIM").arg("s:{b}").arg("g");
         assert_eq!(by_slot(&pipe), vec![vec![0, 1, 3], vec![0, 2, 4]]);
 
@@ -144,7 +148,12 @@ mod tests {
     #[test]
     fn the_routing_key_of_each_command() {
         let mut read = redis::cmd("XREADGROUP");
-        read.arg("GROUP").arg("g").arg("c").arg("STREAMS").arg("s1").arg(">");
+        read.arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("STREAMS")
+            .arg("s1")
+            .arg(">");
         assert_eq!(key_of(&read), Some(&b"s1"[..]));
         let mut keyless_script = redis::cmd("EVALSHA");
         keyless_script.arg("abc").arg(0);

@@ -834,7 +834,9 @@ fn cluster_masters(nodes: &str) -> Vec<(String, u16)> {
             let flags = fields.get(2)?;
             let serving = fields.len() > 8;
             let master = flags.split(',').any(|flag| flag == "master")
-                && !flags.split(',').any(|flag| flag == "fail" || flag == "noaddr");
+                && !flags
+                    .split(',')
+                    .any(|flag| flag == "fail" || flag == "noaddr");
             if !(master && serving) {
                 return None;
             }
@@ -860,7 +862,10 @@ e5 127.0.0.1:7005@17005 master - 0 0 5 connected
 ";
         assert_eq!(
             cluster_masters(nodes),
-            vec![("127.0.0.1".to_owned(), 7000), ("127.0.0.1".to_owned(), 7001)]
+            vec![
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001)
+            ]
         );
     }
 }
