@@ -114,6 +114,13 @@ async fn six_categories_over_three_masters_are_emitted_consumed_dead_lettered_an
         .unwrap()
         .key_prefix("clustered");
     assert!(config.connection().is_cluster());
+    config.connection().probe().await.unwrap();
+    let nowhere = RedisConfig::new("redis+cluster://127.0.0.1:1").unwrap();
+    let refused = nowhere.connection().probe().await.unwrap_err();
+    assert!(
+        matches!(refused, domain_events_redis::Error::Unavailable { .. }),
+        "{refused:?}"
+    );
     let masters: BTreeSet<u16> = CATEGORIES
         .iter()
         .map(|category| cluster.master_of(&config.keys().stream(category)))

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use domain_events_tests::redis_cluster::RedisCluster;
 use serde_json::{Value, json};
-use support::{SHOP, finish, stderr, stdout};
+use support::{SHOP, finish, json_lines, stderr, stdout};
 
 const STREAM: &str = "domain-events:{shop}";
 
@@ -25,15 +25,6 @@ fn run(dir: &std::path::Path, cluster: &RedisCluster, args: &[&str]) -> Output {
         .spawn()
         .expect("the binary starts");
     finish(child)
-}
-
-/// The output's JSON lines; fails on an unsuccessful run.
-fn json_lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "{}", stderr(output));
-    stdout(output)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
 }
 
 #[test]

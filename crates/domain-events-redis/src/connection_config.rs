@@ -318,10 +318,7 @@ impl ConnectionConfig {
                         .get_multiplexed_async_connection_with_config(&settings)
                         .await
                         .map_err(|error| self.error(&error))?;
-                    redis::cmd("PING")
-                        .query_async::<()>(&mut conn)
-                        .await
-                        .map_err(|error| self.error(&error))
+                    self.ping(&mut conn).await
                 }
                 Target::Cluster(_) => {
                     let mut conn = self
@@ -329,10 +326,7 @@ impl ConnectionConfig {
                         .get_async_connection_with_config(self.cluster_settings(None))
                         .await
                         .map_err(|error| self.error(&error))?;
-                    redis::cmd("PING")
-                        .query_async::<()>(&mut conn)
-                        .await
-                        .map_err(|error| self.error(&error))
+                    self.ping(&mut conn).await
                 }
             }
         };
@@ -341,6 +335,14 @@ impl ConnectionConfig {
             Ok(result) => result,
             Err(_) => Err(self.unavailable(format!("no answer within {limit:?}"))),
         }
+    }
+
+    /// `PING` on `conn`.
+    async fn ping(&self, conn: &mut (impl redis::aio::ConnectionLike + Send)) -> Result<(), Error> {
+        redis::cmd("PING")
+            .query_async::<()>(conn)
+            .await
+            .map_err(|error| self.error(&error))
     }
 
     /// A Redis client for these settings (one server).
