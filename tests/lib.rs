@@ -1,5 +1,5 @@
 //! Cross-crate tests live in `tests/`. The library holds what they share: the Redis and PostgreSQL
-//! test harnesses ([`redis_server`], [`postgres_server`]) and the handlers and payloads of the Redis worker processes
+//! test harnesses ([`redis_server`], [`redis_cluster`], [`postgres_server`]) and the handlers and payloads of the Redis worker processes
 //! ([`redis_worker`]), and the passwords the secret-redaction tests use ([`secrets`]).
 
 pub mod postgres_server;
