@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,18 +14,9 @@ use domain_events_redis::{EntryStamp, RedisConfig, Status};
 use domain_events_tests::redis_worker::exact_consumer;
 use domain_events_tests::secrets::{PASSWORD, WRONG, assert_clean, encode};
 use serde_json::{Value, json};
-use support::{RUN_LIMIT, SHOP, Setup, stderr, stdout};
+use support::{RUN_LIMIT, SHOP, Setup, json_lines, stderr, stdout};
 
 const STREAM: &str = "domain-events:{shop}";
-
-/// The JSON lines of a successful run.
-fn json_lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "{}", stderr(output));
-    stdout(output)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
 
 /// The rows of a table section whose first line starts with `header`, split on whitespace.
 fn section(table: &str, header: &str) -> Vec<Vec<String>> {

@@ -13,23 +13,61 @@
 //! done records and `XACK` are idempotent; a re-sent read delivers entries that are then pending
 //! under this consumer and recovered). A response timeout is not retried: Redis may still be
 //! running the command, and the caller must be told the outcome is unknown.
+//!
+//! On Redis Cluster the connection is the `redis` crate's cluster connection, which routes each
+//! command to the master of its key's slot and follows `MOVED`/`ASK` redirects itself; a pipeline
+//! whose commands span several slots is split per slot first ([`split_pipeline`]).
 
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::config::RedisConfig;
 use crate::error::Error;
+use crate::split_pipeline::send_split;
 
-/// A [`ConnectionManager`] whose commands are sent again once on a fresh connection when the one
-/// they went out on had died. Cloning is cheap; clones share the connection.
+/// A reconnecting connection, to one server or to a cluster, whose commands are sent again once
+/// on a fresh connection when the one they went out on had died. Cloning is cheap; clones share
+/// the connection.
 #[derive(Clone)]
 pub(crate) struct Connection {
-    manager: ConnectionManager,
+    link: Link,
+}
+
+/// What a [`Connection`] sends its commands through.
+#[derive(Clone)]
+enum Link {
+    /// One server.
+    Server(ConnectionManager),
+    /// A Redis Cluster, routed by the `redis` crate.
+    Cluster(ClusterConnection),
 }
 
 impl Connection {
-    pub(crate) fn new(manager: ConnectionManager) -> Self {
-        Self { manager }
+    pub(crate) fn server(manager: ConnectionManager) -> Self {
+        Self {
+            link: Link::Server(manager),
+        }
+    }
+
+    pub(crate) fn cluster(connection: ClusterConnection) -> Self {
+        Self {
+            link: Link::Cluster(connection),
+        }
+    }
+
+    /// Whether this connection talks to a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
+    /// The cluster connection, when this is one (for commands routed by hand, e.g. `SCAN` on
+    /// every master).
+    pub(crate) fn as_cluster(&self) -> Option<&ClusterConnection> {
+        match &self.link {
+            Link::Cluster(connection) => Some(connection),
+            Link::Server(_) => None,
+        }
     }
 
     /// The connection `maker` (e.g. `DeadLetters::new`) makes under `config`, without connecting
@@ -50,13 +88,34 @@ pub(crate) fn is_dead_connection(error: &RedisError) -> bool {
     !error.is_timeout() && (error.is_connection_dropped() || error.is_connection_refusal())
 }
 
+impl Link {
+    async fn command(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match self {
+            Link::Server(manager) => manager.req_packed_command(cmd).await,
+            Link::Cluster(cluster) => cluster.req_packed_command(cmd).await,
+        }
+    }
+
+    async fn commands(
+        &mut self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<Value>, RedisError> {
+        match self {
+            Link::Server(manager) => manager.req_packed_commands(pipeline, offset, count).await,
+            Link::Cluster(cluster) => send_split(cluster, pipeline, offset, count).await,
+        }
+    }
+}
+
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            match self.manager.req_packed_command(cmd).await {
+            match self.link.command(cmd).await {
                 Err(error) if is_dead_connection(&error) => {
                     tracing::debug!(error = %error, "connection lost, sending again on a new one");
-                    self.manager.req_packed_command(cmd).await
+                    self.link.command(cmd).await
                 }
                 other => other,
             }
@@ -70,16 +129,10 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            match self
-                .manager
-                .req_packed_commands(pipeline, offset, count)
-                .await
-            {
+            match self.link.commands(pipeline, offset, count).await {
                 Err(error) if is_dead_connection(&error) => {
                     tracing::debug!(error = %error, "connection lost, sending again on a new one");
-                    self.manager
-                        .req_packed_commands(pipeline, offset, count)
-                        .await
+                    self.link.commands(pipeline, offset, count).await
                 }
                 other => other,
             }
@@ -87,6 +140,9 @@ impl ConnectionLike for Connection {
     }
 
     fn get_db(&self) -> i64 {
-        self.manager.get_db()
+        match &self.link {
+            Link::Server(manager) => manager.get_db(),
+            Link::Cluster(cluster) => cluster.get_db(),
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use domain_events::RetryPolicy;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use crate::connection::Connection;
@@ -57,7 +58,10 @@ pub fn reconnect_backoff(failures: u32) -> Duration {
 /// - `redis://user:password@host` for an ACL user, `redis://:password@host` for the default user;
 ///   a password with characters that delimit URL parts (`/ ? # @ : %`) must be percent-encoded to
 ///   connect, but is hidden either way;
-/// - `redis+unix:///path/to/redis.sock?db=1&pass=password` (or `unix://`) for a Unix socket.
+/// - `redis+unix:///path/to/redis.sock?db=1&pass=password` (or `unix://`) for a Unix socket;
+/// - `redis+cluster://host:port,host:port` (and `rediss+cluster://`, with `user:password@` as
+///   above) for a Redis Cluster reached from those seed nodes; or [`cluster`](Self::cluster) with
+///   one `redis://` URL per seed node. A cluster has no database number.
 ///
 /// The password never appears in `Debug` output, logs or errors: URLs are shown through
 /// [`redact_url`], and messages of the Redis client through [`scrub`](Self::scrub).
@@ -90,12 +94,13 @@ pub struct ConnectionConfig {
     tls_root_cert: Option<Arc<[u8]>>,
 }
 
-/// What the URL names. One server today; a Redis Cluster's seed nodes would be another variant,
-/// with its own arm in [`ConnectionConfig::client`] and [`ConnectionConfig::is_tls`].
+/// What the URL names: one server, or the seed nodes of a Redis Cluster.
 #[derive(Clone)]
 enum Target {
     /// One server, over TCP, TLS or a Unix socket.
-    Server(ConnectionInfo),
+    Server(Box<ConnectionInfo>),
+    /// Seed nodes of a Redis Cluster (at least one), all with the same scheme and credentials.
+    Cluster(Vec<ConnectionInfo>),
 }
 
 impl ConnectionConfig {
@@ -104,28 +109,98 @@ impl ConnectionConfig {
     pub fn new(url: &str) -> Result<Self, Error> {
         let redacted: Arc<str> = redact_url(url).into();
         let mut secrets = url_secrets(url);
-        let info = url
-            .into_connection_info()
-            .map_err(|error| Error::InvalidUrl {
-                url: redacted.to_string(),
-                reason: scrub_with(&error.to_string(), &secrets),
-            })?;
-        if let Some(password) = info.redis_settings().password()
-            && !password.is_empty()
-            && !secrets.iter().any(|secret| secret == password)
-        {
-            secrets.push(password.to_owned());
-            secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let invalid = |reason: String, secrets: &[String]| Error::InvalidUrl {
+            url: redacted.to_string(),
+            reason: scrub_with(&reason, secrets),
+        };
+        let target = match cluster_seed_urls(url) {
+            Some(seeds) => {
+                let seeds = seeds.map_err(|reason| invalid(reason, &secrets))?;
+                let infos = seeds
+                    .iter()
+                    .map(|seed| seed.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| invalid(error.to_string(), &secrets))?;
+                Target::Cluster(infos)
+            }
+            None => Target::Server(Box::new(
+                url.into_connection_info()
+                    .map_err(|error| invalid(error.to_string(), &secrets))?,
+            )),
+        };
+        for info in target.infos() {
+            if let Some(password) = info.redis_settings().password()
+                && !password.is_empty()
+                && !secrets.iter().any(|secret| secret == password)
+            {
+                secrets.push(password.to_owned());
+                secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+            }
         }
         Ok(Self {
             url: url.into(),
             redacted,
-            target: Target::Server(info),
+            target,
             secrets: secrets.into(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             tls_root_cert: None,
         })
+    }
+
+    /// A Redis Cluster reached from `seeds`, each a `redis://` (or `rediss://`) URL of one node,
+    /// with the same scheme and credentials: the same as
+    /// `redis+cluster://user:password@host:port,host:port`.
+    ///
+    /// ```
+    /// use domain_events_redis::ConnectionConfig;
+    ///
+    /// let cluster = ConnectionConfig::cluster(["redis://app:pw@10.0.0.1:7000", "redis://app:pw@10.0.0.2:7000"])
+    ///     .unwrap();
+    /// assert!(cluster.is_cluster());
+    /// assert_eq!(cluster.redacted_url(), "redis+cluster://app:***@10.0.0.1:7000,10.0.0.2:7000");
+    /// ```
+    pub fn cluster<S: AsRef<str>>(seeds: impl IntoIterator<Item = S>) -> Result<Self, Error> {
+        let seeds: Vec<String> = seeds.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        let mut scheme_and_user = None;
+        let mut hosts = Vec::with_capacity(seeds.len());
+        for seed in &seeds {
+            let invalid = |reason: &str| Error::InvalidUrl {
+                url: redact_url(seed),
+                reason: reason.to_owned(),
+            };
+            let (scheme, rest) = seed
+                .split_once("://")
+                .filter(|(scheme, _)| matches!(*scheme, "redis" | "rediss"))
+                .ok_or_else(|| invalid("a cluster seed must be a redis:// or rediss:// URL"))?;
+            let (user, host) = match rest.rsplit_once('@') {
+                Some((user, host)) => (Some(user), host),
+                None => (None, rest),
+            };
+            let host = host.trim_end_matches('/');
+            if host.is_empty() || host.contains(['/', '?', '#', ',']) {
+                return Err(invalid(
+                    "a cluster seed is host:port, with no database or options",
+                ));
+            }
+            match &scheme_and_user {
+                None => scheme_and_user = Some((scheme, user)),
+                Some(first) if *first != (scheme, user) => {
+                    return Err(invalid(
+                        "every cluster seed must have the same scheme and credentials",
+                    ));
+                }
+                Some(_) => {}
+            }
+            hosts.push(host);
+        }
+        let Some((scheme, user)) = scheme_and_user else {
+            return Err(Error::Config(
+                "a Redis Cluster needs at least one seed node".into(),
+            ));
+        };
+        let user = user.map(|user| format!("{user}@")).unwrap_or_default();
+        Self::new(&format!("{scheme}+cluster://{user}{}", hosts.join(",")))
     }
 
     /// Sets how long one connection attempt may take; default [`DEFAULT_CONNECT_TIMEOUT`], at
@@ -177,11 +252,17 @@ impl ConnectionConfig {
         &self.url
     }
 
-    /// Whether the URL asks for TLS (`rediss://`).
+    /// Whether the URL asks for TLS (`rediss://` or `rediss+cluster://`).
     pub fn is_tls(&self) -> bool {
-        match &self.target {
-            Target::Server(info) => matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
-        }
+        self.target
+            .infos()
+            .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }))
+    }
+
+    /// Whether this names a Redis Cluster (`redis+cluster://`, or made by
+    /// [`cluster`](Self::cluster)).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
     }
 
     /// Installs the TLS crypto provider the clients of this workspace use (`ring`) as the process
@@ -226,37 +307,62 @@ impl ConnectionConfig {
     /// reason, as an [`Error::Unavailable`] (or [`Error::InvalidUrl`] for a URL this build cannot
     /// connect to).
     pub async fn probe(&self) -> Result<(), Error> {
-        let client = self.client()?;
-        let settings = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout));
         let check = async {
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&settings)
-                .await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await
+            match &self.target {
+                Target::Server(_) => {
+                    let settings = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(self.connect_timeout))
+                        .set_response_timeout(Some(self.response_timeout));
+                    let mut conn = self
+                        .client()?
+                        .get_multiplexed_async_connection_with_config(&settings)
+                        .await
+                        .map_err(|error| self.error(&error))?;
+                    self.ping(&mut conn).await
+                }
+                Target::Cluster(_) => {
+                    let mut conn = self
+                        .cluster_client()?
+                        .get_async_connection_with_config(self.cluster_settings(None))
+                        .await
+                        .map_err(|error| self.error(&error))?;
+                    self.ping(&mut conn).await
+                }
+            }
         };
         let limit = self.connect_timeout.saturating_add(self.response_timeout);
         match tokio::time::timeout(limit, check).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(self.error(&error)),
+            Ok(result) => result,
             Err(_) => Err(self.unavailable(format!("no answer within {limit:?}"))),
         }
     }
 
-    /// A Redis client for these settings.
+    /// `PING` on `conn`.
+    async fn ping(&self, conn: &mut (impl redis::aio::ConnectionLike + Send)) -> Result<(), Error> {
+        redis::cmd("PING")
+            .query_async::<()>(conn)
+            .await
+            .map_err(|error| self.error(&error))
+    }
+
+    /// A Redis client for these settings (one server).
     pub(crate) fn client(&self) -> Result<Client, Error> {
         self.install_tls_provider();
-        let Target::Server(info) = &self.target;
+        let Target::Server(info) = &self.target else {
+            return Err(Error::Config(format!(
+                "{} names a Redis Cluster, not one server",
+                self.redacted
+            )));
+        };
         let result = match &self.tls_root_cert {
             Some(pem) if self.is_tls() => Client::build_with_tls(
-                info.clone(),
+                (**info).clone(),
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.to_vec()),
                 },
             ),
-            _ => Client::open(info.clone()),
+            _ => Client::open((**info).clone()),
         };
         result.map_err(|error| Error::InvalidUrl {
             url: self.redacted.to_string(),
@@ -264,9 +370,55 @@ impl ConnectionConfig {
         })
     }
 
+    /// A Redis Cluster client for these settings: the seeds' credentials, TLS and CA.
+    fn cluster_client(&self) -> Result<ClusterClient, Error> {
+        self.install_tls_provider();
+        let Target::Cluster(seeds) = &self.target else {
+            return Err(Error::Config(format!(
+                "{} names one server, not a Redis Cluster",
+                self.redacted
+            )));
+        };
+        let mut builder = ClusterClientBuilder::new(seeds.clone());
+        if let Some(pem) = &self.tls_root_cert
+            && self.is_tls()
+        {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            });
+        }
+        builder.build().map_err(|error| Error::InvalidUrl {
+            url: self.redacted.to_string(),
+            reason: self.scrub(&error.to_string()),
+        })
+    }
+
+    /// The timeouts of a cluster connection; commands time out after `response_timeout` (`None`:
+    /// the configured one).
+    fn cluster_settings(&self, response_timeout: Option<Duration>) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(response_timeout.unwrap_or(self.response_timeout))
+    }
+
     /// A connection that reconnects by itself, without connecting yet. Commands on it time out
-    /// after `response_timeout` (`None`: the configured one).
+    /// after `response_timeout` (`None`: the configured one). A cluster connection needs a Tokio
+    /// runtime.
     pub(crate) fn open(&self, response_timeout: Option<Duration>) -> Result<Connection, Error> {
+        if self.is_cluster() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(Error::Config(
+                    "a Redis Cluster connection must be opened inside a Tokio runtime".into(),
+                ));
+            }
+            let client = self.cluster_client()?;
+            return Ok(Connection::cluster(
+                client.get_pending_async_connection_with_config(
+                    self.cluster_settings(response_timeout),
+                ),
+            ));
+        }
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(response_timeout.unwrap_or(self.response_timeout)))
@@ -275,15 +427,63 @@ impl ConnectionConfig {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         ConnectionManager::new_lazy_with_config(self.client()?, manager_config)
-            .map(Connection::new)
+            .map(Connection::server)
             .map_err(|error| self.error(&error))
     }
+}
+
+impl Target {
+    /// The address of the server, or of every seed node.
+    fn infos(&self) -> impl Iterator<Item = &ConnectionInfo> {
+        match self {
+            Target::Server(info) => std::slice::from_ref(&**info).iter(),
+            Target::Cluster(seeds) => seeds.iter(),
+        }
+    }
+}
+
+/// For a `redis+cluster://` or `rediss+cluster://` URL, one `redis://` (or `rediss://`) URL per
+/// seed node, with the URL's credentials; `None` for any other scheme. A path other than `/` or
+/// `/0` is refused: a cluster has only database 0.
+fn cluster_seed_urls(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    let (user, after) = match rest.rsplit_once('@') {
+        Some((user, after)) => (format!("{user}@"), after),
+        None => (String::new(), rest),
+    };
+    let (hosts, path) = match after.split_once(['/', '?', '#']) {
+        Some((hosts, _)) => (hosts, &after[hosts.len()..]),
+        None => (after, ""),
+    };
+    if !matches!(path, "" | "/" | "/0") {
+        return Some(Err(format!(
+            "a Redis Cluster URL takes no database or options (`{path}`): a cluster has only database 0"
+        )));
+    }
+    let seeds: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("{scheme}://{user}{host}"))
+        .collect();
+    if seeds.is_empty() {
+        return Some(Err(
+            "a Redis Cluster URL needs at least one host:port".into()
+        ));
+    }
+    Some(Ok(seeds))
 }
 
 impl fmt::Debug for ConnectionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionConfig")
             .field("url", &self.redacted)
+            .field("cluster", &self.is_cluster())
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("tls_root_cert", &self.tls_root_cert.as_ref().map(|_| "set"))
@@ -299,7 +499,9 @@ mod tests {
     fn every_url_form_parses_and_keeps_its_address() {
         let address = |url: &str| {
             let connection = ConnectionConfig::new(url).expect(url);
-            let Target::Server(info) = &connection.target;
+            let Target::Server(info) = &connection.target else {
+                panic!("{url} is one server")
+            };
             let settings = info.redis_settings();
             (
                 info.addr().to_string(),
@@ -349,6 +551,116 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    /// The seeds of a cluster URL: address, user and password of each.
+    fn seeds(connection: &ConnectionConfig) -> Vec<(String, Option<String>, Option<String>)> {
+        let Target::Cluster(seeds) = &connection.target else {
+            panic!("{} is a cluster", connection.redacted_url())
+        };
+        seeds
+            .iter()
+            .map(|info| {
+                let settings = info.redis_settings();
+                (
+                    info.addr().to_string(),
+                    settings.username().map(str::to_owned),
+                    settings.password().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seed_nodes() {
+        let plain = ConnectionConfig::new("redis+cluster://10.0.0.1:7000,10.0.0.2:7001").unwrap();
+        assert!(plain.is_cluster() && !plain.is_tls());
+        assert_eq!(
+            seeds(&plain),
+            vec![
+                ("10.0.0.1:7000".into(), None, None),
+                ("10.0.0.2:7001".into(), None, None)
+            ]
+        );
+        let secured =
+            ConnectionConfig::new("rediss+cluster://app:p%2Fw@a.internal:7000,b.internal/0")
+                .unwrap();
+        assert!(secured.is_cluster() && secured.is_tls());
+        assert_eq!(
+            seeds(&secured),
+            vec![
+                (
+                    "a.internal:7000".into(),
+                    Some("app".into()),
+                    Some("p/w".into())
+                ),
+                (
+                    "b.internal:6379".into(),
+                    Some("app".into()),
+                    Some("p/w".into())
+                )
+            ]
+        );
+        assert_eq!(
+            secured.redacted_url(),
+            "rediss+cluster://app:***@a.internal:7000,b.internal/0"
+        );
+        assert!(!format!("{secured:?}").contains("p%2Fw"));
+        assert!(!ConnectionConfig::new("redis://cache").unwrap().is_cluster());
+
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://a:7000/2",
+            "redis+cluster://a:7000?db=1",
+            "redis+cluster://a:notaport",
+        ] {
+            assert!(
+                matches!(ConnectionConfig::new(url), Err(Error::InvalidUrl { .. })),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_from_seed_urls_is_the_same_as_its_cluster_url() {
+        let cluster =
+            ConnectionConfig::cluster(["rediss://app:pw@a:7000", "rediss://app:pw@b:7001/"])
+                .unwrap();
+        assert_eq!(
+            cluster.redacted_url(),
+            "rediss+cluster://app:***@a:7000,b:7001"
+        );
+        assert_eq!(
+            seeds(&cluster),
+            seeds(&ConnectionConfig::new("rediss+cluster://app:pw@a:7000,b:7001").unwrap())
+        );
+        let refused = [
+            vec!["redis://a:7000", "rediss://b:7001"],
+            vec!["redis://app:pw@a:7000", "redis://app:other@b:7001"],
+            vec!["redis://a:7000/1"],
+            vec!["redis+unix:///run/redis.sock"],
+        ];
+        for seeds in refused {
+            let error = ConnectionConfig::cluster(&seeds).expect_err("refused");
+            assert!(
+                matches!(error, Error::InvalidUrl { .. }),
+                "{seeds:?}: {error}"
+            );
+            assert!(!error.to_string().contains("other"), "{error}");
+        }
+        assert!(matches!(
+            ConnectionConfig::cluster(Vec::<String>::new()),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_cluster_connection_opens_lazily_and_needs_a_runtime_only() {
+        let cluster = ConnectionConfig::new("redis+cluster://127.0.0.1:1").unwrap();
+        assert!(cluster.open(None).unwrap().is_cluster());
+        assert!(matches!(cluster.client(), Err(Error::Config(_))));
+        let server = ConnectionConfig::new("redis://127.0.0.1:1").unwrap();
+        assert!(!server.open(None).unwrap().is_cluster());
     }
 
     #[test]
@@ -460,7 +772,7 @@ mod tests {
     /// or percent-encoded, with a valid address or a bad port; and as a Unix socket's `pass`.
     fn urls(password: &str) -> Vec<String> {
         let mut urls = Vec::new();
-        for scheme in ["redis", "rediss"] {
+        for scheme in ["redis", "rediss", "redis+cluster", "rediss+cluster"] {
             for user in ["app", ""] {
                 for secret in [password.to_owned(), encode(password)] {
                     for host in ["127.0.0.1:6379/0", "127.0.0.1:notaport", "cache"] {

@@ -89,6 +89,7 @@ mod lookup;
 pub mod metrics;
 mod redact;
 mod scripts;
+mod split_pipeline;
 mod status;
 mod transport;
 

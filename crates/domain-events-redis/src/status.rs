@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use domain_events::Timestamp;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, RedisResult, Value};
 use serde::{Deserialize, Serialize};
 
@@ -329,23 +330,63 @@ impl Inspector {
         Ok(out)
     }
 
-    /// Every stream key under the prefix (`SCAN ... MATCH <prefix>:{* TYPE stream`), sorted.
+    /// Every stream key under the prefix (`SCAN ... MATCH <prefix>:{* TYPE stream`), sorted; on
+    /// Redis Cluster, of every master.
     pub(crate) async fn scan_streams(&self) -> Result<BTreeSet<String>, Error> {
+        let mut keys = BTreeSet::new();
+        match self.conn.as_cluster() {
+            None => self.scan_node(None, &mut keys).await?,
+            Some(cluster) => {
+                let mut cluster = cluster.clone();
+                let nodes: String = cluster
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("NODES").clone(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await
+                    .and_then(|reply| Ok(redis::FromRedisValue::from_redis_value(reply)?))
+                    .map_err(|e| self.config.error(&e))?;
+                for (host, port) in cluster_masters(&nodes) {
+                    self.scan_node(
+                        Some(RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host,
+                            port,
+                        })),
+                        &mut keys,
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Adds the stream keys under the prefix of one node (`route`, on a cluster) to `keys`.
+    async fn scan_node(
+        &self,
+        route: Option<RoutingInfo>,
+        keys: &mut BTreeSet<String>,
+    ) -> Result<(), Error> {
         let pattern = self.keys.category_pattern();
         let mut conn = self.conn.clone();
         let mut cursor = 0u64;
-        let mut keys = BTreeSet::new();
         loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT)
                 .arg("TYPE")
-                .arg("stream")
-                .query_async(&mut conn)
-                .await
+                .arg("stream");
+            let reply = match (&route, conn.as_cluster()) {
+                (Some(route), Some(cluster)) => {
+                    cluster.clone().route_command(scan, route.clone()).await
+                }
+                _ => scan.query_async::<Value>(&mut conn).await,
+            };
+            let (next, batch): (u64, Vec<Vec<u8>>) = reply
+                .and_then(|reply| Ok(redis::FromRedisValue::from_redis_value(reply)?))
                 .map_err(|e| self.config.error(&e))?;
             // Keys that are not UTF-8 belong to no category of the layout.
             keys.extend(
@@ -354,7 +395,7 @@ impl Inspector {
                     .filter_map(|key| String::from_utf8(key).ok()),
             );
             if next == 0 {
-                return Ok(keys);
+                return Ok(());
             }
             cursor = next;
         }
@@ -783,5 +824,51 @@ mod tests {
         assert_eq!(json["streams"][0]["firstEntry"], serde_json::Value::Null);
         let back: Status = serde_json::from_value(json).expect("read back");
         assert_eq!(back, status);
+    }
+}
+
+/// The address of every master that serves slots, from the text of `CLUSTER NODES`
+/// (`<id> <ip:port@bus[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`).
+fn cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            let serving = fields.len() > 8;
+            let master = flags.split(',').any(|flag| flag == "master")
+                && !flags
+                    .split(',')
+                    .any(|flag| flag == "fail" || flag == "noaddr");
+            if !(master && serving) {
+                return None;
+            }
+            let address = fields.get(1)?.split(['@', ',']).next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::cluster_masters;
+
+    #[test]
+    fn the_masters_serving_slots_are_read_from_cluster_nodes() {
+        let nodes = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001,host-b master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+d4 127.0.0.1:7004@17004 master,fail - 0 0 4 disconnected 10923-16383
+e5 127.0.0.1:7005@17005 master - 0 0 5 connected
+";
+        assert_eq!(
+            cluster_masters(nodes),
+            vec![
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001)
+            ]
+        );
     }
 }

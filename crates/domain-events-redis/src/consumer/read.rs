@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain_events::{RawEnvelope, Shutdown};
+use futures_util::future::join_all;
 use redis::{RedisError, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -311,29 +312,10 @@ impl Inner {
         let Some(block) = block else {
             return Ok(deliveries);
         };
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1))
-            .arg("STREAMS");
-        for stream in &self.streams {
-            cmd.arg(stream);
-        }
-        for _ in &self.streams {
-            cmd.arg(">");
-        }
-        let mut conn = self.reads.clone();
-        let reply: Value = match cmd.query_async(&mut conn).await {
-            Ok(reply) => reply,
+        let read = match self.block_for_new(block).await {
+            Ok(read) => read,
             Err(error) => return self.read_failed(error),
         };
-        let read = parse_read(reply).map_err(|e| {
-            RedisError::from((redis::ErrorKind::Parse, "XREADGROUP", e.to_string()))
-        })?;
         for (stream, entries) in read {
             let stream: Arc<str> = Arc::from(stream);
             for entry in entries {
@@ -353,6 +335,64 @@ impl Inner {
             }
         }
         Ok(deliveries)
+    }
+
+    /// Waits up to `block` for new entries with `XREADGROUP ... COUNT 1 BLOCK`: one read of every
+    /// stream on one server; on Redis Cluster, where one command cannot read streams of several
+    /// hash slots, one read per stream, sent at once, each blocking for an equal part of `block`
+    /// (reads that reach the same master wait there one after another, so the whole wait stays
+    /// within `block` and the read connection's response timeout).
+    async fn block_for_new(
+        &self,
+        block: Duration,
+    ) -> Result<Vec<(String, Vec<Entry>)>, RedisError> {
+        let groups: Vec<&[String]> = if self.reads.is_cluster() {
+            self.streams.chunks(1).collect()
+        } else {
+            vec![&self.streams[..]]
+        };
+        let parts = u32::try_from(groups.len()).unwrap_or(u32::MAX).max(1);
+        let block_ms = u64::try_from((block / parts).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let reads = groups.into_iter().map(|streams| {
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(1)
+                .arg("BLOCK")
+                .arg(block_ms)
+                .arg("STREAMS");
+            for stream in streams {
+                cmd.arg(stream);
+            }
+            for _ in streams {
+                cmd.arg(">");
+            }
+            let mut conn = self.reads.clone();
+            async move {
+                let reply: Value = cmd.query_async(&mut conn).await?;
+                parse_read(reply).map_err(|e| {
+                    RedisError::from((redis::ErrorKind::Parse, "XREADGROUP", e.to_string()))
+                })
+            }
+        });
+        // Every read is awaited, even after one failed: an entry another one delivered is
+        // pending under this consumer and must be handled now, not after the claim idle time.
+        let mut read = Vec::new();
+        let mut failed = None;
+        for result in join_all(reads).await {
+            match result {
+                Ok(mut got) => read.append(&mut got),
+                Err(error) => failed = Some(error),
+            }
+        }
+        match failed {
+            Some(error) if read.is_empty() => Err(error),
+            _ => Ok(read),
+        }
     }
 
     /// A failed read: a response timeout is logged here as what it is (an answer that did not

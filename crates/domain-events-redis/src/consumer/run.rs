@@ -308,10 +308,11 @@ impl Inner {
     ) -> Result<bool, Error> {
         let shown = self.config.error(error);
         if is_error_code(error, "CROSSSLOT") {
-            // Redis Cluster: one read of several streams needs them in one hash slot.
+            // A cluster node reached as one server: one read of several streams needs them in
+            // one hash slot. The cluster connection reads them one by one.
             return Err(Error::Config(format!(
                 "Redis Cluster refuses to read the streams {} in one command (CROSSSLOT: they hash \
-                 to different slots); on Redis Cluster, run one consumer per category",
+                 to different slots); connect with a redis+cluster:// URL",
                 self.streams.join(", ")
             )));
         }
