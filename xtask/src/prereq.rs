@@ -265,7 +265,6 @@ mod tests {
                 Problem::Missing(TOOLS[4]),
                 Problem::Missing(TOOLS[5]),
                 Problem::Missing(TOOLS[7]),
-                Problem::Missing(TOOLS[5]),
             ]
         );
         let text = message(&found);
