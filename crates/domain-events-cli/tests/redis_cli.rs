@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{RUN_LIMIT, Setup, finish, stderr, stdout};
 
-/// How long one run of the binary may take before the test fails instead of hanging.
+/// The `shop` category of these tests: two events, one with an optional contact address.
 const SHOP: &str = r#"category = "shop"
 correlation = "orderId"
 
