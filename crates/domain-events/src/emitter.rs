@@ -254,22 +254,19 @@ impl Emitter {
             Err(e) => return Err(self.failed(&[P::TYPE], e)),
         };
         let (event_id, event_type) = (event.event_id(), P::TYPE);
-        // The key for `Emitted`: taken from the serialized event on the JSON path, else a copy.
+        // The one copy of the key, for `Emitted`; a declined event gives its own to the JSON.
         let key = event.idempotency_key().to_owned();
         let types = &[event_type];
-        let (key, outcome) = match self.inner.transport.publish_typed_one(event) {
-            TypedPublish::Now(answer) => (key, answer.map_err(|e| self.failed(types, e.into()))?),
-            TypedPublish::Later(answer) => (key, self.within_timeout(types, answer).await?),
+        let outcome = match self.inner.transport.publish_typed_one(event) {
+            TypedPublish::Now(answer) => answer.map_err(|e| self.failed(types, e.into()))?,
+            TypedPublish::Later(answer) => self.within_timeout(types, answer).await?,
             TypedPublish::Declined(event) => {
                 let event = event
                     .into_outgoing()
                     .map_err(|e| self.failed(types, e.into()))?;
                 let publish = self.inner.transport.publish(std::slice::from_ref(&event));
                 let outcomes = self.within_timeout(types, publish).await?;
-                (
-                    event.idempotency_key,
-                    self.one_each(types, outcomes)?.remove(0),
-                )
+                self.one_each(types, outcomes)?.remove(0)
             }
         };
         Ok(self.record(event_id, event_type, key, outcome))

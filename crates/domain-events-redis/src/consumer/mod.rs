@@ -242,15 +242,6 @@ struct Inner {
     in_flight: Mutex<InFlight>,
 }
 
-/// Sleeps for `duration` unless `stop` is triggered first; returns whether it was.
-async fn sleep_or_stop(duration: Duration, stop: &Shutdown) -> bool {
-    tokio::select! {
-        biased;
-        () = stop.triggered() => true,
-        () = tokio::time::sleep(duration) => false,
-    }
-}
-
 fn is_error_code(error: &RedisError, code: &str) -> bool {
     error.code() == Some(code) || error.to_string().contains(code)
 }

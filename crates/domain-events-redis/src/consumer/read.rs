@@ -11,7 +11,7 @@ use redis::{RedisError, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{Checked, Delivery, Inner, is_error_code, log_join, sleep_or_stop};
+use super::{Checked, Delivery, Inner, is_error_code, log_join};
 use crate::connection_config::reconnect_backoff;
 use crate::entry::{DeadLettered, Entry, entry_size, parse_pending, parse_read, parse_scripted};
 use crate::error::{Error, is_transient, waiting_for};
@@ -48,7 +48,7 @@ impl Inner {
                             tracing::warn!(group = %self.group, error = %shown, "creating the consumer group: {}, waiting",
                                 waiting_for(&error));
                         }
-                        if sleep_or_stop(reconnect_backoff(failures), stop).await {
+                        if stop.sleep(reconnect_backoff(failures)).await {
                             return Ok(false);
                         }
                         continue 'retry;

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::in_flight::{Held, Waiting};
-use super::{Delivery, Inner, is_error_code, log_join, sleep_or_stop};
+use super::{Delivery, Inner, is_error_code, log_join};
 use crate::connection_config::reconnect_backoff;
 use crate::error::{Error, is_transient, waiting_for};
 
@@ -329,7 +329,7 @@ impl Inner {
         } else {
             tracing::debug!(group = %self.group, consumer = %self.consumer, error = %shown, failures, "Redis still unavailable");
         }
-        Ok(sleep_or_stop(reconnect_backoff(failures), stop).await)
+        Ok(stop.sleep(reconnect_backoff(failures)).await)
     }
 
     /// Processes `delivery`, held by [`InFlight::hold`], on a new task holding the handler slot

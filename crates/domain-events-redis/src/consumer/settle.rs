@@ -11,7 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{Checked, Delivery, Inner, sleep_or_stop};
+use super::{Checked, Delivery, Inner};
 use crate::acker::Ack;
 use crate::connection::Connection;
 use crate::connection_config::reconnect_backoff;
@@ -128,7 +128,7 @@ impl Inner {
                         tracing::warn!(group = %self.group, error = %shown, "cannot check the done record, entry left pending");
                         return None;
                     }
-                    if sleep_or_stop(reconnect_backoff(failures), stop).await {
+                    if stop.sleep(reconnect_backoff(failures)).await {
                         return None;
                     }
                 }
@@ -271,7 +271,7 @@ impl Inner {
                             touched = Instant::now();
                             self.touch(stream, entry_id).await;
                         }
-                        sleep_or_stop(reconnect_backoff(failures), stop).await;
+                        stop.sleep(reconnect_backoff(failures)).await;
                     }
                 }
             }
