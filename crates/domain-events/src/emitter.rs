@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
@@ -248,12 +249,22 @@ impl Emitter {
     /// A payload that breaks its schema fails with [`EmitError::Invalid`] and nothing is sent. An
     /// event whose idempotency key is already claimed is not published and is reported with
     /// [`Emitted::duplicate`] set; that is not an error.
+    ///
+    /// The emission is a [`EMIT_SPAN`](crate::trace::EMIT_SPAN) span carrying the event's type,
+    /// id, idempotency key and correlation id; with the `opentelemetry` feature, an envelope
+    /// without a `traceparent` of the emitter's gets the span's ([`trace`](crate::trace)).
     pub async fn emit<P: EventPayload>(&self, payload: P) -> Result<Emitted, EmitError> {
-        let event = match self.typed(payload) {
+        let (span, event) = self.envelopes.spanned(payload);
+        let event = match event {
             Ok(event) => event,
-            Err(e) => return Err(self.failed(&[P::TYPE], e)),
+            Err(e) => return Err(self.failed(&[P::TYPE], e.into())),
         };
-        let (event_id, event_type) = (event.event_id(), P::TYPE);
+        self.publish_one(event).instrument(span).await
+    }
+
+    /// Publishes the event `emit` built.
+    async fn publish_one(&self, event: TypedEvent) -> Result<Emitted, EmitError> {
+        let (event_id, event_type) = (event.event_id(), event.event_type());
         // The one copy of the key, for `Emitted`; a declined event gives its own to the JSON.
         let key = event.idempotency_key().to_owned();
         let types = &[event_type];
@@ -305,10 +316,19 @@ impl Emitter {
     /// Publishes every event of `batch` in one transport call, within the emitter's timeout.
     /// Returns one [`Emitted`] per event, in the order they were pushed. An empty batch does not
     /// call the transport.
+    ///
+    /// The emission is a [`EMIT_BATCH_SPAN`](crate::trace::EMIT_BATCH_SPAN) span; with the
+    /// `opentelemetry` feature, envelopes without a `traceparent` of the emitter's get the span's.
     pub async fn emit_batch(&self, batch: EmitBatch) -> Result<Vec<Emitted>, EmitError> {
         if batch.items.is_empty() {
             return Ok(Vec::new());
         }
+        let span = self.envelopes.batch_span(batch.len());
+        self.publish_batch(batch).instrument(span).await
+    }
+
+    /// Publishes the events of `emit_batch`, in its span.
+    async fn publish_batch(&self, batch: EmitBatch) -> Result<Vec<Emitted>, EmitError> {
         let events: Vec<TypedEvent> = batch
             .items
             .into_iter()
@@ -341,11 +361,6 @@ impl Emitter {
             .zip(outcomes)
             .map(|(((id, key), event_type), outcome)| self.record(id, event_type, key, outcome))
             .collect())
-    }
-
-    /// The envelope of `payload`, complete: validated, source and context stamped.
-    fn typed<P: EventPayload>(&self, payload: P) -> Result<TypedEvent, EmitError> {
-        Ok(self.envelopes.typed(payload)?)
     }
 
     /// Awaits the transport's answer for the events of `types` within the timeout; on a timeout

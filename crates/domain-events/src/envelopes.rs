@@ -8,12 +8,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use tracing::Span;
 use uuid::Uuid;
 
 use crate::emitter::EmitError;
 use crate::envelope::{Envelope, is_valid_traceparent};
 use crate::outgoing::{OutgoingEvent, TypedEvent};
 use crate::payload::EventPayload;
+use crate::trace;
 use crate::validation::ValidationError;
 
 /// Why a payload could not become an [`OutgoingEvent`]; nothing was sent or written.
@@ -114,7 +116,9 @@ impl EnvelopeBuilder {
 
     /// Validates `payload` and wraps it in a new envelope (UUID v7 `eventId`, `occurredAt` now,
     /// idempotency key and correlation id from the payload) with this builder's source and
-    /// context.
+    /// context. Without a `traceparent` of this builder's, the envelope gets the current span's
+    /// when it is part of an OpenTelemetry trace (cargo feature `opentelemetry`, see
+    /// [`trace`](crate::trace)).
     pub fn envelope<P: EventPayload>(&self, payload: P) -> Result<Envelope<P>, ValidationError> {
         let mut envelope = Envelope::new(&*self.source, payload)?;
         self.context.apply(&mut envelope);
@@ -124,6 +128,30 @@ impl EnvelopeBuilder {
     /// [`envelope`](Self::envelope) as a [`TypedEvent`], what the emitter hands its transport.
     pub fn typed<P: EventPayload>(&self, payload: P) -> Result<TypedEvent, ValidationError> {
         Ok(TypedEvent::new(self.envelope(payload)?))
+    }
+
+    /// [`typed`](Self::typed) inside a new [`EMIT_SPAN`](crate::trace::EMIT_SPAN) span: the span
+    /// is current while the envelope is built (so an envelope without a `traceparent` of this
+    /// builder's gets the span's), then records the event's id, idempotency key and correlation
+    /// id. Returns the span with the event, for the caller to run the publish (or the outbox
+    /// insert) in it. The [`Emitter`](struct@crate::Emitter) and the outbox emit through this.
+    pub fn spanned<P: EventPayload>(
+        &self,
+        payload: P,
+    ) -> (Span, Result<TypedEvent, ValidationError>) {
+        let span = trace::emit_span(&self.source, P::TYPE);
+        let event = span.in_scope(|| self.envelope(payload));
+        if let Ok(envelope) = &event {
+            trace::record_event(&span, envelope);
+        }
+        (span, event.map(TypedEvent::new))
+    }
+
+    /// The [`EMIT_BATCH_SPAN`](crate::trace::EMIT_BATCH_SPAN) span of a batch of `events`
+    /// events: the batch's envelopes are stamped with it current (so those without a
+    /// `traceparent` of this builder's get the span's), and the publish runs in it.
+    pub fn batch_span(&self, events: usize) -> Span {
+        trace::emit_batch_span(&self.source, events)
     }
 
     /// [`envelope`](Self::envelope), serialized once: the event as a transport that publishes
@@ -146,6 +174,8 @@ impl Context {
         }
         if let Some(tp) = &self.traceparent {
             envelope.traceparent = Some(tp.to_string());
+        } else if envelope.traceparent.is_none() {
+            envelope.traceparent = trace::current_traceparent();
         }
     }
 }

@@ -24,6 +24,7 @@ mod outgoing;
 mod payload;
 mod pipeline;
 mod sink;
+pub mod trace;
 mod transport;
 mod validation;
 

@@ -14,6 +14,8 @@ pub struct Incoming<'a> {
     known_done: Option<bool>,
     delivery: u64,
     max_deliveries: Option<u64>,
+    /// The trace context the transport carried beside the envelope.
+    trace_context: Option<String>,
 }
 
 /// The envelope of an [`Incoming`], or why there is none.
@@ -29,6 +31,7 @@ impl<'a> Incoming<'a> {
             known_done: None,
             delivery: 1,
             max_deliveries: None,
+            trace_context: None,
         }
     }
 
@@ -70,6 +73,33 @@ impl<'a> Incoming<'a> {
     pub fn known_done(mut self, done: Option<bool>) -> Self {
         self.known_done = done;
         self
+    }
+
+    /// The W3C `traceparent` the transport carried beside the envelope (BullMQ's `tm` job
+    /// option, where BullMQ's own telemetry puts it): with the `opentelemetry` feature, the
+    /// handle span continues it when the envelope has no `traceparent` of its own
+    /// ([`trace`](crate::trace)). An invalid one is ignored.
+    pub fn trace_context(mut self, traceparent: Option<String>) -> Self {
+        self.trace_context = traceparent;
+        self
+    }
+
+    /// The `traceparent` the handle span continues: the envelope's, else the one the transport
+    /// carried.
+    pub(crate) fn traceparent(&self) -> Option<&str> {
+        let own = match &self.event {
+            Ok(raw) => raw.traceparent.as_deref(),
+            Err(_) => None,
+        };
+        own.or(self.trace_context.as_deref())
+    }
+
+    /// The event's correlation id for spans (empty where unreadable).
+    pub(crate) fn correlation_id(&self) -> &str {
+        match &self.event {
+            Ok(raw) => raw.correlation_id.as_str(),
+            Err(_) => "",
+        }
     }
 
     pub(crate) fn event(&self) -> Event<'_> {

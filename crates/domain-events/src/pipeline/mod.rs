@@ -42,6 +42,8 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 pub use handle::{ConsumerHandle, ConsumerPanicked};
 pub use incoming::Incoming;
 pub use retry::RetryPolicy;
@@ -52,6 +54,7 @@ pub use verdict::Verdict;
 use crate::envelope::RawEnvelope;
 use crate::handlers::{DispatchError, Dispatched, HandlerError, Handlers};
 use crate::metrics::{Outcome, PipelineMetrics};
+use crate::trace;
 use incoming::Event;
 use stats::Counters;
 
@@ -179,13 +182,22 @@ impl Pipeline {
     /// Runs one delivered event through the pipeline and has `settle` carry out the verdict,
     /// which it returns. Counts the event in [`stats`](Self::stats) and logs its outcome (with the
     /// fields of the caller's span, e.g. a stream and entry id).
+    ///
+    /// All of it runs in a [`HANDLE_SPAN`](crate::trace::HANDLE_SPAN) span carrying the event's
+    /// type, id, idempotency key and correlation id, which with the `opentelemetry` feature
+    /// continues the trace of the event's `traceparent` ([`trace`](crate::trace)).
     pub async fn process<S: Settle>(&self, incoming: Incoming<'_>, settle: S) -> Verdict {
-        let c = &self.inner.counters;
-        Counters::bump(&c.received);
-        let verdict = self.decide(&incoming, &settle).await;
-        let settled = settle.settle(&verdict).await;
-        self.count(&incoming, &verdict, settled);
-        verdict
+        let span = trace::handle_span(&self.inner.group, &incoming);
+        async {
+            let c = &self.inner.counters;
+            Counters::bump(&c.received);
+            let verdict = self.decide(&incoming, &settle).await;
+            let settled = settle.settle(&verdict).await;
+            self.count(&incoming, &verdict, settled);
+            verdict
+        }
+        .instrument(span)
+        .await
     }
 
     async fn decide<S: Settle>(&self, incoming: &Incoming<'_>, settle: &S) -> Verdict {
