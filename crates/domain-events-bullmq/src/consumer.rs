@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::config::{BullmqConfig, millis};
 use crate::error::Error;
+use crate::telemetry::traceparent_of_options;
 
 /// Jobs handled at once unless configured otherwise: 16.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -463,11 +464,16 @@ impl Inner {
             None => None,
         };
         let attempts = u64::from(job.opts().attempts.unwrap_or(0).max(1));
+        let trace_context = match &raw {
+            Ok(raw) if raw.traceparent.is_none() => self.trace_context(&job, &conn).await,
+            _ => None,
+        };
         let incoming = match &raw {
             Ok(raw) => Incoming::decoded(raw),
             Err(error) => Incoming::unreadable(error.to_string()),
         }
-        .delivery(u64::from(job.attempts_made()) + 1, Some(attempts));
+        .delivery(u64::from(job.attempts_made()) + 1, Some(attempts))
+        .trace_context(trace_context);
         let recorded = AtomicBool::new(false);
         let settle = JobSettle {
             inner: self,
@@ -499,6 +505,30 @@ impl Inner {
                 other.reason().unwrap_or("not processed").to_owned(),
             )),
         }
+    }
+
+    /// The `traceparent` BullMQ's telemetry put in the job's `tm` option (a Node.js producer
+    /// with `bullmq-otel`), for an envelope without one; read only when the runtime follows trace
+    /// contexts (its `opentelemetry` feature). The port's `Job` does not keep `tm`, so the
+    /// options are read from the job hash: one more command for such a job.
+    async fn trace_context(&self, job: &Job, conn: &AnyConnection) -> Option<String> {
+        if !domain_events::trace::propagates_trace_context() {
+            return None;
+        }
+        let key = format!("{}:{}", self.config.queue_key(), job.id());
+        let mut conn = conn.clone();
+        let opts: Option<String> = redis::cmd("HGET")
+            .arg(key)
+            .arg("opts")
+            .query_async(&mut conn)
+            .await
+            .inspect_err(|error| {
+                tracing::debug!(group = %self.group, job_id = %job.id(), error = %Error::from_redis(error, &self.config),
+                    "job options not read; the handler starts a new trace")
+            })
+            .ok()
+            .flatten();
+        opts.as_deref().and_then(traceparent_of_options)
     }
 
     /// Runs a done-record command, trying again a few times while Redis is unreachable. The

@@ -81,6 +81,7 @@ mod config;
 mod consumer;
 mod error;
 mod job_id;
+mod telemetry;
 mod transport;
 
 pub use config::{

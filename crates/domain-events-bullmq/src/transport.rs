@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use crate::config::BullmqConfig;
 use crate::error::Error;
 use crate::job_id::job_id;
+use crate::telemetry::{ADD_TM_SCRIPT, tm_entry};
 
 /// Adds events as BullMQ jobs for the platform's Node.js consumers (docs/contract.md section 5): one
 /// job per event in the configured queue (default `DOMAIN_EVENTS` under prefix `bull`), named by
@@ -151,6 +152,8 @@ impl BullmqTransport {
             .iter()
             .map(|event| job_id(&event.idempotency_key))
             .collect();
+        // The envelopes' traceparents, for BullMQ's telemetry option `tm`.
+        let mut traced: Vec<(&str, Uuid, String)> = Vec::new();
         let jobs = events
             .iter()
             .zip(&ids)
@@ -162,6 +165,9 @@ impl BullmqTransport {
                             event.event_type, event.event_id
                         ))
                     })?;
+                if let Some(traceparent) = data.get("traceparent").and_then(|tp| tp.as_str()) {
+                    traced.push((id, event.event_id, tm_entry(traceparent)));
+                }
                 let options = bullmq::JobOptions {
                     job_id: Some(id.clone()),
                     ..config.job_options()
@@ -172,6 +178,21 @@ impl BullmqTransport {
 
         let guarded = config.v5_pause_guard_enabled();
         let mut reads = read_back(queue, ids.iter().map(String::as_str));
+        // The trace context goes into the job options' `tm`, where BullMQ's own telemetry
+        // carries it; the port's add does not write it, so a script adds it right behind the
+        // adds, in the same round trip (a worker that takes the job in the instant between
+        // the two, or an add re-sent after NOSCRIPT, goes without it: the envelope still
+        // carries the traceparent). Their answers are not read.
+        for (id, event_id, tm) in &traced {
+            reads
+                .cmd("EVAL")
+                .arg(ADD_TM_SCRIPT)
+                .arg(1)
+                .arg(queue.keys().job_key(id))
+                .arg(event_id.to_string())
+                .arg(tm)
+                .ignore();
+        }
         if guarded {
             // The pause guard's check goes after the adds, at the end of the read-back's
             // pipeline: there it sees a BullMQ 5 pause that landed before the adds or between

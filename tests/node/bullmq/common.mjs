@@ -2,7 +2,9 @@
 //
 // Every script takes `<version> <redisUrl>` first: `5` loads the npm alias `bullmq5` (latest
 // BullMQ 5), `6` loads `bullmq6` (latest BullMQ 6); both are pinned in ../package-lock.json.
-// Options: `--queue NAME` (default DOMAIN_EVENTS) and `--prefix PREFIX` (default bull).
+// Options: `--queue NAME` (default DOMAIN_EVENTS), `--prefix PREFIX` (default bull), and for
+// worker.mjs and enqueue.mjs `--telemetry on`: BullMQ telemetry with `bullmq-otel` (BullMQ 6),
+// see `inMemoryTelemetry`.
 
 export async function loadBullmq(version) {
   switch (version) {
@@ -55,4 +57,33 @@ export function print(value) {
 export function fail(message) {
   process.stderr.write(`${message}\n`);
   process.exit(1);
+}
+
+// `--telemetry`: BullMQ's own telemetry (`bullmq-otel`) on the global OpenTelemetry API, with the
+// W3C Trace Context propagator and an in-memory span exporter. Returns the `telemetry` option for
+// a Queue or Worker and `spans()`, the finished spans as
+// {name, kind, traceId, spanId, parentSpanId, attributes} (parentSpanId null for a root span).
+export async function inMemoryTelemetry() {
+  const { propagation, trace } = await import('@opentelemetry/api');
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core');
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import(
+    '@opentelemetry/sdk-trace-base'
+  );
+  const { BullMQOtel } = await import('bullmq-otel');
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  trace.setGlobalTracerProvider(provider);
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  return {
+    telemetry: new BullMQOtel({ tracerName: 'domain-events-tests' }),
+    spans: () =>
+      exporter.getFinishedSpans().map((span) => ({
+        name: span.name,
+        kind: span.kind,
+        traceId: span.spanContext().traceId,
+        spanId: span.spanContext().spanId,
+        parentSpanId: span.parentSpanContext?.spanId ?? null,
+        attributes: span.attributes,
+      })),
+  };
 }

@@ -1,7 +1,7 @@
 // Node.js producers enqueue domain events with a stock BullMQ `Queue.add(type, envelope, opts)`,
 // the way the platform's existing services do.
 //
-//   node enqueue.mjs <5|6> <redisUrl> <variationId> [--queue DOMAIN_EVENTS] [--prefix bull]
+//   node enqueue.mjs <5|6> <redisUrl> <variationId> [--queue DOMAIN_EVENTS] [--prefix bull] [--telemetry on]
 //
 // Adds, in this order, `image:family_completed` envelopes of <variationId> with BullMQ-generated
 // job ids and `{attempts: 3, backoff: {type: 'fixed', delay: 50}}`:
@@ -10,11 +10,22 @@
 //   poison-not-envelope data `{"hello": "world"}`
 //   poison-unknown-type a well-formed envelope of type `image:from_the_future`
 //   poison-bad-payload  family 3 with `familyIndex: "three"` (the schema says integer)
-// and prints one JSON line per job: {id, name, kind, idempotencyKey}.
+// and prints one JSON line per job: {id, name, kind, idempotencyKey, eventId}. With
+// `--telemetry on` the Queue runs BullMQ's own telemetry (`bullmq-otel`), which puts each add's
+// trace context in the job option `tm`, and a last line `{"spans": [...]}` lists the spans it
+// finished (see common.mjs).
 
 import { randomBytes } from 'node:crypto';
 
-import { connectionOptions, fail, flags, loadBullmq, print, queueSettings } from './common.mjs';
+import {
+  connectionOptions,
+  fail,
+  flags,
+  inMemoryTelemetry,
+  loadBullmq,
+  print,
+  queueSettings,
+} from './common.mjs';
 
 const opts = flags(process.argv.slice(2));
 const [version, redisUrl, variation] = opts.positional;
@@ -71,10 +82,16 @@ const jobs = [
   ['poison-bad-payload', 'image:family_completed', family(3, 'three')],
 ];
 
+const otel = opts.telemetry === 'on' ? await inMemoryTelemetry() : null;
 const { Queue } = await loadBullmq(version);
-const queue = new Queue(queueName, { connection: connectionOptions(redisUrl), prefix });
+const queue = new Queue(queueName, {
+  connection: connectionOptions(redisUrl),
+  prefix,
+  ...(otel ? { telemetry: otel.telemetry } : {}),
+});
 for (const [kind, name, data] of jobs) {
   const job = await queue.add(name, data, { attempts: 3, backoff: { type: 'fixed', delay: 50 } });
-  print({ id: job.id, name, kind, idempotencyKey: data.idempotencyKey ?? null });
+  print({ id: job.id, name, kind, idempotencyKey: data.idempotencyKey ?? null, eventId: data.eventId ?? null });
 }
 await queue.close();
+if (otel) print({ spans: otel.spans() });

@@ -2,14 +2,17 @@
 // services do.
 //
 //   node worker.mjs <5|6> <redisUrl> <count> [--queue DOMAIN_EVENTS] [--prefix bull] [--timeout-ms 20000]
+//                   [--telemetry on]
 //
 // Validates every job's `data.payload` against the exported payload JSON Schema of its type and
 // version (schemas/json/index.json -> `<category>/<name>.payload.schema.json`) and the whole
 // envelope against its event schema, with ajv (draft 2020-12) and ajv-formats. Prints
 // `{"ready":true}` once connected, then one JSON line per job:
 //   {name, id, type, version, idempotencyKey, eventId, payload, payloadValid, envelopeValid,
-//    errors, attemptsMade, opts}
+//    errors, attemptsMade, opts, traceparent}
 // and exits 0 after <count> jobs completed (1 on a timeout, printing what it got to stderr).
+// With `--telemetry on` the Worker runs BullMQ's own telemetry (`bullmq-otel`), and a last line
+// `{"spans": [...]}` lists the spans it finished (see common.mjs).
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +21,15 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-import { connectionOptions, fail, flags, loadBullmq, print, queueSettings } from './common.mjs';
+import {
+  connectionOptions,
+  fail,
+  flags,
+  inMemoryTelemetry,
+  loadBullmq,
+  print,
+  queueSettings,
+} from './common.mjs';
 
 const opts = flags(process.argv.slice(2));
 const [version, redisUrl, countArg] = opts.positional;
@@ -48,6 +59,7 @@ for (const entry of index.events) {
   });
 }
 
+const otel = opts.telemetry === 'on' ? await inMemoryTelemetry() : null;
 const { Worker } = await loadBullmq(version);
 const received = [];
 let completed = 0;
@@ -80,12 +92,18 @@ const worker = new Worker(
         removeOnFail: job.opts.removeOnFail,
         jobId: job.opts.jobId,
       },
+      traceparent: data.traceparent ?? null,
     };
     received.push(record);
     print(record);
     return { seen: true };
   },
-  { connection: connectionOptions(redisUrl), prefix, concurrency: 1 },
+  {
+    connection: connectionOptions(redisUrl),
+    prefix,
+    concurrency: 1,
+    ...(otel ? { telemetry: otel.telemetry } : {}),
+  },
 );
 
 async function finish(code) {
@@ -93,6 +111,7 @@ async function finish(code) {
   finishing = true;
   clearTimeout(timer);
   await worker.close();
+  if (otel) print({ spans: otel.spans() });
   process.exit(code);
 }
 
