@@ -57,7 +57,13 @@ impl Traces {
 
     /// The one finished span named `name` whose attribute `key` is `value`, waiting for it up to
     /// `timeout` (a consumer's span finishes after its handler ran).
-    pub async fn wait_for(&self, name: &str, key: &str, value: &str, timeout: Duration) -> SpanData {
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        key: &str,
+        value: &str,
+        timeout: Duration,
+    ) -> SpanData {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut found = self.find(name, key, value);
@@ -68,8 +74,10 @@ impl Traces {
                 return span;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("no span `{name}` with {key} = {value} within {timeout:?}: {:#?}",
-                    self.spans().iter().map(|s| &s.name).collect::<Vec<_>>());
+                panic!(
+                    "no span `{name}` with {key} = {value} within {timeout:?}: {:#?}",
+                    self.spans().iter().map(|s| &s.name).collect::<Vec<_>>()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -9,6 +9,9 @@
 //! - Node.js `Queue.add(type, envelope)` enqueues envelopes; the Rust [`BullmqConsumer`] handles
 //!   each once (also a duplicate under another job id) and fails poison jobs without retrying.
 //! - Retries, duplicate detection, the BullMQ 5 pause guard, secrets.
+//! - Traces: a stock Node.js worker with BullMQ's own telemetry (`bullmq-otel`) continues a trace
+//!   started by a Rust emit, and the Rust consumer continues one started by a Node.js `Queue.add`
+//!   with that telemetry; both sides export their spans to in-memory exporters.
 //!
 //! Nothing is skipped: without `node` or the npm packages the tests fail and say what to run.
 
@@ -20,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use domain_events::trace::{EMIT_SPAN, HANDLE_SPAN};
 use domain_events::{
     ConsumerStats, EmitBatch, EmitError, Emitter, HandlerError, Handlers, OutgoingEvent,
     PublishOutcome, Timestamp, TransportError, Url, Uuid,
@@ -31,11 +35,13 @@ use domain_events_catalog::{
     DomainEvent, ImageFamilyCompletedEvent, ImageFamilyCompletedPayload,
     ImageVariationCompletedPayload, ImageVariationQueuedPayload, ImageVariationStartedPayload,
 };
+use domain_events_tests::otel::{Traces, ids_of, traceparent_of};
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 /// How long a Node.js script may take (a bound against hanging, not a performance assertion).
 const NODE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,7 +72,16 @@ fn node_dir() -> PathBuf {
 /// Panics, saying what to run, unless `node` and the pinned npm packages are installed.
 fn require_node() {
     let modules = node_dir().join("node_modules");
-    for package in ["bullmq5", "bullmq6", "ajv", "ajv-formats"] {
+    for package in [
+        "bullmq5",
+        "bullmq6",
+        "ajv",
+        "ajv-formats",
+        "bullmq-otel",
+        "@opentelemetry/api",
+        "@opentelemetry/core",
+        "@opentelemetry/sdk-trace-base",
+    ] {
         assert!(
             modules.join(package).join("package.json").is_file(),
             "{} is missing: the BullMQ interop tests run stock BullMQ on Node.js; \
@@ -1211,4 +1226,190 @@ fn consumer_of(
     runs: Arc<Mutex<HashMap<String, u32>>>,
 ) -> BullmqConsumerHandle {
     consumer(config, "crm", counting(runs))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traces across Rust and Node.js (BullMQ's telemetry option `tm`)
+// ---------------------------------------------------------------------------------------------
+
+/// The `{"spans": [...]}` line a Node.js script printed last with `--telemetry on`.
+fn node_spans(lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .find_map(|line| line["spans"].as_array().cloned())
+        .unwrap_or_else(|| panic!("no spans line in {lines:#?}"))
+}
+
+/// The one Node.js span named `name` whose BullMQ job id is `job_id`.
+fn node_span<'a>(spans: &'a [Value], name: &str, job_id: &str) -> &'a Value {
+    let found: Vec<&Value> = spans
+        .iter()
+        .filter(|span| span["name"] == name && span["attributes"]["bullmq.job.id"] == job_id)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one `{name}` span of job {job_id}: {spans:#?}"
+    );
+    found[0]
+}
+
+#[tokio::test]
+async fn a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit() {
+    require_node();
+    let traces = Traces::install();
+    let server = RedisServer::start();
+    let config = BullmqConfig::new(&server.url()).expect("valid URL");
+    let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    let emitter = Emitter::new(
+        "image-generator",
+        BullmqTransport::new(config).expect("transport"),
+    );
+    // Started in Rust: the caller's span, the emit span inside it.
+    let traced = emitter
+        .emit(family_completed("var-traced", 0))
+        .instrument(tracing::info_span!("caller"))
+        .await
+        .expect("emitted");
+    // Started elsewhere: the traceparent given to the emitter.
+    let given_id = emitter
+        .with_traceparent(given)
+        .emit(family_completed("var-traced", 1))
+        .await
+        .expect("emitted")
+        .event_id;
+
+    // The jobs wait in the queue, their `tm` written, when the worker starts: the port's add
+    // cannot write `tm` itself, so a worker already waiting may take a job before it is written
+    // (see `BullmqTransport`).
+    let emit = traces
+        .wait_for(
+            EMIT_SPAN,
+            "event_id",
+            &traced.event_id.to_string(),
+            NODE_TIMEOUT,
+        )
+        .await;
+    let mut conn = redis::Client::open(server.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    for (family, traceparent) in [(0, traceparent_of(&emit)), (1, given.to_owned())] {
+        let key = format!(
+            "bull:DOMAIN_EVENTS:{}",
+            job_id(&format!("image_family:var-traced:{family}"))
+        );
+        let opts: String = conn.hget(&key, "opts").await.expect("job options");
+        let opts: Value = serde_json::from_str(&opts).expect("JSON options");
+        let tm = opts["tm"].as_str().expect("a `tm` option");
+        let carrier: Value = serde_json::from_str(tm).expect("a JSON carrier");
+        assert_eq!(carrier, json!({ "traceparent": traceparent }), "{opts}");
+    }
+
+    let mut worker = {
+        let url = server.url();
+        tokio::task::spawn_blocking(move || {
+            let mut worker = NodeScript::spawn(
+                "worker.mjs",
+                &["6", &url, "2", "--timeout-ms", "45000", "--telemetry", "on"],
+            );
+            let ready = worker.next();
+            assert_eq!(ready["ready"], true, "{ready}");
+            worker
+        })
+        .await
+        .expect("worker started")
+    };
+
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = vec![worker.next(), worker.next()];
+        lines.extend(worker.finish());
+        lines
+    })
+    .await
+    .expect("worker finished");
+    let spans = node_spans(&lines);
+    let job = |event_id: Uuid| {
+        lines
+            .iter()
+            .find(|line| line["eventId"] == event_id.to_string())
+            .unwrap_or_else(|| panic!("no job of {event_id}: {lines:#?}"))
+    };
+
+    let job_traced = job(traced.event_id);
+    assert_eq!(job_traced["traceparent"], traceparent_of(&emit));
+    let process = node_span(
+        &spans,
+        "process DOMAIN_EVENTS",
+        job_traced["id"].as_str().expect("id"),
+    );
+    assert_eq!(
+        process["traceId"],
+        format!("{:032x}", emit.span_context.trace_id())
+    );
+    assert_eq!(
+        process["parentSpanId"],
+        format!("{:016x}", emit.span_context.span_id())
+    );
+
+    let job_given = job(given_id);
+    assert_eq!(job_given["traceparent"], given);
+    let process = node_span(
+        &spans,
+        "process DOMAIN_EVENTS",
+        job_given["id"].as_str().expect("id"),
+    );
+    let (trace_id, parent_id) = ids_of(given);
+    assert_eq!(process["traceId"], format!("{trace_id:032x}"));
+    assert_eq!(process["parentSpanId"], format!("{parent_id:016x}"));
+}
+
+#[tokio::test]
+async fn the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_telemetry() {
+    require_node();
+    let traces = Traces::install();
+    let server = RedisServer::start();
+    let config = BullmqConfig::new(&server.url()).expect("valid URL");
+
+    let lines = run_node(
+        "enqueue.mjs",
+        vec![
+            "6".into(),
+            server.url(),
+            "var-node-traced".into(),
+            "--telemetry".into(),
+            "on".into(),
+        ],
+    )
+    .await;
+    let spans = node_spans(&lines);
+    let valid: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["kind"] == "valid" || line["kind"] == "duplicate")
+        .collect();
+    assert_eq!(valid.len(), 4, "{lines:#?}");
+
+    let runs = Arc::new(Mutex::new(HashMap::new()));
+    let handle = consumer(config, "traced-group", counting(runs));
+    for job in valid {
+        let id = job["id"].as_str().expect("id");
+        let add = node_span(&spans, "add DOMAIN_EVENTS.image:family_completed", id);
+        let event_id = job["eventId"].as_str().expect("eventId");
+        let span = traces
+            .wait_for(HANDLE_SPAN, "event_id", event_id, NODE_TIMEOUT)
+            .await;
+        assert_eq!(
+            format!("{:032x}", span.span_context.trace_id()),
+            add["traceId"].as_str().expect("traceId"),
+            "job {id}: the handler joins the trace of the add"
+        );
+        assert_eq!(
+            format!("{:016x}", span.parent_span_id),
+            add["spanId"].as_str().expect("spanId"),
+            "job {id}: the add span is the handler's parent"
+        );
+    }
+    handle.shutdown().await.expect("clean shutdown");
 }

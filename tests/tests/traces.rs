@@ -58,13 +58,21 @@ async fn check_traces(
         .expect("a handled event");
     assert_eq!(event.event_id, emitted.event_id);
 
-    let caller = traces.wait_for("caller", "variation", variation, WAIT).await;
+    let caller = traces
+        .wait_for("caller", "variation", variation, WAIT)
+        .await;
     let emit = traces
         .wait_for(EMIT_SPAN, "event_id", &emitted.event_id.to_string(), WAIT)
         .await;
-    assert_eq!(attribute(&emit, "event_type").as_deref(), Some("image:family_completed"));
+    assert_eq!(
+        attribute(&emit, "event_type").as_deref(),
+        Some("image:family_completed")
+    );
     assert_eq!(attribute(&emit, "idempotency_key"), Some(key.clone()));
-    assert_eq!(attribute(&emit, "correlation_id").as_deref(), Some(variation));
+    assert_eq!(
+        attribute(&emit, "correlation_id").as_deref(),
+        Some(variation)
+    );
     assert_eq!(attribute(&emit, "source").as_deref(), Some("traces-test"));
     assert_eq!(emit.span_context.trace_id(), caller.span_context.trace_id());
     assert_eq!(emit.parent_span_id, caller.span_context.span_id());
@@ -78,9 +86,15 @@ async fn check_traces(
         .wait_for(HANDLE_SPAN, "event_id", &emitted.event_id.to_string(), WAIT)
         .await;
     assert_eq!(attribute(&handle, "group").as_deref(), Some(group));
-    assert_eq!(attribute(&handle, "event_type").as_deref(), Some("image:family_completed"));
+    assert_eq!(
+        attribute(&handle, "event_type").as_deref(),
+        Some("image:family_completed")
+    );
     assert_eq!(attribute(&handle, "idempotency_key"), Some(key));
-    assert_eq!(attribute(&handle, "correlation_id").as_deref(), Some(variation));
+    assert_eq!(
+        attribute(&handle, "correlation_id").as_deref(),
+        Some(variation)
+    );
     assert_eq!(handle.span_context.trace_id(), emit.span_context.trace_id());
     assert_eq!(handle.parent_span_id, emit.span_context.span_id());
 
@@ -122,7 +136,9 @@ async fn memory_bus_handlers_continue_the_trace_of_the_emit() {
 async fn redis_stream_handlers_continue_the_trace_of_the_emit() {
     let traces = Traces::install();
     let server = RedisServer::start();
-    let config = RedisConfig::new(&server.url()).unwrap().key_prefix("traces");
+    let config = RedisConfig::new(&server.url())
+        .unwrap()
+        .key_prefix("traces");
     let emitter = Emitter::new("traces-test", RedisTransport::new(config.clone()).unwrap());
     let (handlers, mut received) = reporting();
     let consumer = RedisConsumer::builder(config, "traced", handlers)

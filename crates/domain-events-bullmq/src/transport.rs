@@ -179,20 +179,9 @@ impl BullmqTransport {
         let guarded = config.v5_pause_guard_enabled();
         let mut reads = read_back(queue, ids.iter().map(String::as_str));
         // The trace context goes into the job options' `tm`, where BullMQ's own telemetry
-        // carries it; the port's add does not write it, so a script adds it right behind the
-        // adds, in the same round trip (a worker that takes the job in the instant between
-        // the two, or an add re-sent after NOSCRIPT, goes without it: the envelope still
-        // carries the traceparent). Their answers are not read.
-        for (id, event_id, tm) in &traced {
-            reads
-                .cmd("EVAL")
-                .arg(ADD_TM_SCRIPT)
-                .arg(1)
-                .arg(queue.keys().job_key(id))
-                .arg(event_id.to_string())
-                .arg(tm)
-                .ignore();
-        }
+        // carries it; the port's add cannot write it, so a script adds it right behind the adds,
+        // in the same round trip (see `add_tm`).
+        add_tm(&mut reads, queue, &traced);
         if guarded {
             // The pause guard's check goes after the adds, at the end of the read-back's
             // pipeline: there it sees a BullMQ 5 pause that landed before the adds or between
@@ -278,13 +267,45 @@ impl BullmqTransport {
             )));
         }
         let returned: Vec<&str> = added.iter().map(|job| job.id()).collect();
-        let stored = parse_read_back(replies?, returned.len())?;
+        let mut replies = replies?;
+        let tm_replies = replies.split_off(replies.len().min(returned.len()));
+        let stored = parse_read_back(replies, returned.len())?;
         let stored = self.settle(queue, &ids, &returned, stored).await?;
+        self.add_missed_tm(queue, &traced, &tm_replies).await;
         Ok(events
             .iter()
             .zip(returned.iter().zip(stored))
             .map(|(event, (id, stored))| self.outcome(event, id, stored))
             .collect())
+    }
+
+    /// Adds `tm` again to the jobs of `traced` whose script (`tm_replies`, in order) did not add
+    /// it: the add ran after it (BullMQ's NOSCRIPT fallback re-sends an add as EVAL, behind the
+    /// read-back; always so for the first add after Redis lost its script cache). One more round
+    /// trip, only then. The script leaves another event's job and a job with a `tm` alone, so a
+    /// duplicate is not touched. A failure loses the trace context only, not the event.
+    async fn add_missed_tm(
+        &self,
+        queue: &Queue,
+        traced: &[(&str, Uuid, String)],
+        tm_replies: &[Value],
+    ) {
+        let missed: Vec<(&str, Uuid, String)> = traced
+            .iter()
+            .zip(tm_replies.iter().map(Some).chain(std::iter::repeat(None)))
+            .filter(|(_, reply)| !matches!(reply, Some(Value::Int(1))))
+            .map(|((id, event_id, tm), _)| (*id, *event_id, tm.clone()))
+            .collect();
+        if missed.is_empty() {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        add_tm(&mut pipe, queue, &missed);
+        let mut conn = queue.connection().connection();
+        if let Err(error) = pipe.query_async::<Vec<Value>>(&mut conn).await {
+            tracing::warn!(queue = %self.config().queue_key(), error = %Error::from_redis(&error, self.config()),
+                "the trace context of the jobs could not be written to their `tm` option");
+        }
     }
 
     /// Makes the read-back exact where it may not be: a job read back as gone may have been
@@ -474,6 +495,24 @@ fn read_back<'a>(queue: &Queue, ids: impl Iterator<Item = &'a str>) -> redis::Pi
         pipe.cmd("HGET").arg(queue.keys().job_key(id)).arg("data");
     }
     pipe
+}
+
+/// Adds to `pipe`, for each job of `traced` (job id, event id, `tm` entry), the script that
+/// writes BullMQ's telemetry option `tm` into the job's options ([`ADD_TM_SCRIPT`]); each answers
+/// 1 when it wrote it.
+///
+/// Sent right behind the adds, it is not atomic with them: a worker that takes the job in
+/// between (one already waiting on the queue may) goes without `tm`; the envelope in the job's
+/// data still carries the `traceparent`.
+fn add_tm(pipe: &mut redis::Pipeline, queue: &Queue, traced: &[(&str, Uuid, String)]) {
+    for (id, event_id, tm) in traced {
+        pipe.cmd("EVAL")
+            .arg(ADD_TM_SCRIPT)
+            .arg(1)
+            .arg(queue.keys().job_key(id))
+            .arg(event_id.to_string())
+            .arg(tm);
+    }
 }
 
 /// The replies of [`read_back`] for `count` jobs.

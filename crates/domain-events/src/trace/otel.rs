@@ -1,9 +1,7 @@
 //! With the `opentelemetry` feature: the W3C `traceparent` of the current span, and a span's
 //! parent from a `traceparent`, through the `tracing-opentelemetry` layer.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -62,13 +60,16 @@ mod tests {
 
     #[test]
     fn a_traceparent_becomes_a_remote_span_context() {
-        let context = span_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            .expect("valid");
+        let context =
+            span_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
         assert_eq!(
             context.trace_id(),
             TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
         );
-        assert_eq!(context.span_id(), SpanId::from_hex("00f067aa0ba902b7").unwrap());
+        assert_eq!(
+            context.span_id(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap()
+        );
         assert!(context.is_sampled());
         assert!(context.is_remote());
         assert!(span_context("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
