@@ -1,19 +1,25 @@
 //! Traces (the `opentelemetry` feature of domain-events) with the SDK's in-memory span exporter:
 //! the emit span and its fields, the envelope's `traceparent` filled from it (or left as given),
 //! and the handle span continuing the event's trace, on the in-memory bus and on Redis Streams.
-//! Both consumers run the one delivery pipeline, which opens the handle span. The BullMQ
-//! directions, with Node.js on the other side, are in tests/bullmq_interop.rs.
+//! Both consumers run the one delivery pipeline, which opens the handle span. The PostgreSQL
+//! outbox builds its envelopes on the emitter's path, so its writes get the same span and
+//! `traceparent`. The BullMQ directions, with Node.js on the other side, are in
+//! tests/bullmq_interop.rs.
 
 use std::time::Duration;
 
-use domain_events::trace::{EMIT_SPAN, HANDLE_SPAN};
-use domain_events::{Emitter, Handlers, MemoryBus};
+use domain_events::trace::{EMIT_BATCH_SPAN, EMIT_SPAN, HANDLE_SPAN};
+use domain_events::{EmitBatch, Emitter, Handlers, MemoryBus, Uuid};
 use domain_events_catalog::{DomainEvent, ImageFamilyCompletedEvent};
+use domain_events_outbox::{Outbox, OutboxTable, migrate};
 use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
 use domain_events_tests::otel::{Traces, attribute, ids_of, traceparent_of};
+use domain_events_tests::postgres_server::PostgresServer;
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::family_completed;
 use opentelemetry::trace::SpanId;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -149,4 +155,83 @@ async fn redis_stream_handlers_continue_the_trace_of_the_emit() {
 
     check_traces(&traces, &emitter, "traced", "redis", &mut received).await;
     consumer.shutdown().await.expect("consumer stopped");
+}
+
+/// The `traceparent` of the envelope of `event_id` in the default outbox table.
+async fn outbox_traceparent(pool: &PgPool, event_id: Uuid) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT envelope::jsonb->>'traceparent' FROM public.domain_events_outbox WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_one(pool)
+    .await
+    .expect("the outbox row")
+}
+
+#[tokio::test]
+async fn outbox_writes_get_the_traceparent_of_their_emit_span() {
+    let traces = Traces::install();
+    let pg = PostgresServer::start();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&pg.url())
+        .await
+        .expect("PostgreSQL");
+    migrate(&pool, &OutboxTable::default())
+        .await
+        .expect("migrated");
+    let outbox = Outbox::new("traces-test");
+
+    let mut tx = pool.begin().await.expect("transaction");
+    let written = outbox
+        .emit(&mut tx, family_completed("outbox", 0))
+        .instrument(tracing::info_span!("caller", variation = "outbox"))
+        .await
+        .expect("written");
+    let mut batch = EmitBatch::new();
+    let batched = batch.push(family_completed("outbox", 1)).expect("valid");
+    outbox
+        .emit_batch(&mut tx, batch)
+        .instrument(tracing::info_span!("caller", variation = "outbox-batch"))
+        .await
+        .expect("written");
+    let given = outbox
+        .with_traceparent(GIVEN)
+        .emit(&mut tx, family_completed("outbox", 2))
+        .await
+        .expect("written");
+    tx.commit().await.expect("committed");
+
+    let caller = traces.wait_for("caller", "variation", "outbox", WAIT).await;
+    let emit = traces
+        .wait_for(EMIT_SPAN, "event_id", &written.event_id.to_string(), WAIT)
+        .await;
+    assert_eq!(
+        attribute(&emit, "idempotency_key").as_deref(),
+        Some("image_family:outbox:0")
+    );
+    assert_eq!(
+        attribute(&emit, "correlation_id").as_deref(),
+        Some("outbox")
+    );
+    assert_eq!(emit.parent_span_id, caller.span_context.span_id());
+    assert_eq!(
+        outbox_traceparent(&pool, written.event_id).await,
+        Some(traceparent_of(&emit))
+    );
+
+    let caller = traces
+        .wait_for("caller", "variation", "outbox-batch", WAIT)
+        .await;
+    let batch = traces.wait_for(EMIT_BATCH_SPAN, "events", "1", WAIT).await;
+    assert_eq!(batch.parent_span_id, caller.span_context.span_id());
+    assert_eq!(
+        outbox_traceparent(&pool, batched).await,
+        Some(traceparent_of(&batch))
+    );
+
+    assert_eq!(
+        outbox_traceparent(&pool, given.event_id).await.as_deref(),
+        Some(GIVEN)
+    );
 }

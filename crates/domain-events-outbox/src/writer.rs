@@ -7,6 +7,7 @@ use std::sync::Arc;
 use domain_events::{EmitBatch, EnvelopeBuilder, EventPayload, EventSink, OutgoingEvent, Uuid};
 use serde::Deserialize;
 use sqlx::PgConnection;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::table::{LockPurpose, OutboxTable, correlation_lock_key};
@@ -114,20 +115,29 @@ impl Outbox {
     /// Validates `payload`, builds its envelope and inserts it on `conn`: pass the caller's
     /// transaction (`&mut tx`). A payload that breaks its schema is [`Error::Invalid`] and nothing
     /// is written.
+    ///
+    /// As [`Emitter::emit`](domain_events::Emitter::emit), the write is a
+    /// `domain_events.emit` span carrying the event's type, id, idempotency key and correlation
+    /// id; with the `opentelemetry` feature of `domain-events`, an envelope without a
+    /// `traceparent` of the outbox's gets the span's ([`domain_events::trace`]).
     pub async fn emit<P: EventPayload>(
         &self,
         conn: &mut PgConnection,
         payload: P,
     ) -> Result<Written, Error> {
-        let event = self.envelopes.outgoing(payload)?;
-        let mut written = self.insert(conn, vec![event]).await?;
+        let (span, event) = self.envelopes.spanned(payload);
+        let event = event?.into_outgoing()?;
+        let mut written = self.insert(conn, vec![event]).instrument(span).await?;
         written
             .pop()
             .ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
     }
 
     /// Inserts every event of `batch` on `conn` in one statement, in push order (their sequence
-    /// numbers increase in that order). An empty batch writes nothing.
+    /// numbers increase in that order). An empty batch writes nothing. As
+    /// [`Emitter::emit_batch`](domain_events::Emitter::emit_batch), the write is a
+    /// `domain_events.emit_batch` span whose trace context the envelopes get (feature
+    /// `opentelemetry`).
     pub async fn emit_batch(
         &self,
         conn: &mut PgConnection,
@@ -136,8 +146,9 @@ impl Outbox {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let events = batch.into_outgoing(&self.envelopes)?;
-        self.insert(conn, events).await
+        let span = self.envelopes.batch_span(batch.len());
+        let events = span.in_scope(|| batch.into_outgoing(&self.envelopes))?;
+        self.insert(conn, events).instrument(span).await
     }
 
     /// A sink writing into `conn` (the caller's transaction): for the `emit_<event>_into` methods
