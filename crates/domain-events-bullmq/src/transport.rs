@@ -1,5 +1,6 @@
 //! [`BullmqTransport`]: the emitter's side of BullMQ.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use bullmq::{BulkJob, Job, Queue, QueueOptions};
@@ -60,6 +61,17 @@ use crate::telemetry::{ADD_TM_SCRIPT, tm_entry};
 /// - when the guard finds a `paused` list, the jobs just added are read again and those this
 ///   call stored are removed (BullMQ's `removeJob`) before [`Error::NotReady`] is returned; a job
 ///   another emission holds is never removed.
+///
+/// # Trace context
+///
+/// A job whose envelope has a `traceparent` also gets it in the job option `tm`, where BullMQ's
+/// own telemetry (`bullmq-otel`) carries a job's trace context, so that a Node.js worker with
+/// BullMQ telemetry continues the trace (docs/contract.md section 5.1). The port's add cannot
+/// write `tm`, so a script adds it to the job's options right behind the adds, with the
+/// read-back; it touches only a job holding the event's own `eventId` and without a `tm`. A job
+/// whose add ran after it (NOSCRIPT) gets it in one more round trip. It is not atomic with the
+/// add: a worker that takes the job in between goes without `tm` (the envelope in its data still
+/// carries the `traceparent`).
 ///
 /// The connection is opened by the first publish (or by [`connect`](Self::connect)), so an
 /// emitter can start while Redis is down.
@@ -271,29 +283,40 @@ impl BullmqTransport {
         let tm_replies = replies.split_off(replies.len().min(returned.len()));
         let stored = parse_read_back(replies, returned.len())?;
         let stored = self.settle(queue, &ids, &returned, stored).await?;
-        self.add_missed_tm(queue, &traced, &tm_replies).await;
-        Ok(events
+        let outcomes: Vec<PublishOutcome> = events
             .iter()
             .zip(returned.iter().zip(stored))
             .map(|(event, (id, stored))| self.outcome(event, id, stored))
-            .collect())
+            .collect();
+        let published: HashSet<Uuid> = events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| !outcome.is_duplicate())
+            .map(|(event, _)| event.event_id)
+            .collect();
+        self.add_missed_tm(queue, &traced, &tm_replies, &published)
+            .await;
+        Ok(outcomes)
     }
 
     /// Adds `tm` again to the jobs of `traced` whose script (`tm_replies`, in order) did not add
-    /// it: the add ran after it (BullMQ's NOSCRIPT fallback re-sends an add as EVAL, behind the
-    /// read-back; always so for the first add after Redis lost its script cache). One more round
-    /// trip, only then. The script leaves another event's job and a job with a `tm` alone, so a
-    /// duplicate is not touched. A failure loses the trace context only, not the event.
+    /// it although their event was `published`: the add ran after it (BullMQ's NOSCRIPT fallback
+    /// re-sends an add as EVAL, behind the read-back; always so for the first add after Redis
+    /// lost its script cache). One more round trip, only then. A failure loses the trace context
+    /// only, not the event.
     async fn add_missed_tm(
         &self,
         queue: &Queue,
         traced: &[(&str, Uuid, String)],
         tm_replies: &[Value],
+        published: &HashSet<Uuid>,
     ) {
         let missed: Vec<(&str, Uuid, String)> = traced
             .iter()
             .zip(tm_replies.iter().map(Some).chain(std::iter::repeat(None)))
-            .filter(|(_, reply)| !matches!(reply, Some(Value::Int(1))))
+            .filter(|((_, event_id, _), reply)| {
+                !matches!(reply, Some(Value::Int(1))) && published.contains(event_id)
+            })
             .map(|((id, event_id, tm), _)| (*id, *event_id, tm.clone()))
             .collect();
         if missed.is_empty() {
