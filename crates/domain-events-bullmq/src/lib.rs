@@ -17,14 +17,18 @@
 //! Redis is that crate's error, wrapped in [`Error::Redis`].
 //!
 //! Jobs are read and written by BullMQ's maintained Rust port (crate `bullmq-official`, lib
-//! `bullmq`), which embeds and runs BullMQ's own Lua scripts; this crate never writes BullMQ's
-//! Redis layout itself.
+//! `bullmq`), which embeds and runs BullMQ's own Lua scripts; this crate writes nothing of BullMQ's
+//! Redis layout itself but one thing the port cannot: the telemetry option `tm` of a job it just
+//! added, where BullMQ's own telemetry carries the trace context
+//! ([`BullmqTransport`#trace-context](BullmqTransport#trace-context)).
 //!
 //! - [`BullmqTransport`] adds events as jobs and tells a duplicate emission apart from a new one.
 //! - [`BullmqConsumer`] runs handlers on the jobs of the queue on the port's `Worker`: done
 //!   records per consuming service (the Redis Streams layout, so both transports share them),
 //!   poison jobs failed at once with a reason and no retry, failing handlers retried by BullMQ per
-//!   the job's `attempts` and `backoff`, graceful shutdown.
+//!   the job's `attempts` and `backoff`, graceful shutdown. Its handlers continue the trace of
+//!   the envelope's `traceparent`, or of the job's `tm` (a Node.js producer with BullMQ
+//!   telemetry), with the `opentelemetry` feature of `domain-events` ([`domain_events::trace`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
