@@ -9,9 +9,10 @@
 //! - Node.js `Queue.add(type, envelope)` enqueues envelopes; the Rust [`BullmqConsumer`] handles
 //!   each once (also a duplicate under another job id) and fails poison jobs without retrying.
 //! - Retries, duplicate detection, the BullMQ 5 pause guard, secrets.
-//! - Traces: a stock Node.js worker with BullMQ's own telemetry (`bullmq-otel`) continues a trace
-//!   started by a Rust emit, and the Rust consumer continues one started by a Node.js `Queue.add`
-//!   with that telemetry; both sides export their spans to in-memory exporters.
+//! - Traces: a stock Node.js worker (BullMQ 5 and 6) with BullMQ's own telemetry (`bullmq-otel`)
+//!   continues a trace started by a Rust emit, and the Rust consumer continues one started by a
+//!   Node.js `Queue.add` with that telemetry; both sides export their spans to in-memory
+//!   exporters.
 //!
 //! Nothing is skipped: without `node` or the npm packages the tests fail and say what to run.
 
@@ -1254,8 +1255,9 @@ fn node_span<'a>(spans: &'a [Value], name: &str, job_id: &str) -> &'a Value {
     found[0]
 }
 
-#[tokio::test]
-async fn a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit() {
+async fn a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit(
+    version: &'static str,
+) {
     require_node();
     let traces = Traces::install();
     let server = RedisServer::start();
@@ -1320,7 +1322,15 @@ async fn a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit
     let lines = tokio::task::spawn_blocking(move || {
         let mut worker = NodeScript::spawn(
             "worker.mjs",
-            &["6", &url, "2", "--timeout-ms", "45000", "--telemetry", "on"],
+            &[
+                version,
+                &url,
+                "2",
+                "--timeout-ms",
+                "45000",
+                "--telemetry",
+                "on",
+            ],
         );
         let mut lines = Vec::new();
         while lines
@@ -1372,8 +1382,9 @@ async fn a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit
     assert_eq!(process["parentSpanId"], format!("{parent_id:016x}"));
 }
 
-#[tokio::test]
-async fn the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_telemetry() {
+async fn the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_telemetry(
+    version: &'static str,
+) {
     require_node();
     let traces = Traces::install();
     let server = RedisServer::start();
@@ -1382,7 +1393,7 @@ async fn the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_t
     let lines = run_node(
         "enqueue.mjs",
         vec![
-            "6".into(),
+            version.into(),
             server.url(),
             "var-node-traced".into(),
             "--telemetry".into(),
@@ -1418,4 +1429,26 @@ async fn the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_t
         );
     }
     handle.shutdown().await.expect("clean shutdown");
+}
+
+// The trace tests run on a current-thread runtime: `Traces` records the spans of this thread.
+
+#[tokio::test]
+async fn a_stock_bullmq5_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit() {
+    a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit("5").await;
+}
+
+#[tokio::test]
+async fn a_stock_bullmq6_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit() {
+    a_stock_worker_with_bullmq_telemetry_continues_the_trace_of_a_rust_emit("6").await;
+}
+
+#[tokio::test]
+async fn the_rust_consumer_continues_the_trace_of_a_bullmq5_queue_add_with_bullmq_telemetry() {
+    the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_telemetry("5").await;
+}
+
+#[tokio::test]
+async fn the_rust_consumer_continues_the_trace_of_a_bullmq6_queue_add_with_bullmq_telemetry() {
+    the_rust_consumer_continues_the_trace_of_a_node_queue_add_with_bullmq_telemetry("6").await;
 }

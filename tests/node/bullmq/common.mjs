@@ -3,7 +3,7 @@
 // Every script takes `<version> <redisUrl>` first: `5` loads the npm alias `bullmq5` (latest
 // BullMQ 5), `6` loads `bullmq6` (latest BullMQ 6); both are pinned in ../package-lock.json.
 // Options: `--queue NAME` (default DOMAIN_EVENTS), `--prefix PREFIX` (default bull), and for
-// worker.mjs and enqueue.mjs `--telemetry on`: BullMQ telemetry with `bullmq-otel` (BullMQ 6),
+// worker.mjs and enqueue.mjs `--telemetry on`: BullMQ telemetry with `bullmq-otel` (BullMQ 5 or 6),
 // see `inMemoryTelemetry`.
 
 export async function loadBullmq(version) {
