@@ -46,6 +46,7 @@ pub(super) fn report(results: &BenchResults) -> String {
         scenario_row(&mut md, s);
     }
     md.push_str(&limits::section(results));
+    md.push_str(&super::outbox::section(results));
     if !results.allocations.is_empty() {
         let _ = writeln!(md, "\n## Allocations per event\n");
         let _ = writeln!(
