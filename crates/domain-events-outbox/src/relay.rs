@@ -46,6 +46,11 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(60 * 60);
 /// How often published rows older than the retention are deleted, unless configured otherwise.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the relay reads its table's backlog for its gauges (feature `metrics`), unless
+/// configured otherwise.
+#[cfg(feature = "metrics")]
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Rows deleted per statement of the retention sweep: bounds how long one statement runs.
 const SWEEP_CHUNK: i64 = 5_000;
 /// How often a relay records that it is alive (`<table>_relays.seen_at`).
@@ -104,6 +109,8 @@ struct Settings {
     sweep_interval: Duration,
     min_backoff: Duration,
     max_backoff: Duration,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 /// Configures a [`Relay`]; made by [`Relay::builder`].
@@ -159,6 +166,15 @@ impl RelayBuilder {
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.settings.min_backoff = min;
         self.settings.max_backoff = max.max(min);
+        self
+    }
+
+    /// How often the relay reads the table's pending rows for the gauges
+    /// `domain_events_outbox_backlog` and `domain_events_outbox_oldest_age_seconds` (one query on
+    /// the pending rows' index); default [`DEFAULT_METRICS_INTERVAL`]. Feature `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.settings.metrics_interval = interval;
         self
     }
 
@@ -274,6 +290,8 @@ impl Relay {
                 sweep_interval: DEFAULT_SWEEP_INTERVAL,
                 min_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
+                #[cfg(feature = "metrics")]
+                metrics_interval: DEFAULT_METRICS_INTERVAL,
             },
             relay_id: None,
         }
@@ -313,8 +331,19 @@ impl Relay {
         let mut backoff = self.settings.min_backoff;
         let mut next_heartbeat = Instant::now();
         let mut next_sweep = Instant::now();
+        #[cfg(feature = "metrics")]
+        let mut next_gauges = Instant::now();
         while !stop.is_stopped() {
             let now = Instant::now();
+            #[cfg(feature = "metrics")]
+            if now >= next_gauges {
+                self.database_step(
+                    "backlog gauges",
+                    crate::gauges::record(&self.pool, &self.table),
+                )
+                .await;
+                next_gauges = now + self.settings.metrics_interval;
+            }
             if now >= next_heartbeat {
                 self.database_step("heartbeat", self.heartbeat()).await;
                 next_heartbeat = now + HEARTBEAT_INTERVAL;
@@ -347,6 +376,8 @@ impl Relay {
                 backoff = (backoff * 2).min(self.settings.max_backoff);
             }
             let deadline = (Instant::now() + wait).min(next_heartbeat).min(next_sweep);
+            #[cfg(feature = "metrics")]
+            let deadline = deadline.min(next_gauges);
             tokio::select! {
                 () = stop.wait() => {}
                 () = tokio::time::sleep_until(deadline) => {}
