@@ -664,7 +664,13 @@ impl Sql {
         let relays = table.qualified_with("_relays");
         Sql {
             // The lock timeout first (left to right), so a relay never waits forever for another.
-            lock: "SELECT set_config('lock_timeout', $2, true), pg_advisory_xact_lock($1, 0)"
+            // The batch commits without waiting for its write-ahead log to reach the disk
+            // (`synchronous_commit` off, for this transaction only): marks lost in a crash of
+            // PostgreSQL leave their rows pending, and their re-send is absorbed like that of a
+            // relay that died mid-batch, so the wait would buy nothing.
+            lock: "SELECT set_config('lock_timeout', $2, true), \
+                          set_config('synchronous_commit', 'off', true), \
+                          pg_advisory_xact_lock($1, 0)"
                 .to_owned(),
             pending: format!(
                 "SELECT sequence, event_id, category, event_type, idempotency_key, envelope \
