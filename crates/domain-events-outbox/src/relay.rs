@@ -722,3 +722,27 @@ fn host_name() -> String {
         })
         .unwrap_or_else(|| "unknown".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults README states: backoff 100 ms doubling to 5 s, a poll every 5 seconds,
+    /// published rows kept an hour and swept every minute, batches of 500.
+    #[tokio::test]
+    async fn the_defaults_are_the_documented_ones() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool needs no server");
+        let relay = Relay::builder(pool, domain_events::MemoryBus::new()).build();
+        let s = &relay.settings;
+        assert_eq!(s.min_backoff, Duration::from_millis(100));
+        assert_eq!(s.max_backoff, Duration::from_secs(5));
+        assert_eq!(s.poll_interval, Duration::from_secs(5));
+        assert_eq!(s.retention, Duration::from_secs(60 * 60));
+        assert_eq!(s.sweep_interval, Duration::from_secs(60));
+        assert_eq!(s.batch_size, 500);
+        assert_eq!(s.publish_timeout, Duration::from_secs(10));
+        assert_eq!(HEARTBEAT_INTERVAL, Duration::from_secs(10));
+    }
+}
