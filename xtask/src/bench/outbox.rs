@@ -251,7 +251,7 @@ fn one_round(
         &warmup,
     ];
     // Ours first in odd rounds, the peer first in even ones.
-    let order: [(&str, &[&str]); 2] = if round % 2 == 0 {
+    let order: [(&str, &[&str]); 2] = if round.is_multiple_of(2) {
         [("relay", &ours), ("emit_batch", &peer)]
     } else {
         [("emit_batch", &peer), ("relay", &ours)]
