@@ -728,7 +728,8 @@ mod tests {
     use super::*;
 
     /// The defaults README states: backoff 100 ms doubling to 5 s, a poll every 5 seconds,
-    /// published rows kept an hour and swept every minute, batches of 500.
+    /// published rows kept an hour and swept every minute, batches of 500 (and, with the
+    /// `metrics` feature, the gauges read every 10 s).
     #[tokio::test]
     async fn the_defaults_are_the_documented_ones() {
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -744,5 +745,8 @@ mod tests {
         assert_eq!(s.batch_size, 500);
         assert_eq!(s.publish_timeout, Duration::from_secs(10));
         assert_eq!(HEARTBEAT_INTERVAL, Duration::from_secs(10));
+        // README, "Metrics": the outbox gauges are read every 10 s.
+        #[cfg(feature = "metrics")]
+        assert_eq!(s.metrics_interval, Duration::from_secs(10));
     }
 }
