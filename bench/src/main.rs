@@ -6,7 +6,11 @@
 //! and the bare Tokio channel here (`tokio_channel`). Every scenario warms up untimed first
 //! (connections, the Lua script cache), as the peer harness does.
 //!
-//! Helpers for the xtask: `redis_server` (a private `redis-server`, the test harness's), `fill`
+//! The outbox scenarios (`outbox_commit`, `outbox_relay`, `outbox_emit_batch`, `outbox_latency`,
+//! in `outbox.rs`) run against a durable PostgreSQL that `postgres_server` starts.
+//!
+//! Helpers for the xtask: `redis_server` (a private `redis-server`, the test harness's),
+//! `postgres_server` (a private PostgreSQL with default durability, the test harness's), `fill`
 //! (pre-fills a stream), `sample_envelope` (the envelope `redis-benchmark` appends) and `allocs`
 //! (allocations per event on the hot paths, counted by the global allocator of this binary).
 //! `memory_consume` (emit + `MemoryConsumer`, with `--prometheus` under the `metrics` feature)
@@ -14,6 +18,7 @@
 
 mod alloc;
 mod allocs;
+mod outbox;
 mod payload;
 mod scenarios;
 
@@ -65,12 +70,25 @@ enum Command {
     TokioChannel(CountArgs),
     /// In-memory bus: emit, handled by a `MemoryConsumer` (the delivery pipeline), no-op handler
     MemoryConsume(MetricsArgs),
+    /// A transaction inserting a business row, with and without its outbox event (alternating):
+    /// median and p99 of each, and their ratio
+    OutboxCommit(PostgresArgs),
+    /// The outbox relay publishing a committed backlog of N rows to Redis Streams
+    OutboxRelay(OutboxArgs),
+    /// Peer of `outbox_relay`: `Emitter::emit_batch` of the same events in batches of the relay's
+    /// size, straight to Redis
+    OutboxEmitBatch(RedisArgs),
+    /// Commit → stream entry latency of the outbox under writers paced at a steady rate
+    OutboxLatency(LatencyArgs),
     /// Allocations per event on the hot paths (emit, decode, consume, memory bus)
     Allocs(RedisArgs),
     /// Appends N events to the stream (untimed helper of `consume_memory`)
     Fill(FillArgs),
     /// Starts a private redis-server, prints its URL, and stops it when stdin closes
     RedisServer,
+    /// Starts a private PostgreSQL with default durability (fsync, synchronous_commit on), prints
+    /// its URL, and stops it when stdin closes
+    PostgresServer,
     /// Prints the envelope JSON of the benchmark event (what `redis-benchmark` appends)
     SampleEnvelope,
 }
@@ -87,6 +105,50 @@ struct RedisArgs {
     /// Events of the untimed warm-up
     #[arg(long, default_value_t = 500)]
     warmup: u64,
+}
+
+/// Where PostgreSQL is and how many transactions to time.
+#[derive(Debug, Clone, Args)]
+struct PostgresArgs {
+    /// The PostgreSQL URL (use a scratch database: tables are made and emptied)
+    #[arg(long)]
+    database_url: String,
+    /// Transactions of each kind to time
+    #[arg(long, default_value_t = 5_000)]
+    n: u64,
+    /// Transactions of each kind of the untimed warm-up
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
+}
+
+/// Where Redis and PostgreSQL are and how many events to time.
+#[derive(Debug, Clone, Args)]
+struct OutboxArgs {
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// The PostgreSQL URL (use a scratch database: tables are made and emptied)
+    #[arg(long)]
+    database_url: String,
+}
+
+/// The paced writers of `outbox_latency`.
+#[derive(Debug, Clone, Args)]
+struct LatencyArgs {
+    /// The Redis URL (use a scratch server: keys are written)
+    #[arg(long)]
+    url: String,
+    /// The PostgreSQL URL (use a scratch database: tables are made and emptied)
+    #[arg(long)]
+    database_url: String,
+    /// Transactions (each one event) per second
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Seconds timed
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Seconds of the untimed warm-up at the same rate
+    #[arg(long, default_value_t = 1.0)]
+    warmup_seconds: f64,
 }
 
 /// How many events to time.
@@ -161,7 +223,14 @@ impl Measured {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::RedisServer => return redis_server(),
+        Command::RedisServer => {
+            let server = domain_events_tests::redis_server::RedisServer::start();
+            return serve(&server.url());
+        }
+        Command::PostgresServer => {
+            let server = domain_events_tests::postgres_server::PostgresServer::start_durable();
+            return serve(&server.url());
+        }
         Command::SampleEnvelope => {
             println!("{}", scenarios::sample_envelope()?);
             return Ok(());
@@ -214,6 +283,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 scenarios::memory_consume(a.count.n, a.count.warmup).await?
             }
+            Command::OutboxCommit(a) => {
+                println!("{}", outbox::commit(&a.database_url, a.n, a.warmup).await?);
+                return Ok(());
+            }
+            Command::OutboxRelay(a) => {
+                let (n, elapsed) =
+                    outbox::relay_backlog(&a.redis.url, &a.database_url, a.redis.n, a.redis.warmup)
+                        .await?;
+                Measured::new("outbox_relay", n, elapsed)
+            }
+            Command::OutboxEmitBatch(a) => {
+                let (n, elapsed) = outbox::emit_batch(&a.url, a.n, a.warmup).await?;
+                Measured::new("outbox_emit_batch", n, elapsed)
+            }
+            Command::OutboxLatency(a) => {
+                println!(
+                    "{}",
+                    outbox::latency(&a.url, &a.database_url, a.rate, a.seconds, a.warmup_seconds)
+                        .await?
+                );
+                return Ok(());
+            }
             Command::Allocs(a) => {
                 for line in allocs::run(&a.url, a.n).await? {
                     println!("{line}");
@@ -224,7 +315,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 scenarios::fill_prefix(&a.url, &a.prefix, a.n).await?;
                 return Ok(());
             }
-            Command::RedisServer | Command::SampleEnvelope => unreachable!("handled above"),
+            Command::RedisServer | Command::PostgresServer | Command::SampleEnvelope => {
+                unreachable!("handled above")
+            }
         };
         println!("{}", measured.to_json());
         Ok(())
@@ -245,11 +338,11 @@ fn install_prometheus() -> anyhow::Result<()> {
     )
 }
 
-/// Runs the test harness's private `redis-server` until stdin is closed (or says `stop`).
-fn redis_server() -> anyhow::Result<()> {
-    let server = domain_events_tests::redis_server::RedisServer::start();
+/// Prints the URL of a server of the test harness and keeps it (the caller drops it after) until
+/// stdin is closed or says `stop`.
+fn serve(url: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", server.url())?;
+    writeln!(out, "{url}")?;
     out.flush()?;
     drop(out);
     for line in std::io::stdin().lock().lines() {
@@ -257,6 +350,5 @@ fn redis_server() -> anyhow::Result<()> {
             break;
         }
     }
-    drop(server);
     Ok(())
 }

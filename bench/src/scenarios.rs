@@ -70,9 +70,9 @@ async fn concurrent(emitter: &Emitter, from: u64, n: u64) -> anyhow::Result<Dura
     Ok(started.elapsed())
 }
 
-/// What the clock of [`batches`] counts.
+/// What the clock of [`batches_of`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timed {
+pub enum Timed {
     /// Building the payloads too, as BullMQ's side builds its job data in its loop.
     WithPayloads,
     /// The library only: each batch's payloads are built before its clock starts, as
@@ -82,10 +82,21 @@ enum Timed {
 
 /// Emits events `from..from + n` in batches of 1,000.
 async fn batches(emitter: &Emitter, from: u64, n: u64, timed: Timed) -> anyhow::Result<Duration> {
+    batches_of(emitter, from, n, BATCH, timed).await
+}
+
+/// Emits events `from..from + n` in batches of `size`.
+pub async fn batches_of(
+    emitter: &Emitter,
+    from: u64,
+    n: u64,
+    size: u64,
+    timed: Timed,
+) -> anyhow::Result<Duration> {
     let mut elapsed = Duration::ZERO;
     let mut next = from;
     while next < from + n {
-        let end = (next + BATCH).min(from + n);
+        let end = (next + size.max(1)).min(from + n);
         let mut started = Instant::now();
         let payloads: Vec<_> = (next..end).map(payload).collect();
         if timed == Timed::LibraryOnly {

@@ -56,7 +56,8 @@ enum Task {
         /// Rounds per scenario (default 5, with --quick 3)
         #[arg(long, value_name = "N")]
         rounds: Option<usize>,
-        /// Only these scenarios (comma-separated ids, e.g. emit_serial,consume_c1)
+        /// Only these scenarios (comma-separated ids, e.g. emit_serial,consume_c1; `outbox` for the
+        /// outbox part)
         #[arg(long, value_name = "IDS", value_delimiter = ',')]
         only: Vec<String>,
         /// Skip the code generation timings

@@ -37,6 +37,8 @@
 
 mod admin;
 mod error;
+#[cfg(feature = "metrics")]
+mod gauges;
 mod intern;
 mod migration;
 mod publish;

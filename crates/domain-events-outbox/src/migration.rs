@@ -97,9 +97,10 @@ pub async fn migrate(pool: &PgPool, table: &OutboxTable) -> Result<(), Error> {
         .bind(table.lock_class(LockPurpose::Migration))
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(&migration_sql(table))
-        .execute(&mut *tx)
-        .await?;
+    // A plain string runs by the simple query protocol (several statements, no parameters),
+    // and, unlike `raw_sql`, keeps this future `Send` for any caller (`tokio::spawn`).
+    let sql = migration_sql(table);
+    sqlx::Executor::execute(&mut *tx, sql.as_str()).await?;
     tx.commit().await?;
     tracing::info!(table = %table, "outbox migrated");
     Ok(())

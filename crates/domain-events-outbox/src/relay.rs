@@ -46,6 +46,11 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(60 * 60);
 /// How often published rows older than the retention are deleted, unless configured otherwise.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often the relay reads its table's backlog for its gauges (feature `metrics`), unless
+/// configured otherwise.
+#[cfg(feature = "metrics")]
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Rows deleted per statement of the retention sweep: bounds how long one statement runs.
 const SWEEP_CHUNK: i64 = 5_000;
 /// How often a relay records that it is alive (`<table>_relays.seen_at`).
@@ -104,6 +109,8 @@ struct Settings {
     sweep_interval: Duration,
     min_backoff: Duration,
     max_backoff: Duration,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 /// Configures a [`Relay`]; made by [`Relay::builder`].
@@ -159,6 +166,15 @@ impl RelayBuilder {
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.settings.min_backoff = min;
         self.settings.max_backoff = max.max(min);
+        self
+    }
+
+    /// How often the relay reads the table's pending rows for the gauges
+    /// `domain_events_outbox_backlog` and `domain_events_outbox_oldest_age_seconds` (one query on
+    /// the pending rows' index); default [`DEFAULT_METRICS_INTERVAL`]. Feature `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.settings.metrics_interval = interval;
         self
     }
 
@@ -274,6 +290,8 @@ impl Relay {
                 sweep_interval: DEFAULT_SWEEP_INTERVAL,
                 min_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
+                #[cfg(feature = "metrics")]
+                metrics_interval: DEFAULT_METRICS_INTERVAL,
             },
             relay_id: None,
         }
@@ -313,8 +331,19 @@ impl Relay {
         let mut backoff = self.settings.min_backoff;
         let mut next_heartbeat = Instant::now();
         let mut next_sweep = Instant::now();
+        #[cfg(feature = "metrics")]
+        let mut next_gauges = Instant::now();
         while !stop.is_stopped() {
             let now = Instant::now();
+            #[cfg(feature = "metrics")]
+            if now >= next_gauges {
+                self.database_step(
+                    "backlog gauges",
+                    crate::gauges::record(&self.pool, &self.table),
+                )
+                .await;
+                next_gauges = now + self.settings.metrics_interval;
+            }
             if now >= next_heartbeat {
                 self.database_step("heartbeat", self.heartbeat()).await;
                 next_heartbeat = now + HEARTBEAT_INTERVAL;
@@ -347,6 +376,8 @@ impl Relay {
                 backoff = (backoff * 2).min(self.settings.max_backoff);
             }
             let deadline = (Instant::now() + wait).min(next_heartbeat).min(next_sweep);
+            #[cfg(feature = "metrics")]
+            let deadline = deadline.min(next_gauges);
             tokio::select! {
                 () = stop.wait() => {}
                 () = tokio::time::sleep_until(deadline) => {}
@@ -633,7 +664,13 @@ impl Sql {
         let relays = table.qualified_with("_relays");
         Sql {
             // The lock timeout first (left to right), so a relay never waits forever for another.
-            lock: "SELECT set_config('lock_timeout', $2, true), pg_advisory_xact_lock($1, 0)"
+            // The batch commits without waiting for its write-ahead log to reach the disk
+            // (`synchronous_commit` off, for this transaction only): marks lost in a crash of
+            // PostgreSQL leave their rows pending, and their re-send is absorbed like that of a
+            // relay that died mid-batch, so the wait would buy nothing.
+            lock: "SELECT set_config('lock_timeout', $2, true), \
+                          set_config('synchronous_commit', 'off', true), \
+                          pg_advisory_xact_lock($1, 0)"
                 .to_owned(),
             pending: format!(
                 "SELECT sequence, event_id, category, event_type, idempotency_key, envelope \
@@ -684,4 +721,32 @@ fn host_name() -> String {
                 .map(|name| name.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults README states: backoff 100 ms doubling to 5 s, a poll every 5 seconds,
+    /// published rows kept an hour and swept every minute, batches of 500 (and, with the
+    /// `metrics` feature, the gauges read every 10 s).
+    #[tokio::test]
+    async fn the_defaults_are_the_documented_ones() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a lazy pool needs no server");
+        let relay = Relay::builder(pool, domain_events::MemoryBus::new()).build();
+        let s = &relay.settings;
+        assert_eq!(s.min_backoff, Duration::from_millis(100));
+        assert_eq!(s.max_backoff, Duration::from_secs(5));
+        assert_eq!(s.poll_interval, Duration::from_secs(5));
+        assert_eq!(s.retention, Duration::from_secs(60 * 60));
+        assert_eq!(s.sweep_interval, Duration::from_secs(60));
+        assert_eq!(s.batch_size, 500);
+        assert_eq!(s.publish_timeout, Duration::from_secs(10));
+        assert_eq!(HEARTBEAT_INTERVAL, Duration::from_secs(10));
+        // README, "Metrics": the outbox gauges are read every 10 s.
+        #[cfg(feature = "metrics")]
+        assert_eq!(s.metrics_interval, Duration::from_secs(10));
+    }
 }

@@ -8,9 +8,11 @@
 //! 3. runs every scenario for our side and for the peer, alternating which goes first, for several
 //!    rounds, each run a fresh process printing one JSON line;
 //! 4. counts allocations per event on the hot paths (`domain-events-bench allocs`);
-//! 5. times code generation (`Catalog::load` + `generate`) and the `cargo build` of scratch crates
+//! 5. measures the outbox (`outbox.rs`) on a private PostgreSQL with default durability
+//!    (`--only outbox` runs that part alone);
+//! 6. times code generation (`Catalog::load` + `generate`) and the `cargo build` of scratch crates
 //!    that `include_events!` 30, 300 and 3,000 generated events (`--quick`: compiles 30 and 300);
-//! 6. writes `target/bench/results.json`, `target/bench/report.md` and `target/bench/ratios.svg`.
+//! 7. writes `target/bench/results.json`, `target/bench/report.md` and `target/bench/ratios.svg`.
 //!
 //! Benchmarks are not tests: nothing here fails because a goal is missed, only when a run fails.
 
@@ -25,6 +27,7 @@ mod chart;
 mod codegen;
 mod limits;
 mod machine;
+mod outbox;
 mod process;
 mod report;
 mod results;
@@ -47,7 +50,7 @@ pub struct Options {
     pub quick: bool,
     /// Rounds per scenario (default 5, `--quick` 3).
     pub rounds: Option<usize>,
-    /// Only these scenario ids (all when empty).
+    /// Only these scenario ids, or `outbox` for the outbox part (all when empty).
     pub only: Vec<String>,
     /// Skip the code generation timings.
     pub no_codegen: bool,
@@ -74,19 +77,22 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
     if let Some(unknown) = options
         .only
         .iter()
-        .find(|id| !SCENARIOS.iter().any(|s| s.id == *id))
+        .find(|id| *id != outbox::ID && !SCENARIOS.iter().any(|s| s.id == *id))
     {
-        let known: Vec<&str> = SCENARIOS.iter().map(|s| s.id).collect();
+        let known: Vec<&str> = SCENARIOS.iter().map(|s| s.id).chain([outbox::ID]).collect();
         bail!("unknown scenario `{unknown}`; known: {}", known.join(", "));
     }
+    let with_outbox = options.only.is_empty() || options.only.iter().any(|id| id == outbox::ID);
 
-    for tool in [
-        "node",
-        "npm",
-        "redis-server",
-        "redis-cli",
-        "redis-benchmark",
-    ] {
+    let node = if scenarios.is_empty() {
+        &[][..]
+    } else {
+        &["node", "npm"][..]
+    };
+    for tool in node
+        .iter()
+        .chain(&["redis-server", "redis-cli", "redis-benchmark"])
+    {
         which(tool).with_context(|| {
             format!("`{tool}` is not on PATH; the benchmark needs Node.js >= 20 with npm and Redis (Debian: redis-server, redis-tools)")
         })?;
@@ -96,7 +102,9 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         ["build", "--release", "--quiet", "-p", "domain-events-bench"],
         None,
     )?;
-    if let Some(args) = npm_install_needed(Path::new(PEER_DIR)) {
+    if !scenarios.is_empty()
+        && let Some(args) = npm_install_needed(Path::new(PEER_DIR))
+    {
         step("npm", args, None)?;
     }
     let bench_bin = target.join("release").join("domain-events-bench");
@@ -125,17 +133,32 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
     let redis = Redis::start(&env.bench_bin)?;
     let rounds = options.rounds();
     let mut failures: Vec<(String, String)> = Vec::new();
-    let run::Measured { samples, floors } =
-        run::rounds(&env, &redis, &scenarios, rounds, &mut failures)?;
+    let run::Measured { samples, floors } = if scenarios.is_empty() {
+        run::Measured {
+            samples: Vec::new(),
+            floors: Vec::new(),
+        }
+    } else {
+        run::rounds(&env, &redis, &scenarios, rounds, &mut failures)?
+    };
 
     redis.flush()?;
-    let allocations = match run::allocations(&env, &redis) {
-        Ok(lines) => lines,
-        Err(error) => {
-            eprintln!("  allocations: FAILED: {error:#}");
-            failures.push(("allocations".to_owned(), format!("{error:#}")));
-            Vec::new()
+    let allocations = if scenarios.is_empty() {
+        Vec::new()
+    } else {
+        match run::allocations(&env, &redis) {
+            Ok(lines) => lines,
+            Err(error) => {
+                eprintln!("  allocations: FAILED: {error:#}");
+                failures.push(("allocations".to_owned(), format!("{error:#}")));
+                Vec::new()
+            }
         }
+    };
+    let outbox = if with_outbox {
+        outbox::measure(&env, &redis, rounds, &mut failures)
+    } else {
+        None
     };
     drop(redis);
 
@@ -182,6 +205,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         scenarios: records,
         allocations,
         codegen,
+        outbox,
         failures: failures
             .iter()
             .map(|(id, error)| Failure {
@@ -355,6 +379,7 @@ mod tests {
                 goal: "3,000 events within 12× the cost of 300".to_owned(),
                 met: Some(true),
             }),
+            outbox: None,
             failures: vec![Failure {
                 id: "consume_c50".to_owned(),
                 error: error.to_owned(),

@@ -1,4 +1,4 @@
-//! Child processes: the private Redis of a run, running a program to completion with a timeout,
+//! Child processes: the private Redis and PostgreSQL of a run, running a program to completion with a timeout,
 //! the preparation steps, and finding tools on `PATH`.
 
 use std::ffi::OsString;
@@ -12,10 +12,62 @@ use anyhow::{Context as _, bail, ensure};
 /// How long one run may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The private Redis of the run: `domain-events-bench redis_server`, stopped when dropped.
-pub(super) struct Redis {
+/// A private server of the run that `domain-events-bench <command>` runs (the test harness's):
+/// it prints its URL and runs until told to stop, which dropping this does.
+pub(super) struct Server {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// Its URL.
+    pub(super) url: String,
+}
+
+impl Server {
+    /// Starts `domain-events-bench <command>` and reads the URL it prints.
+    pub(super) fn start(bench_bin: &Path, command: &str) -> anyhow::Result<Self> {
+        let mut child = Command::new(bench_bin)
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start `domain-events-bench {command}`"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut url = String::new();
+        BufReader::new(stdout).read_line(&mut url)?;
+        let mut server = Server {
+            child,
+            stdin,
+            url: url.trim().to_owned(),
+        };
+        if server.url.is_empty() {
+            let status = server.child.wait()?;
+            bail!("`domain-events-bench {command}` printed no URL ({status})");
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "stop");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The private Redis of the run: `domain-events-bench redis_server`, stopped when dropped.
+pub(super) struct Redis {
+    _server: Server,
     /// `redis://host:port`.
     pub(super) url: String,
     /// Its host.
@@ -27,18 +79,8 @@ pub(super) struct Redis {
 impl Redis {
     /// Starts it and reads its URL.
     pub(super) fn start(bench_bin: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(bench_bin)
-            .arg("redis_server")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("cannot start the benchmark's redis-server")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut url = String::new();
-        BufReader::new(stdout).read_line(&mut url)?;
-        let url = url.trim().to_owned();
+        let server = Server::start(bench_bin, "redis_server")?;
+        let url = server.url.clone();
         let address = url
             .strip_prefix("redis://")
             .with_context(|| format!("unexpected Redis URL `{url}`"))?;
@@ -50,11 +92,10 @@ impl Redis {
             .parse()
             .context("bad Redis port")?;
         let redis = Redis {
-            child,
-            stdin,
             host: host.to_owned(),
             port,
             url,
+            _server: server,
         };
         eprintln!("bench: redis-server at {}", redis.url);
         Ok(redis)
@@ -71,23 +112,6 @@ impl Redis {
         ]))?;
         ensure!(out.trim() == "OK", "FLUSHALL answered `{}`", out.trim());
         Ok(())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = writeln!(stdin, "stop");
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -33,19 +33,23 @@ pub(super) fn report(results: &BenchResults) -> String {
         text(&machine.load_at_start),
         text(&machine.load_at_end),
     );
-    let _ = writeln!(
-        md,
-        "Medians over the rounds; ratio = ours ÷ peer (memory: peak RSS, lower is better); spread = (max − min) ÷ median of each side.\n"
-    );
-    let _ = writeln!(
-        md,
-        "| scenario | ours | peer | ratio (range) | goal | met | spread ours / peer | ours: what | peer: what |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|:---:|---:|---|---|");
-    for s in &results.scenarios {
-        scenario_row(&mut md, s);
+    // `--only outbox` runs no scenario of the comparison.
+    if !results.scenarios.is_empty() {
+        let _ = writeln!(
+            md,
+            "Medians over the rounds; ratio = ours ÷ peer (memory: peak RSS, lower is better); spread = (max − min) ÷ median of each side.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| scenario | ours | peer | ratio (range) | goal | met | spread ours / peer | ours: what | peer: what |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|:---:|---:|---|---|");
+        for s in &results.scenarios {
+            scenario_row(&mut md, s);
+        }
     }
     md.push_str(&limits::section(results));
+    md.push_str(&super::outbox::section(results));
     if !results.allocations.is_empty() {
         let _ = writeln!(md, "\n## Allocations per event\n");
         let _ = writeln!(

@@ -28,6 +28,9 @@ pub struct BenchResults {
     pub allocations: Vec<Allocation>,
     /// Code generation timings; `null` with `--no-codegen` or when they failed.
     pub codegen: Option<Codegen>,
+    /// The outbox measurements; absent when the run had none (`--only` without `outbox`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<super::outbox::OutboxResult>,
     /// The parts of the run that failed.
     pub failures: Vec<Failure>,
 }

@@ -231,7 +231,7 @@ pub(super) fn redis_benchmark_rps(output: &str) -> anyhow::Result<f64> {
 }
 
 /// The last line of `output` that is a JSON object.
-fn last_json_line(output: &str) -> anyhow::Result<Value> {
+pub(super) fn last_json_line(output: &str) -> anyhow::Result<Value> {
     output
         .lines()
         .rev()

@@ -16,7 +16,8 @@
 //! names, outcomes, and for the Redis gauges categories and stream keys. Never ids or keys.
 //!
 //! The names are in [`ALL`]; those of the Redis collector (`domain_events_redis::metrics`) and
-//! those reserved for the outbox are listed here too, so that a dashboard has one list to check.
+//! those of the outbox's relay (`domain-events-outbox`, feature `metrics`) are listed here too, so
+//! that a dashboard has one list to check.
 
 #[cfg(feature = "metrics")]
 mod cache;
@@ -48,7 +49,8 @@ pub enum RecordedBy {
     Pipeline,
     /// The periodic collector of `domain_events_redis::metrics`, from Redis's own counts.
     RedisCollector,
-    /// Reserved for the outbox's relay: not recorded by this version.
+    /// The outbox's relay (`domain-events-outbox`, feature `metrics`), from its table, every
+    /// `metrics_interval`.
     Outbox,
 }
 
@@ -101,9 +103,9 @@ pub const DEAD_LETTERS: &str = "domain_events_dead_letters";
 pub const COLLECTOR_UP: &str = "domain_events_collector_up";
 /// Failed reads of the collector.
 pub const COLLECTOR_ERRORS: &str = "domain_events_collector_errors_total";
-/// Reserved: events written to the outbox and not yet relayed.
+/// Events committed to an outbox table and not yet relayed (dead rows not counted).
 pub const OUTBOX_BACKLOG: &str = "domain_events_outbox_backlog";
-/// Reserved: age in seconds of the oldest event not yet relayed from the outbox.
+/// Age in seconds of the oldest event not yet relayed from an outbox table; 0 when none.
 pub const OUTBOX_OLDEST_AGE: &str = "domain_events_outbox_oldest_age_seconds";
 
 /// The `type` label of a consumed event whose type none of the group's handlers knows, or of an
@@ -310,14 +312,14 @@ pub const ALL: &[Metric] = &[
     metric(
         OUTBOX_BACKLOG,
         Kind::Gauge,
-        &[],
-        "Events written to the outbox and not yet relayed to the transport.",
+        &["table"],
+        "Events committed to the outbox table and not yet relayed to the transport (dead rows not counted).",
         RecordedBy::Outbox,
     ),
     metric(
         OUTBOX_OLDEST_AGE,
         Kind::Gauge,
-        &[],
+        &["table"],
         "Age in seconds of the oldest event not yet relayed from the outbox; 0 when none.",
         RecordedBy::Outbox,
     ),
