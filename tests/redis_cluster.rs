@@ -233,10 +233,7 @@ impl RedisCluster {
         let deadline = Instant::now() + FAULT_TIMEOUT;
         let mut last = String::new();
         while Instant::now() < deadline {
-            let replication: String = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                .and_then(|client| client.get_connection())
-                .and_then(|mut conn| redis::cmd("INFO").arg("replication").query(&mut conn))
-                .unwrap_or_default();
+            let replication = replication_info(port);
             let rejoined = replication.contains("role:slave")
                 && replication.contains("master_link_status:up")
                 && self
@@ -369,6 +366,8 @@ impl RedisCluster {
             .expect("the node's log file");
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            // Replicas synchronize at once, not after the default 5 s of waiting for others.
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--port")
             .arg(port.to_string())
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
@@ -448,8 +447,21 @@ impl RedisCluster {
                 }
                 ok
             });
-            if ready {
+            // A replica takes over only once it synchronized with its master.
+            let synced = self
+                .ports()
+                .into_iter()
+                .filter(|&port| {
+                    let replication = replication_info(port);
+                    replication.contains("role:slave")
+                        && replication.contains("master_link_status:up")
+                })
+                .count();
+            if !ready {
+            } else if synced == NODES / 2 {
                 return;
+            } else {
+                last = format!("{synced} replicas synchronized with their master");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -494,6 +506,14 @@ fn cluster_info(port: u16) -> String {
     redis::Client::open(format!("redis://127.0.0.1:{port}"))
         .and_then(|client| client.get_connection())
         .and_then(|mut conn| redis::cmd("CLUSTER").arg("INFO").query(&mut conn))
+        .unwrap_or_default()
+}
+
+/// `INFO replication` of the node on `port`; empty when it does not answer.
+fn replication_info(port: u16) -> String {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|client| client.get_connection())
+        .and_then(|mut conn| redis::cmd("INFO").arg("replication").query(&mut conn))
         .unwrap_or_default()
 }
 

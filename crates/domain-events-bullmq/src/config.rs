@@ -387,11 +387,8 @@ impl BullmqConfig {
     /// something between them (Redis hashes only the first such tag of a key).
     fn shares_one_slot(&self) -> bool {
         let base = format!("{}:", self.queue_key());
-        base.find('{').is_some_and(|open| {
-            base[open + 1..]
-                .find('}')
-                .is_some_and(|length| length > 0)
-        })
+        base.find('{')
+            .is_some_and(|open| base[open + 1..].find('}').is_some_and(|length| length > 0))
     }
 
     /// The job options every emitted job carries (the job id is added per job).

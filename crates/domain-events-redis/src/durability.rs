@@ -32,8 +32,11 @@ impl ReplicaWait {
     /// `WAIT <replicas> <timeout ms>`.
     fn command(&self) -> Cmd {
         let mut cmd = redis::cmd("WAIT");
-        cmd.arg(self.replicas)
-            .arg(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX).max(1));
+        cmd.arg(self.replicas).arg(
+            u64::try_from(self.timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
         cmd
     }
 

@@ -119,10 +119,12 @@ impl RedisTransport {
         events: &[OutgoingEvent],
     ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {
         let results = self.append(events).await?;
-        Ok(durability::confirm(&self.conn, &self.config, results, |index| {
-            self.keys.stream(events[index].category)
-        })
-        .await)
+        Ok(
+            durability::confirm(&self.conn, &self.config, results, |index| {
+                self.keys.stream(events[index].category)
+            })
+            .await,
+        )
     }
 
     /// Writes `events` in one round trip: one result per event, in order, or the error that kept
