@@ -1,7 +1,7 @@
 // A stock BullMQ Worker (Node.js) consuming the domain events queue, as the platform's existing
 // services do.
 //
-//   node worker.mjs <5|6> <redisUrl> <count> [--queue DOMAIN_EVENTS] [--prefix bull] [--timeout-ms 20000]
+//   node worker.mjs <5|6> <redisUrl|redis+cluster://seeds> <count> [--queue DOMAIN_EVENTS] [--prefix bull] [--timeout-ms 20000]
 //
 // Validates every job's `data.payload` against the exported payload JSON Schema of its type and
 // version (schemas/json/index.json -> `<category>/<name>.payload.schema.json`) and the whole
@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
-import { connectionOptions, fail, flags, loadBullmq, print, queueSettings } from './common.mjs';
+import { connection, fail, flags, loadBullmq, print, queueSettings } from './common.mjs';
 
 const opts = flags(process.argv.slice(2));
 const [version, redisUrl, countArg] = opts.positional;
@@ -85,7 +85,7 @@ const worker = new Worker(
     print(record);
     return { seen: true };
   },
-  { connection: connectionOptions(redisUrl), prefix, concurrency: 1 },
+  { connection: await connection(redisUrl), prefix, concurrency: 1 },
 );
 
 async function finish(code) {
