@@ -17,7 +17,7 @@ async fn an_emit_returns_once_a_replica_has_it_and_fails_retryably_without_one()
     let config = RedisConfig::new(&primary.url())
         .unwrap()
         .key_prefix("durable")
-        .wait_for_replicas(1, Duration::from_millis(200));
+        .wait_for_replicas(1, Duration::from_secs(1));
     let stream = config.keys().stream("image");
 
     // Unusable settings are refused when the transport is built.
@@ -61,17 +61,21 @@ async fn an_emit_returns_once_a_replica_has_it_and_fails_retryably_without_one()
         &["--replicaof", "127.0.0.1", &primary.port().to_string()],
     );
     let mut replica_conn = replica.connection().await;
-    eventually("the replica is in sync", Duration::from_secs(30), || {
-        let mut replica_conn = replica_conn.clone();
-        async move {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut replica_conn)
-                .await
-                .unwrap();
-            info.contains("master_link_status:up")
-        }
-    })
+    eventually(
+        "the primary streams to its replica",
+        Duration::from_secs(30),
+        || {
+            let mut conn = conn.clone();
+            async move {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                info.contains("connected_slaves:1") && info.contains("state=online")
+            }
+        },
+    )
     .await;
     let again = emitter.emit(family_completed("durable", 1)).await.unwrap();
     assert!(again.duplicate, "{again:?}");
