@@ -250,6 +250,13 @@ async fn failover(wait: bool) -> usize {
         record.failed_emits.lock().unwrap()
     );
     assert_ne!(promoted, victim);
+    // The promoted replica never loaded the scripts: its first calls answered NOSCRIPT, and the
+    // emitter and consumer loaded them there by themselves.
+    let errors: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut cluster.node_connection(promoted))
+        .unwrap();
+    assert!(errors.contains("errorstat_NOSCRIPT:count="), "{errors}");
     if wait {
         assert_eq!(
             twice, 0,

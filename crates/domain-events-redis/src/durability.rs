@@ -57,8 +57,9 @@ impl ReplicaWait {
 
 /// Confirms the writes of the events whose `results` are `Ok` with the configured `WAIT`, when
 /// one is configured: `key_of(i)` is the key event `i` was written to (its stream). The results of
-/// events whose `WAIT` failed or counted too few replicas become that error
-/// ([`Error::NotReplicated`] or why `WAIT` failed); the others are returned as they were.
+/// events whose `WAIT` counted too few replicas become [`Error::NotReplicated`]; of those whose
+/// `WAIT` got no answer (the connection broke), [`Error::Timeout`] (the write may have happened);
+/// of those whose `WAIT` Redis refused, that error. The others are returned as they were.
 pub(crate) async fn confirm<T, K: AsRef<[u8]>>(
     conn: &Connection,
     config: &RedisConfig,
@@ -117,7 +118,14 @@ async fn wait_on(
         }
         _ => conn.send_once(&cmd).await,
     }
-    .map_err(|error| config.error(&error))?;
+    .map_err(|error| match config.error(&error) {
+        // The write went out before: its outcome is unknown, not "not sent".
+        Error::Unavailable { url, message } => Error::Timeout {
+            url,
+            message: format!("no answer to WAIT after the write: {message}"),
+        },
+        other => other,
+    })?;
     let reached = match reply {
         Value::Int(count) => u32::try_from(count).unwrap_or(0),
         other => return Err(Error::Protocol(format!("WAIT answered {other:?}"))),

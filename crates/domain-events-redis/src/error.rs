@@ -30,7 +30,9 @@ pub enum Error {
         message: String,
     },
     /// Redis did not answer within the response timeout (it is frozen, swamped, or the network
-    /// stalls). The command may still have run: an emit may have been stored, and emitting it
+    /// stalls), or the connection broke while an emit waited for its replicas
+    /// ([`RedisConfig::wait_for_replicas`](crate::RedisConfig::wait_for_replicas)). The command
+    /// may still have run: an emit may have been stored, and emitting it
     /// again with the same idempotency key is safe. Retrying later may help.
     #[error("Redis at {url} did not answer in time ({message}); the command may have run")]
     Timeout {
