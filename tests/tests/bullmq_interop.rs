@@ -13,6 +13,8 @@
 //!   continues a trace started by a Rust emit, and the Rust consumer continues one started by a
 //!   Node.js `Queue.add` with that telemetry; both sides export their spans to in-memory
 //!   exporters.
+//! - On a Redis Cluster (`tests/redis_cluster.rs`) with the hash-tagged prefix `{bull}`: Rust
+//!   emits, a stock BullMQ 5 worker (ioredis `Cluster`) and the Rust consumer receive each once.
 //!
 //! Nothing is skipped: without `node` or the npm packages the tests fail and say what to run.
 
@@ -37,6 +39,7 @@ use domain_events_catalog::{
     ImageVariationCompletedPayload, ImageVariationQueuedPayload, ImageVariationStartedPayload,
 };
 use domain_events_tests::otel::{Traces, ids_of, traceparent_of};
+use domain_events_tests::redis_cluster::RedisCluster;
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{eventually, family_completed, init_tracing};
 use redis::AsyncCommands;
@@ -464,6 +467,117 @@ async fn rust_emits_and_a_stock_bullmq5_worker_receives_every_event_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_emits_and_a_stock_bullmq6_worker_receives_every_event_once() {
     rust_emits_and_a_stock_worker_receives("6").await;
+}
+
+/// Jobs emitted onto a Redis Cluster, one per idempotency key of `family_completed(variation, n)`
+/// for n in `range`: the event ids by key.
+async fn emit_families(
+    emitter: &Emitter,
+    variation: &str,
+    range: std::ops::Range<u64>,
+) -> BTreeMap<String, Uuid> {
+    let mut sent = BTreeMap::new();
+    for n in range {
+        let emitted = emitter
+            .emit(family_completed(variation, n))
+            .await
+            .expect("emitted");
+        assert!(emitted.published(), "{emitted:?}");
+        sent.insert(emitted.idempotency_key.clone(), emitted.event_id);
+    }
+    sent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_rust_emits_with_a_hash_tagged_prefix_and_a_stock_worker_receives_each_once()
+ {
+    init_tracing();
+    require_node();
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+
+    // Without a hash tag the keys of the queue would spread over the masters: refused.
+    let untagged = BullmqConfig::new(&url).expect("valid URL");
+    let refused = BullmqTransport::new(untagged).expect_err("no hash tag");
+    assert!(
+        matches!(&refused, Error::Config(message) if message.contains("hash tag")),
+        "{refused}"
+    );
+
+    let config = BullmqConfig::new(&url)
+        .expect("valid URL")
+        .bullmq_prefix("{bull}");
+    const JOBS: u64 = 20;
+    let mut worker = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut worker = NodeScript::spawn(
+                "worker.mjs",
+                &[
+                    "5",
+                    &url,
+                    &JOBS.to_string(),
+                    "--prefix",
+                    "{bull}",
+                    "--timeout-ms",
+                    "45000",
+                ],
+            );
+            let ready = worker.next();
+            assert_eq!(ready["ready"], true, "{ready}");
+            worker
+        })
+        .await
+        .expect("worker started")
+    };
+    let transport = BullmqTransport::new(config.clone()).expect("transport");
+    transport.connect().await.expect("the cluster answers");
+    let emitter = Emitter::builder("image-generator", transport)
+        .timeout(Duration::from_secs(10))
+        .build();
+    let sent = emit_families(&emitter, "cluster", 0..JOBS).await;
+    let jobs = tokio::task::spawn_blocking(move || {
+        let mut jobs = Vec::new();
+        for _ in 0..JOBS {
+            jobs.push(worker.next());
+        }
+        jobs.extend(worker.finish());
+        jobs
+    })
+    .await
+    .expect("worker finished");
+    let received: BTreeMap<String, Uuid> = jobs
+        .iter()
+        .map(|job| {
+            (
+                job["idempotencyKey"].as_str().expect("a key").to_owned(),
+                job["eventId"]
+                    .as_str()
+                    .expect("an id")
+                    .parse()
+                    .expect("a UUID"),
+            )
+        })
+        .collect();
+    assert_eq!(jobs.len(), sent.len(), "one job per event: {jobs:#?}");
+    assert_eq!(received, sent, "each event received once, as emitted");
+
+    // Our own consumer on the cluster: each further event handled once.
+    let runs = Arc::new(Mutex::new(HashMap::new()));
+    let handle = consumer(config, "crm", counting(runs.clone()));
+    let more = emit_families(&emitter, "cluster", JOBS..2 * JOBS).await;
+    wait_stats(&handle, "the consumer handled every job", |stats| {
+        stats.handled == JOBS
+    })
+    .await;
+    handle.shutdown().await.expect("clean shutdown");
+    let runs = runs.lock().expect("runs");
+    let handled: std::collections::BTreeSet<&String> = runs.keys().collect();
+    assert_eq!(handled, more.keys().collect());
+    assert!(
+        runs.values().all(|count| *count == 1),
+        "each once: {runs:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

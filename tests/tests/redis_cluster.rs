@@ -1,6 +1,7 @@
 //! The Redis Streams transport, consumer, dead letters and inspector on a real local Redis
 //! Cluster (three masters, three replicas; see `tests/redis_cluster.rs`), reached through a
-//! `redis+cluster://` URL: six categories whose streams hash to slots on all three masters.
+//! `redis+cluster://` URL: six categories whose streams hash to slots on all three masters; with
+//! `wait_for_replicas`, a batch over them is on every master's replica when it returns.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -261,4 +262,41 @@ async fn six_categories_over_three_masters_are_emitted_consumed_dead_lettered_an
     );
     assert_eq!(stats.handled, expected.len() as u64);
     assert_eq!((stats.failed, stats.duplicates, stats.poison), (1, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_for_replicas_a_batch_over_three_masters_is_on_each_replica_when_it_returns() {
+    init_tracing();
+    let cluster = RedisCluster::start();
+    let config = RedisConfig::new(&cluster.url())
+        .unwrap()
+        .key_prefix("durable")
+        .wait_for_replicas(1, Duration::from_millis(500));
+    let replica_of: HashMap<u16, u16> = cluster
+        .masters()
+        .into_iter()
+        .map(|(master, replica)| (master, replica.expect("every master has a replica")))
+        .collect();
+    assert_eq!(replica_of.len(), 3);
+
+    let emitter = Emitter::new("durable", RedisTransport::new(config.clone()).unwrap());
+    let mut batch = EmitBatch::new();
+    for n in 0..4 {
+        payloads(&mut batch, n);
+    }
+    let results = emitter.emit_batch(batch).await.unwrap();
+    assert!(
+        results.iter().all(|result| result.published()),
+        "{results:?}"
+    );
+    // No waiting here: the WAIT on each master written counted its replica before the batch
+    // returned.
+    for category in CATEGORIES {
+        let stream = config.keys().stream(category);
+        let master = cluster.master_of(&stream);
+        let mut replica = cluster.node_connection(replica_of[&master]);
+        let () = redis::cmd("READONLY").query(&mut replica).unwrap();
+        let len: usize = redis::cmd("XLEN").arg(&stream).query(&mut replica).unwrap();
+        assert_eq!(len, 4, "{category} on the replica of {master}");
+    }
 }

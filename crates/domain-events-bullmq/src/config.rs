@@ -171,8 +171,9 @@ impl BullmqConfig {
     }
 
     /// Sets BullMQ's key prefix; default [`DEFAULT_BULLMQ_PREFIX`]. It must not contain `:`; on
-    /// Redis Cluster it must be a hash tag such as `{bull}`, so that all keys of the queue share a
-    /// slot. Node.js consumers must use the same prefix (NestJS: `BullModule.forRoot({ prefix })`).
+    /// Redis Cluster it must hold a hash tag such as `{bull}` (or the queue name must), so that all
+    /// keys of the queue share a slot: a cluster URL without one is refused with
+    /// [`Error::Config`] when the transport or consumer is built. Node.js consumers must use the same prefix (NestJS: `BullModule.forRoot({ prefix })`).
     pub fn bullmq_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.bullmq_prefix = prefix.into();
         self
@@ -370,7 +371,24 @@ impl BullmqConfig {
                 self.bullmq_prefix
             )));
         }
+        if self.connection().is_cluster() && !self.shares_one_slot() {
+            return Err(Error::Config(format!(
+                "on Redis Cluster every key of a BullMQ queue must hash to one slot: put a hash tag \
+                 in the BullMQ prefix (`{{bull}}`) or the queue name (`{{{}}}`); `{}` has none",
+                self.queue,
+                self.queue_key()
+            )));
+        }
         Ok(())
+    }
+
+    /// Whether every key of the queue (`<bullmq prefix>:<queue>:<suffix>`) hashes to one slot:
+    /// the base `<bullmq prefix>:<queue>:` holds a hash tag, a `{` followed by a `}` with
+    /// something between them (Redis hashes only the first such tag of a key).
+    fn shares_one_slot(&self) -> bool {
+        let base = format!("{}:", self.queue_key());
+        base.find('{')
+            .is_some_and(|open| base[open + 1..].find('}').is_some_and(|length| length > 0))
     }
 
     /// The job options every emitted job carries (the job id is added per job).
@@ -413,7 +431,11 @@ impl BullmqConfig {
     pub(crate) fn connection_options(&self) -> RedisConnectionOptions {
         let connection = self.connection();
         connection.install_tls_provider();
-        let options = RedisConnectionOptions::new().url(connection.url_with_password());
+        let options = if connection.is_cluster() {
+            RedisConnectionOptions::new().cluster_nodes(connection.seed_urls_with_password())
+        } else {
+            RedisConnectionOptions::new().url(connection.url_with_password())
+        };
         match connection.tls_root_cert_value() {
             Some(pem) => options.tls_certs(TlsCerts {
                 root_cert: Some(pem.to_vec()),
@@ -586,6 +608,24 @@ mod tests {
         assert!(config.clone().queue("").validate().is_err());
         assert!(config.clone().bullmq_prefix("bull:x").validate().is_err());
         assert!(config.clone().bullmq_prefix("{bull}").validate().is_ok());
+
+        // On a cluster, the keys of the queue must share a hash tag.
+        let cluster = BullmqConfig::new("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").unwrap();
+        let refused = cluster.clone().validate().expect_err("no hash tag");
+        assert!(
+            matches!(&refused, Error::Config(message) if message.contains("hash tag") && message.contains("bull:DOMAIN_EVENTS")),
+            "{refused}"
+        );
+        assert!(cluster.clone().bullmq_prefix("{}").validate().is_err());
+        assert!(cluster.clone().bullmq_prefix("{bull").validate().is_err());
+        assert!(cluster.clone().bullmq_prefix("{bull}").validate().is_ok());
+        assert!(cluster.clone().queue("{events}").validate().is_ok());
+        let options = cluster.bullmq_prefix("{bull}").connection_options();
+        assert!(options.is_cluster());
+        assert_eq!(
+            options.cluster_nodes,
+            ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::connection_config::ConnectionConfig;
+use crate::durability::ReplicaWait;
 use crate::error::Error;
 use crate::keys::Keys;
 
@@ -49,6 +50,7 @@ pub struct RedisConfig {
     claim_ttl: Duration,
     done_ttl: Duration,
     idempotency_claims: bool,
+    replica_wait: Option<ReplicaWait>,
 }
 
 impl RedisConfig {
@@ -67,6 +69,7 @@ impl RedisConfig {
             claim_ttl: DEFAULT_CLAIM_TTL,
             done_ttl: DEFAULT_DONE_TTL,
             idempotency_claims: true,
+            replica_wait: None,
         }
     }
 
@@ -148,6 +151,42 @@ impl RedisConfig {
         self.idempotency_claims
     }
 
+    /// Makes every emit of [`RedisTransport`](crate::RedisTransport) wait, after its write, until
+    /// `replicas` replicas acknowledged it (`WAIT <replicas> <timeout>`), at most `timeout`;
+    /// default: no waiting (Redis replicates asynchronously, so an emit acknowledged just before
+    /// its master fails can be lost with it).
+    ///
+    /// On a Redis Cluster the `WAIT` goes to the master of each slot a call wrote (one per
+    /// category of a batch, sent at once). When fewer replicas acknowledge within `timeout`, the
+    /// events of that slot fail with [`Error::NotReplicated`]: they may be on the stream already,
+    /// and emitting them again with the same idempotency key is safe (the claim reports the
+    /// first emission, and the retry waits for the replicas again). `timeout` must be below the
+    /// response timeout, and `replicas` at least 1: otherwise building a transport fails with
+    /// [`Error::Config`]. The consumers' writes (done records, acknowledgements) do not wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use domain_events_redis::{RedisConfig, ReplicaWait};
+    ///
+    /// let config = RedisConfig::new("redis+cluster://10.0.0.1:7000,10.0.0.2:7000")
+    ///     .unwrap()
+    ///     .wait_for_replicas(1, Duration::from_millis(500));
+    /// assert_eq!(
+    ///     config.replica_wait(),
+    ///     Some(ReplicaWait { replicas: 1, timeout: Duration::from_millis(500) })
+    /// );
+    /// ```
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replica_wait = Some(ReplicaWait { replicas, timeout });
+        self
+    }
+
+    /// How many replicas an emit waits for, and how long (see
+    /// [`wait_for_replicas`](Self::wait_for_replicas)); `None` when emits do not wait.
+    pub fn replica_wait(&self) -> Option<ReplicaWait> {
+        self.replica_wait
+    }
+
     /// How to reach Redis: the URL, TLS and timeouts.
     pub fn connection(&self) -> &ConnectionConfig {
         &self.connection
@@ -209,6 +248,7 @@ impl fmt::Debug for RedisConfig {
             .field("claim_ttl", &self.claim_ttl)
             .field("done_ttl", &self.done_ttl)
             .field("idempotency_claims", &self.idempotency_claims)
+            .field("replica_wait", &self.replica_wait)
             .finish()
     }
 }
@@ -227,6 +267,7 @@ mod tests {
         assert_eq!(config.claim_ttl_value(), Duration::from_secs(86_400));
         assert_eq!(config.done_ttl_value(), Duration::from_secs(7 * 86_400));
         assert!(config.idempotency_claims_enabled());
+        assert_eq!(config.replica_wait(), None);
         assert!(!RedisConfig::new("redis://cache").expect("valid").is_tls());
         assert!(RedisConfig::new("http://cache").is_err());
     }

@@ -70,6 +70,14 @@ impl Connection {
         }
     }
 
+    /// Sends `cmd` once, without sending it again on a new connection when this one had died: for
+    /// commands whose answer is about this connection (`WAIT` counts the replicas that have this
+    /// connection's writes; on a fresh connection it would count none of them).
+    pub(crate) async fn send_once(&self, cmd: &Cmd) -> Result<Value, RedisError> {
+        let mut link = self.link.clone();
+        link.command(cmd).await
+    }
+
     /// The connection `maker` (e.g. `DeadLetters::new`) makes under `config`, without connecting
     /// yet; fails outside a Tokio runtime, which the connection manager needs.
     pub(crate) fn in_runtime(config: &RedisConfig, maker: &str) -> Result<Self, Error> {

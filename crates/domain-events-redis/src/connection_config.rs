@@ -252,6 +252,15 @@ impl ConnectionConfig {
         &self.url
     }
 
+    /// For a Redis Cluster, one `redis://` (or `rediss://`) URL per seed node, with the
+    /// credentials, for handing to another Redis client (BullMQ's); empty for one server. Never
+    /// log or show them.
+    pub fn seed_urls_with_password(&self) -> Vec<String> {
+        cluster_seed_urls(&self.url)
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
     /// Whether the URL asks for TLS (`rediss://` or `rediss+cluster://`).
     pub fn is_tls(&self) -> bool {
         self.target
@@ -575,6 +584,21 @@ mod tests {
     fn cluster_urls_name_their_seed_nodes() {
         let plain = ConnectionConfig::new("redis+cluster://10.0.0.1:7000,10.0.0.2:7001").unwrap();
         assert!(plain.is_cluster() && !plain.is_tls());
+        assert_eq!(
+            plain.seed_urls_with_password(),
+            ["redis://10.0.0.1:7000", "redis://10.0.0.2:7001"]
+        );
+        let secret = ConnectionConfig::new("rediss+cluster://app:pw@10.0.0.1:7000").unwrap();
+        assert_eq!(
+            secret.seed_urls_with_password(),
+            ["rediss://app:pw@10.0.0.1:7000"]
+        );
+        assert!(
+            ConnectionConfig::new("redis://10.0.0.1:7000")
+                .unwrap()
+                .seed_urls_with_password()
+                .is_empty()
+        );
         assert_eq!(
             seeds(&plain),
             vec![

@@ -30,7 +30,9 @@ pub enum Error {
         message: String,
     },
     /// Redis did not answer within the response timeout (it is frozen, swamped, or the network
-    /// stalls). The command may still have run: an emit may have been stored, and emitting it
+    /// stalls), or the connection broke while an emit waited for its replicas
+    /// ([`RedisConfig::wait_for_replicas`](crate::RedisConfig::wait_for_replicas)). The command
+    /// may still have run: an emit may have been stored, and emitting it
     /// again with the same idempotency key is safe. Retrying later may help.
     #[error("Redis at {url} did not answer in time ({message}); the command may have run")]
     Timeout {
@@ -38,6 +40,25 @@ pub enum Error {
         url: String,
         /// What failed.
         message: String,
+    },
+    /// An emit was written but fewer replicas than
+    /// [`RedisConfig::wait_for_replicas`](crate::RedisConfig::wait_for_replicas) asks for
+    /// acknowledged it within its timeout. The event may still be on the stream (and stay there,
+    /// or be lost if its master fails before a replica has it): emitting it again with the same
+    /// idempotency key is safe and waits for the replicas again. Retrying later may help.
+    #[error(
+        "the write reached {reached} of {wanted} replicas of Redis at {url} within {timeout:?}; \
+         the event may have been stored, and emitting it again with the same idempotency key is safe"
+    )]
+    NotReplicated {
+        /// The redacted URL.
+        url: String,
+        /// Replicas that acknowledged the write.
+        reached: u32,
+        /// Replicas asked for.
+        wanted: u32,
+        /// How long `WAIT` waited.
+        timeout: std::time::Duration,
     },
     /// Redis answered with an error (a script error, a wrong key type, a missing permission).
     #[error("Redis error: {0}")]
@@ -73,10 +94,13 @@ impl Error {
         }
     }
 
-    /// Whether retrying later may help: Redis was unreachable, refused writes for the moment, or
-    /// did not answer in time.
+    /// Whether retrying later may help: Redis was unreachable, refused writes for the moment, did
+    /// not answer in time, or too few replicas acknowledged a write in time.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable { .. } | Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Unavailable { .. } | Error::Timeout { .. } | Error::NotReplicated { .. }
+        )
     }
 }
 
@@ -129,7 +153,7 @@ impl From<Error> for TransportError {
     fn from(error: Error) -> Self {
         match error {
             Error::Unavailable { .. } => TransportError::unavailable(error),
-            Error::Timeout { .. } => TransportError::unknown(error),
+            Error::Timeout { .. } | Error::NotReplicated { .. } => TransportError::unknown(error),
             Error::Server(message) => TransportError::Rejected(message),
             other => TransportError::other(other),
         }

@@ -81,6 +81,7 @@ mod connection;
 mod connection_config;
 mod consumer;
 mod dlq;
+mod durability;
 mod entry;
 mod error;
 mod keys;
@@ -105,6 +106,7 @@ pub use consumer::{
     RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
 };
 pub use dlq::{DeadLetter, DeadLetters};
+pub use durability::ReplicaWait;
 pub use error::Error;
 pub use keys::Keys;
 pub use lookup::{EventLookup, FoundEntry, GroupRecord, KeyRecord, SEARCH_LIMIT};

@@ -10,6 +10,7 @@ use redis::{Cmd, RedisResult, RedisWrite as _, Value};
 
 use crate::coalesce::{Answer, Coalescer, Sink, submit};
 use crate::config::RedisConfig;
+use crate::durability;
 use crate::error::Error;
 use crate::keys::Keys;
 use crate::scripts::{EMIT, EMIT_SCRIPT, calls_by_key, send_calls, ttl_ms};
@@ -56,7 +57,12 @@ pub struct RedisTransport {
 impl RedisTransport {
     /// A transport for `config`. Does not connect yet: the first publish does, so an emitter can
     /// start while Redis is down. Must be called inside a Tokio runtime (an error otherwise).
+    ///
+    /// Fails with [`Error::Config`] when [`RedisConfig::wait_for_replicas`] is unusable.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
+        if let Some(wait) = config.replica_wait() {
+            wait.check(&config)?;
+        }
         let conn = Connection::in_runtime(&config, "RedisTransport::new")?;
         Ok(Self {
             keys: config.keys(),
@@ -105,9 +111,25 @@ impl RedisTransport {
             .collect()
     }
 
-    /// Publishes `events` in one round trip, now: one result per event, in order, or the error
-    /// that kept the whole call from Redis.
+    /// Publishes `events` in one round trip, now, then waits for the replicas when
+    /// [`RedisConfig::wait_for_replicas`] asks for it: one result per event, in order, or the
+    /// error that kept the whole call from Redis.
     pub(crate) async fn publish_now(
+        &self,
+        events: &[OutgoingEvent],
+    ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {
+        let results = self.append(events).await?;
+        Ok(
+            durability::confirm(&self.conn, &self.config, results, |index| {
+                self.keys.stream(events[index].category)
+            })
+            .await,
+        )
+    }
+
+    /// Writes `events` in one round trip: one result per event, in order, or the error that kept
+    /// the whole call from Redis.
+    async fn append(
         &self,
         events: &[OutgoingEvent],
     ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {

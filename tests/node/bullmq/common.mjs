@@ -17,6 +17,22 @@ export async function loadBullmq(version) {
   }
 }
 
+// What BullMQ connects with: for `redis+cluster://host:port,host:port` an ioredis `Cluster` over
+// those seed nodes (BullMQ needs a hash tag in the prefix or queue name there, e.g. `{bull}`),
+// otherwise ioredis options from the redis:// URL.
+export async function connection(redisUrl) {
+  if (!redisUrl.startsWith('redis+cluster://')) return connectionOptions(redisUrl);
+  const { Cluster } = await import('ioredis');
+  const seeds = redisUrl
+    .slice('redis+cluster://'.length)
+    .split(',')
+    .map((seed) => {
+      const url = new URL(`redis://${seed}`);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    });
+  return new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: null } });
+}
+
 // ioredis options from a redis:// URL (plain options work with the ioredis of both versions).
 export function connectionOptions(redisUrl) {
   const url = new URL(redisUrl);

@@ -1,8 +1,8 @@
 // A stock BullMQ Worker (Node.js) consuming the domain events queue, as the platform's existing
 // services do.
 //
-//   node worker.mjs <5|6> <redisUrl> <count> [--queue DOMAIN_EVENTS] [--prefix bull] [--timeout-ms 20000]
-//                   [--telemetry on]
+//   node worker.mjs <5|6> <redisUrl|redis+cluster://seeds> <count> [--queue DOMAIN_EVENTS] [--prefix bull]
+//                   [--timeout-ms 20000] [--telemetry on]
 //
 // Validates every job's `data.payload` against the exported payload JSON Schema of its type and
 // version (schemas/json/index.json -> `<category>/<name>.payload.schema.json`) and the whole
@@ -22,7 +22,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
 import {
-  connectionOptions,
+  connection,
   fail,
   flags,
   inMemoryTelemetry,
@@ -99,7 +99,7 @@ const worker = new Worker(
     return { seen: true };
   },
   {
-    connection: connectionOptions(redisUrl),
+    connection: await connection(redisUrl),
     prefix,
     concurrency: 1,
     ...(otel ? { telemetry: otel.telemetry } : {}),
