@@ -87,6 +87,7 @@ mod keys;
 mod lookup;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod partitions;
 mod redact;
 mod scripts;
 mod split_pipeline;
@@ -94,7 +95,8 @@ mod status;
 mod transport;
 
 pub use config::{
-    DEFAULT_CLAIM_TTL, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX, DEFAULT_STREAM_MAX_LEN, RedisConfig,
+    DEFAULT_CLAIM_TTL, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX, DEFAULT_STREAM_MAX_LEN,
+    MAX_PARTITIONS, RedisConfig,
 };
 pub use connection_config::{
     ConnectionConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, reconnect_backoff,
@@ -106,7 +108,7 @@ pub use consumer::{
 };
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
-pub use keys::Keys;
+pub use keys::{Keys, partition_of};
 pub use lookup::{EventLookup, FoundEntry, GroupRecord, KeyRecord, SEARCH_LIMIT};
 pub use redact::redact_url;
 pub use status::{
