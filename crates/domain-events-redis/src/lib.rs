@@ -103,8 +103,8 @@ pub use connection_config::{
 };
 pub use consumer::{
     DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES,
-    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PREFETCH, DEFAULT_SHUTDOWN_GRACE,
-    RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
+    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PARTITION_LEASE, DEFAULT_PREFETCH,
+    DEFAULT_SHUTDOWN_GRACE, RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
 };
 pub use dlq::{DeadLetter, DeadLetters};
 pub use error::Error;
