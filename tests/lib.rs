@@ -1,8 +1,10 @@
 //! Cross-crate tests live in `tests/`. The library holds what they share: the Redis and PostgreSQL
 //! test harnesses ([`redis_server`], [`redis_cluster`], [`postgres_server`]), the handlers and
-//! payloads of the Redis worker processes ([`redis_worker`]), the passwords the secret-redaction
+//! payloads of the Redis worker processes ([`redis_worker`]) and of the partition tests
+//! ([`partitioned`]), the passwords the secret-redaction
 //! tests use ([`secrets`]), and a reader of the Prometheus text format ([`prometheus_text`]).
 
+pub mod partitioned;
 pub mod postgres_server;
 pub mod prometheus_text;
 pub mod redis_cluster;

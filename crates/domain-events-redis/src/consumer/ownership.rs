@@ -42,6 +42,33 @@ pub(super) struct Ownership {
     takeovers: Vec<String>,
 }
 
+/// The task of [`Inner::keep_leases`]; aborted when dropped, so that a consumer whose run was
+/// dropped stops renewing its leases (and its partitions are taken over once they expire).
+pub(super) struct LeaseTask(Option<tokio::task::JoinHandle<()>>);
+
+impl LeaseTask {
+    /// Starts renewing and taking the leases of `inner`'s partitions.
+    pub(super) fn spawn(inner: Arc<Inner>) -> Self {
+        Self(Some(tokio::spawn(inner.keep_leases())))
+    }
+
+    /// Stops the task and waits until it ended.
+    pub(super) async fn stop(mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for LeaseTask {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
 impl Inner {
     fn lock_ownership(&self) -> MutexGuard<'_, Ownership> {
         self.ownership
@@ -97,7 +124,7 @@ impl Inner {
     }
 
     /// Renews, gives up and takes partition leases until aborted, every third of the lease TTL.
-    pub(super) async fn keep_leases(self: Arc<Self>) {
+    async fn keep_leases(self: Arc<Self>) {
         let interval = (self.lease_ttl / 3).max(Duration::from_millis(10));
         loop {
             if let Err(error) = self.balance().await {

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::in_flight::{Held, Waiting};
+use super::ownership::LeaseTask;
 use super::{Delivery, Inner, is_error_code, log_join};
 use crate::connection_config::reconnect_backoff;
 use crate::error::{Error, is_transient, waiting_for};
@@ -24,8 +25,7 @@ impl Inner {
             return Ok(());
         }
         // Renews and takes partition leases until the handlers ended (after the main loop).
-        let leases =
-            (!self.partitioned.is_empty()).then(|| tokio::spawn(self.clone().keep_leases()));
+        let leases = (!self.partitioned.is_empty()).then(|| LeaseTask::spawn(self.clone()));
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         self.recover_own(stop, &permits, &mut tasks).await;
@@ -155,8 +155,7 @@ impl Inner {
         }
         self.shut_down(waiting, tasks).await;
         if let Some(leases) = leases {
-            leases.abort();
-            let _ = leases.await;
+            leases.stop().await;
             self.release_all().await;
         }
         self.leave_group().await;
