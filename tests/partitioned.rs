@@ -3,6 +3,9 @@
 //! the entity and the step number) and a handler that records, in a Redis of the test's own, how
 //! often each event ran and in which order each entity's steps ran.
 
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
 use domain_events::{EmitBatch, Envelope, EventPayload, HandlerError, Handlers, ValidationError};
 use domain_events_redis::{Error, RedisConfig};
 use redis::aio::ConnectionManager;
@@ -117,4 +120,87 @@ fn recording<P: Step>(handlers: Handlers, redis: &ConnectionManager, counters: &
                 .map_err(HandlerError::from_error)
         }
     })
+}
+
+/// The settings of a `redis-partition-worker` process (see its documentation).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `REDIS_URL`: the Redis under test.
+    pub url: String,
+    /// `COUNTER_URL`: the plain Redis of the records.
+    pub counter_url: String,
+    /// `KEY_PREFIX`.
+    pub prefix: String,
+    /// `GROUP`.
+    pub group: String,
+    /// `CONSUMER`.
+    pub consumer: String,
+    /// `COUNTERS`: the prefix of the record keys.
+    pub counters: String,
+    /// `PARTITIONS`: of each of the six categories.
+    pub partitions: u32,
+    /// `LEASE_MS`: the partition lease.
+    pub lease_ms: u64,
+}
+
+/// A `redis-partition-worker` process; killed when dropped.
+pub struct Worker(Child);
+
+impl Worker {
+    /// Starts the worker binary `exe` (`env!("CARGO_BIN_EXE_redis-partition-worker")`) and waits
+    /// until it is ready.
+    pub fn spawn(exe: &str, settings: &WorkerSettings) -> Self {
+        let mut child = Command::new(exe)
+            .env("REDIS_URL", &settings.url)
+            .env("COUNTER_URL", &settings.counter_url)
+            .env("KEY_PREFIX", &settings.prefix)
+            .env("GROUP", &settings.group)
+            .env("CONSUMER", &settings.consumer)
+            .env("COUNTERS", &settings.counters)
+            .env("PARTITIONS", settings.partitions.to_string())
+            .env("LEASE_MS", settings.lease_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn redis-partition-worker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("worker output");
+        assert_eq!(line.trim(), "ready", "the worker started");
+        Worker(child)
+    }
+
+    /// Kills it with `SIGKILL` (a crash) and reaps it.
+    pub fn sigkill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+
+    /// Closes its standard input (a graceful shutdown), waits for it to exit and returns how many
+    /// events it handled.
+    pub fn stop(mut self) -> u64 {
+        drop(self.0.stdin.take());
+        let mut out = String::new();
+        self.0
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("worker output");
+        let status = self.0.wait().expect("exited");
+        assert!(status.success(), "worker exited with {status}: {out}");
+        out.split_whitespace()
+            .find_map(|word| word.strip_prefix("handled="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no handled count in {out:?}"))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

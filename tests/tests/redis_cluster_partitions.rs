@@ -6,14 +6,12 @@
 //! record their runs in a separate plain Redis.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use domain_events::{EmitBatch, Emitter, Uuid};
 use domain_events_redis::{Keys, RedisConfig, RedisTransport, partition_of};
 use domain_events_tests::partitioned::{
-    CATEGORIES, handled_key, order_key, partitioned, push_step,
+    CATEGORIES, Worker, WorkerSettings, handled_key, order_key, partitioned, push_step,
 };
 use domain_events_tests::redis_cluster::RedisCluster;
 use domain_events_tests::redis_server::RedisServer;
@@ -29,60 +27,6 @@ const EVENTS: usize = 20_000;
 /// Entities per category; each gets its steps in order.
 const ENTITIES: usize = 40;
 const BATCH: usize = 500;
-
-/// A `redis-partition-worker` process; killed when dropped.
-struct Worker(Child);
-
-impl Worker {
-    fn spawn(url: &str, counter_url: &str, consumer: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_redis-partition-worker"))
-            .env("REDIS_URL", url)
-            .env("COUNTER_URL", counter_url)
-            .env("KEY_PREFIX", PREFIX)
-            .env("GROUP", GROUP)
-            .env("CONSUMER", consumer)
-            .env("COUNTERS", COUNTERS)
-            .env("PARTITIONS", PARTITIONS.to_string())
-            .env("LEASE_MS", "1500")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn redis-partition-worker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("worker output");
-        assert_eq!(line.trim(), "ready", "the worker started");
-        Worker(child)
-    }
-
-    /// Closes its standard input (a graceful shutdown), waits for it to exit and returns how many
-    /// events it handled.
-    fn stop(mut self) -> u64 {
-        drop(self.0.stdin.take());
-        let mut out = String::new();
-        self.0
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .expect("worker output");
-        let status = self.0.wait().expect("exited");
-        assert!(status.success(), "worker exited with {status}: {out}");
-        out.split_whitespace()
-            .find_map(|word| word.strip_prefix("handled="))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no handled count in {out:?}"))
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// How many partitions each consumer holds, from the lease keys.
 async fn owners(cluster: &RedisCluster, keys: &Keys) -> BTreeMap<String, usize> {
@@ -157,13 +101,29 @@ async fn twenty_thousand_events_in_six_categories_of_four_partitions_are_handled
 
     // The first worker alone takes every partition, then the second joins while half the events
     // wait: the first gives half its partitions up and the second takes them over.
-    let first = Worker::spawn(&cluster.url(), &counters.url(), "first");
+    let worker = |name: &str| WorkerSettings {
+        url: cluster.url(),
+        counter_url: counters.url(),
+        prefix: PREFIX.into(),
+        group: GROUP.into(),
+        consumer: name.into(),
+        counters: COUNTERS.into(),
+        partitions: PARTITIONS,
+        lease_ms: 1500,
+    };
+    let first = Worker::spawn(
+        env!("CARGO_BIN_EXE_redis-partition-worker"),
+        &worker("first"),
+    );
     event_ids.extend(emit(0..EVENTS / 2).await);
     eventually("the first worker holds every partition", WAIT, || async {
         owners(&cluster, &keys).await.get("first") == Some(&24)
     })
     .await;
-    let second = Worker::spawn(&cluster.url(), &counters.url(), "second");
+    let second = Worker::spawn(
+        env!("CARGO_BIN_EXE_redis-partition-worker"),
+        &worker("second"),
+    );
     event_ids.extend(emit(EVENTS / 2..EVENTS).await);
     eventually(
         "the workers hold half the partitions each",
