@@ -1,10 +1,12 @@
 //! Cross-crate tests live in `tests/`. The library holds what they share: the Redis and PostgreSQL
 //! test harnesses ([`redis_server`], [`redis_cluster`], [`postgres_server`]), the handlers and
-//! payloads of the Redis worker processes ([`redis_worker`]), the passwords the secret-redaction
-//! tests use ([`secrets`]), a reader of the Prometheus text format ([`prometheus_text`]), and an
-//! in-memory OpenTelemetry span exporter ([`otel`]).
+//! payloads of the Redis worker processes ([`redis_worker`]) and of the partition tests
+//! ([`partitioned`]), the passwords the secret-redaction tests use ([`secrets`]), a reader of the
+//! Prometheus text format ([`prometheus_text`]), and an in-memory OpenTelemetry span exporter
+//! ([`otel`]).
 
 pub mod otel;
+pub mod partitioned;
 pub mod postgres_server;
 pub mod prometheus_text;
 pub mod redis_cluster;

@@ -81,7 +81,7 @@ impl OutboxTable {
     /// application takes.
     pub(crate) fn lock_class(&self, purpose: LockPurpose) -> i32 {
         let name = format!("{}.{}/{}", self.schema, self.table, purpose.name());
-        i32::from_ne_bytes(fnv1a32(name.as_bytes()).to_ne_bytes())
+        i32::from_ne_bytes(domain_events::wire::fnv1a32(name.as_bytes()).to_ne_bytes())
     }
 }
 
@@ -116,15 +116,7 @@ impl LockPurpose {
 /// The second lock key of a correlation id: a stable 32-bit hash (FNV-1a), the same in every
 /// process and version.
 pub(crate) fn correlation_lock_key(correlation_id: &str) -> i32 {
-    i32::from_ne_bytes(fnv1a32(correlation_id.as_bytes()).to_ne_bytes())
-}
-
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in bytes {
-        hash = (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
-    hash
+    i32::from_ne_bytes(domain_events::wire::fnv1a32(correlation_id.as_bytes()).to_ne_bytes())
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
@@ -184,7 +176,7 @@ mod tests {
             b.lock_class(LockPurpose::Relay)
         );
         // FNV-1a of "a": fixed forever, since processes of different versions share the locks.
-        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        assert_eq!(domain_events::wire::fnv1a32(b"a"), 0xe40c_292c);
         assert_eq!(correlation_lock_key("a"), 0xe40c_292c_u32 as i32);
     }
 }

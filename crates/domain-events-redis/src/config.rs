@@ -1,8 +1,12 @@
 //! [`RedisConfig`]: how to reach Redis (a [`ConnectionConfig`]), how the Redis Streams layout names
 //! its keys there and how long its records live.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use domain_events::EventSet;
 
 use crate::connection_config::ConnectionConfig;
 use crate::durability::ReplicaWait;
@@ -19,6 +23,9 @@ pub const DEFAULT_STREAM_MAX_LEN: usize = 1_000_000;
 pub const DEFAULT_CLAIM_TTL: Duration = domain_events::DEFAULT_CLAIM_TTL;
 /// How long a consumer-side done record lives unless configured otherwise: 7 days.
 pub const DEFAULT_DONE_TTL: Duration = domain_events::DEFAULT_DONE_TTL;
+
+/// The most partitions a category may have ([`RedisConfig::partitions`]).
+pub const MAX_PARTITIONS: u32 = 1024;
 
 /// How to reach Redis and how this crate lays out its keys there.
 ///
@@ -51,6 +58,8 @@ pub struct RedisConfig {
     done_ttl: Duration,
     idempotency_claims: bool,
     replica_wait: Option<ReplicaWait>,
+    /// Categories split into more than one partition, with their counts.
+    partitions: Arc<BTreeMap<String, u32>>,
 }
 
 impl RedisConfig {
@@ -70,6 +79,7 @@ impl RedisConfig {
             done_ttl: DEFAULT_DONE_TTL,
             idempotency_claims: true,
             replica_wait: None,
+            partitions: Arc::default(),
         }
     }
 
@@ -237,6 +247,64 @@ impl RedisConfig {
     pub fn error(&self, error: &redis::RedisError) -> Error {
         self.connection.error(error)
     }
+
+    /// Splits `category` into `partitions` streams (docs/contract.md section 4.1), checked against
+    /// the event set `E` (the generated `DomainEvent`): every version of every event of the
+    /// category must have its correlation field in its idempotency-key template, so that one key
+    /// always lands in the same partition and duplicate detection stays exact. Every producer and
+    /// consumer of the category must use the same count; Redis records it on first use, and a
+    /// process configured with another count is refused ([`Error::PartitionsChanged`]).
+    ///
+    /// `1` is today's single stream. Errors: a count of 0 or more than [`MAX_PARTITIONS`], a
+    /// category `E` does not declare, a key template without the correlation field.
+    pub fn partitions<E: EventSet>(
+        mut self,
+        category: &str,
+        partitions: u32,
+    ) -> Result<Self, Error> {
+        if partitions == 0 || partitions > MAX_PARTITIONS {
+            return Err(Error::Config(format!(
+                "category `{category}`: {partitions} partitions; the count must be between 1 and \
+                 {MAX_PARTITIONS}"
+            )));
+        }
+        let mut events = E::EVENTS
+            .iter()
+            .filter(|info| info.category == category)
+            .peekable();
+        if events.peek().is_none() {
+            return Err(Error::Config(format!(
+                "category `{category}` is not declared by the event set {}",
+                std::any::type_name::<E>()
+            )));
+        }
+        for info in events {
+            let field = format!("{{{}}}", info.correlation_field);
+            if partitions > 1 && !info.key_template.contains(&field) {
+                return Err(Error::Config(format!(
+                    "category `{category}` cannot be partitioned: {} v{} has the idempotency-key \
+                     template `{}`, which does not contain its correlation field `{}`; the same key \
+                     could then land in two partitions, and a duplicate would not be detected. Add \
+                     `{field}` to the template (a new event version) or keep the category in one \
+                     partition",
+                    info.event_type, info.version, info.key_template, info.correlation_field
+                )));
+            }
+        }
+        let mut map = (*self.partitions).clone();
+        if partitions == 1 {
+            map.remove(category);
+        } else {
+            map.insert(category.to_owned(), partitions);
+        }
+        self.partitions = Arc::new(map);
+        Ok(self)
+    }
+
+    /// The partition count of `category`: 1 unless set with [`partitions`](Self::partitions).
+    pub fn partitions_of(&self, category: &str) -> u32 {
+        self.partitions.get(category).copied().unwrap_or(1)
+    }
 }
 
 impl fmt::Debug for RedisConfig {
@@ -249,6 +317,7 @@ impl fmt::Debug for RedisConfig {
             .field("done_ttl", &self.done_ttl)
             .field("idempotency_claims", &self.idempotency_claims)
             .field("replica_wait", &self.replica_wait)
+            .field("partitions", &self.partitions)
             .finish()
     }
 }

@@ -69,6 +69,26 @@ pub enum Error {
     /// The consumer's task panicked (a bug, reported as such, never as a clean stop).
     #[error(transparent)]
     Panicked(#[from] domain_events::ConsumerPanicked),
+    /// This process is configured with a partition count for a category that differs from the
+    /// one Redis records for it (docs/contract.md section 4.6): its events would go to, or be read
+    /// from, streams the others do not use. Changing the count of a live category is refused; the
+    /// README's "Changing the partition count" says how to change it.
+    #[error(
+        "category `{category}` is configured with {configured} partition(s) here, but Redis \
+         records {recorded} (`{marker}`); changing the partition count of a live category is \
+         refused: stop its producers, let every group drain its streams, delete them and `{marker}`, \
+         then start everything with the new count (README, \"Changing the partition count\")"
+    )]
+    PartitionsChanged {
+        /// The category.
+        category: String,
+        /// The partition count this process is configured with.
+        configured: u32,
+        /// The partition count Redis records (1 for a category with an unpartitioned stream).
+        recorded: u32,
+        /// The key recording the count, `<prefix>:{<category>}:partitions`.
+        marker: String,
+    },
 }
 
 impl Error {

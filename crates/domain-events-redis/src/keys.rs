@@ -9,6 +9,33 @@
 //! | `<prefix>:{<category>}:idem:<idempotencyKey>` | string | producer-side claim, value the eventId |
 //! | `<prefix>:{<category>}:done:<group>:<idempotencyKey>` | string | group `<group>` handled the key |
 //! | `<prefix>:{<category>}:dlq:<group>` | stream | dead letters of group `<group>` |
+//!
+//! A category split into `N > 1` partitions has each of these keys once per partition `p`
+//! (`0..N`), under the partition's own hash tag `{<category>#<p>}` instead of `{<category>}`, so
+//! partitions spread over the masters of a cluster. The partition of an event is
+//! [`partition_of`]`(correlationId, N)`. Three more keys describe and share the partitions:
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `<prefix>:{<category>}:partitions` | string | the category's partition count, written when first used with `N > 1` |
+//! | `<prefix>:{<category>#<p>}:owner:<group>` | string | the consumer of `<group>` reading partition `p`, with a lease TTL |
+//! | `<prefix>:{<category>}:members:<group>` | sorted set | the live consumers of `<group>` on the category, scored by when their membership expires |
+//!
+//! With `N = 1` nothing changes: the keys are those of the first table, under `{<category>}`.
+
+/// The partition (`0..partitions`) of an event with correlation id `correlation_id` in a category
+/// of `partitions` partitions: the FNV-1a 32-bit hash of the id's UTF-8 bytes modulo the count
+/// (docs/contract.md section 4.1). Always 0 when `partitions` is 0 or 1.
+///
+/// ```
+/// use domain_events_redis::partition_of;
+///
+/// assert_eq!(partition_of("var-123", 4), 3);
+/// assert_eq!(partition_of("var-123", 1), 0);
+/// ```
+pub fn partition_of(correlation_id: &str, partitions: u32) -> u32 {
+    domain_events::wire::fnv1a32(correlation_id.as_bytes()) % partitions.max(1)
+}
 
 /// Names the keys of one prefix.
 ///
@@ -39,6 +66,48 @@ impl Keys {
     /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The hash tag (without braces) of partition `partition` of a category of `partitions`
+    /// partitions: `<category>` when `partitions` is 0 or 1 (today's names exactly), else
+    /// `<category>#<partition>`. Every method here that takes a category takes a tag as well, and
+    /// then names that partition's key: `keys.stream(&Keys::tag("image", 2, 4))` is
+    /// `<prefix>:{image#2}`.
+    pub fn tag(category: &str, partition: u32, partitions: u32) -> String {
+        if partitions <= 1 {
+            category.to_owned()
+        } else {
+            format!("{category}#{partition}")
+        }
+    }
+
+    /// The category and partition of a tag ([`tag`](Self::tag)): `image#2` is `("image",
+    /// Some(2))`, `image` is `("image", None)`.
+    pub fn split_tag(tag: &str) -> (&str, Option<u32>) {
+        match tag.rsplit_once('#') {
+            Some((category, partition)) if !category.is_empty() => match partition.parse() {
+                Ok(partition) => (category, Some(partition)),
+                Err(_) => (tag, None),
+            },
+            _ => (tag, None),
+        }
+    }
+
+    /// The record of a category's partition count: `<prefix>:{<category>}:partitions`.
+    pub fn partitions(&self, category: &str) -> String {
+        format!("{}:{{{category}}}:partitions", self.prefix)
+    }
+
+    /// The lease of the consumer of `group` that reads the partition of tag `tag`:
+    /// `<prefix>:{<tag>}:owner:<group>`.
+    pub fn owner(&self, tag: &str, group: &str) -> String {
+        format!("{}:{{{tag}}}:owner:{group}", self.prefix)
+    }
+
+    /// The live consumers of `group` on a partitioned category:
+    /// `<prefix>:{<category>}:members:<group>`.
+    pub fn members(&self, category: &str, group: &str) -> String {
+        format!("{}:{{{category}}}:members:{group}", self.prefix)
     }
 
     /// The stream of `category`: `<prefix>:{<category>}`.
@@ -84,7 +153,8 @@ impl Keys {
         write!(out, "{}:{{{category}}}:idem:{key}", self.prefix)
     }
 
-    /// The category of a stream key of this layout, `None` for any other key.
+    /// The category of a stream key of this layout, `None` for any other key. For a partition's
+    /// stream it is the partition's tag, `<category>#<p>` ([`split_tag`](Self::split_tag) parts it).
     pub fn category_of_stream<'a>(&self, stream: &'a str) -> Option<&'a str> {
         let rest = stream
             .strip_prefix(self.prefix.as_str())?
@@ -169,6 +239,50 @@ mod tests {
         ] {
             assert_eq!(keys.dead_letters_of(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn partitions_have_their_own_hash_tags_and_one_partition_keeps_todays_names() {
+        let keys = Keys::new("p");
+        assert_eq!(keys.stream(&Keys::tag("seo", 0, 1)), "p:{seo}");
+        assert_eq!(keys.stream(&Keys::tag("seo", 3, 4)), "p:{seo#3}");
+        let tag = Keys::tag("seo", 1, 4);
+        for key in [
+            keys.stream(&tag),
+            keys.idem(&tag, "k"),
+            keys.done(&tag, "g", "k"),
+            keys.dlq(&tag, "g"),
+            keys.owner(&tag, "g"),
+        ] {
+            assert!(key.starts_with("p:{seo#1}"), "{key}");
+        }
+        assert_eq!(keys.category_of_stream("p:{seo#1}"), Some("seo#1"));
+        assert_eq!(
+            keys.dead_letters_of("p:{seo#1}:dlq:g"),
+            Some(("seo#1", "g"))
+        );
+        assert_eq!(Keys::split_tag("seo#1"), ("seo", Some(1)));
+        assert_eq!(Keys::split_tag("seo"), ("seo", None));
+        assert_eq!(Keys::split_tag("a#b"), ("a#b", None));
+        assert_eq!(keys.partitions("seo"), "p:{seo}:partitions");
+        assert_eq!(keys.members("seo", "g"), "p:{seo}:members:g");
+    }
+
+    #[test]
+    fn partitions_follow_the_contracts_test_vectors() {
+        // docs/contract.md section 4.1 lists these: other languages check against them.
+        for (id, hash, of4) in [
+            ("var-123", 0xabef_d847_u32, 3),
+            ("order-1", 0x2b7f_cd6d, 1),
+            ("42", 0x87e3_8583, 3),
+            ("image-7", 0x62a5_3ae6, 2),
+            ("", 0x811c_9dc5, 1),
+        ] {
+            assert_eq!(domain_events::wire::fnv1a32(id.as_bytes()), hash, "{id}");
+            assert_eq!(partition_of(id, 4), of4, "{id}");
+        }
+        assert_eq!(partition_of("anything", 1), 0);
+        assert_eq!(partition_of("anything", 0), 0);
     }
 
     #[test]

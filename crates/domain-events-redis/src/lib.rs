@@ -3,7 +3,11 @@
 //!
 //! The Redis layout is the binding one of docs/contract.md section 4 (see [`Keys`]): one stream per
 //! category, `<prefix>:{<category>}`, with entries of two fields, `type` (the type string) and
-//! `event` (the envelope JSON); every key of a category carries the category as a hash tag.
+//! `event` (the envelope JSON); every key of a category carries the category as a hash tag. A
+//! category may be split into partitions ([`RedisConfig::partitions`]), each with its own stream
+//! and hash tag `{<category>#<p>}`; an event goes to the partition of its correlation id
+//! ([`partition_of`]), and the consumers of a group share the partitions by leases, one consumer
+//! per partition at a time.
 //!
 //! - [`RedisTransport`] appends events, taking each event's producer-side idempotency claim in the
 //!   same atomic step, so a second emission of a key inside the claim TTL (24 h by default) adds
@@ -66,6 +70,10 @@
 //! | ack | stream, then one done record per entry (one call per stream for the entries whose handlers finished together, at most 256) | per entry: `SET done eventId PX ttl`, `XACK stream group id` | per entry: entries acknowledged |
 //! | dead letter | stream, dead-letter stream | if the entry is still pending in the group: `XADD dlq MAXLEN ~ n * stream .. entryId .. group .. reason .. deliveries .. event ..`, `XACK` | dead letter id, or nil |
 //! | replay | dead-letter stream, stream | if the dead letter exists: `XADD stream ... type .. event ..`, `XDEL dlq id` | new entry id, or nil |
+//! | partition count | `<prefix>:{c}:partitions`, the unpartitioned stream | the recorded count; if none: 1 when the count asked is 1 or the unpartitioned stream exists, else `SET` the count asked (a process of one partition sends a plain `GET` instead) | the recorded count |
+//! | lease | `<prefix>:{c#p}:owner:<group>` | if free or the consumer's own: `SET .. PX ttl` | 1 if held now, else 0 |
+//! | release | the same | `DEL` if the consumer's own | 1 if it was |
+//! | members | `<prefix>:{c}:members:<group>` | `ZADD` (or `ZREM`) the consumer scored `TIME + ttl`, drop expired members | live members |
 //!
 //! # Secrets
 //!
@@ -88,6 +96,7 @@ mod keys;
 mod lookup;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod partitions;
 mod redact;
 mod scripts;
 mod split_pipeline;
@@ -95,20 +104,21 @@ mod status;
 mod transport;
 
 pub use config::{
-    DEFAULT_CLAIM_TTL, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX, DEFAULT_STREAM_MAX_LEN, RedisConfig,
+    DEFAULT_CLAIM_TTL, DEFAULT_DONE_TTL, DEFAULT_KEY_PREFIX, DEFAULT_STREAM_MAX_LEN,
+    MAX_PARTITIONS, RedisConfig,
 };
 pub use connection_config::{
     ConnectionConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, reconnect_backoff,
 };
 pub use consumer::{
     DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES,
-    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PREFETCH, DEFAULT_SHUTDOWN_GRACE,
-    RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
+    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PARTITION_LEASE, DEFAULT_PREFETCH,
+    DEFAULT_SHUTDOWN_GRACE, RedisConsumer, RedisConsumerBuilder, RedisConsumerHandle, StartFrom,
 };
 pub use dlq::{DeadLetter, DeadLetters};
 pub use durability::ReplicaWait;
 pub use error::Error;
-pub use keys::Keys;
+pub use keys::{Keys, partition_of};
 pub use lookup::{EventLookup, FoundEntry, GroupRecord, KeyRecord, SEARCH_LIMIT};
 pub use redact::redact_url;
 pub use status::{

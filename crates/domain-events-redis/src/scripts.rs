@@ -281,8 +281,9 @@ pub(crate) fn calls_by_key<K: PartialEq>(keys: impl IntoIterator<Item = K>) -> V
 }
 
 /// Sends the `count` calls of `build` as one pipeline, one reply per call. When Redis answers
-/// `NOSCRIPT` (its script cache was emptied, by a restart: nothing ran), loads `script` and sends
-/// them again, in one round trip.
+/// `NOSCRIPT` to calls (its script cache was emptied, by a restart: those calls did nothing; on a
+/// cluster, only the nodes without the script answer so), loads `script` and sends those calls
+/// again, in one round trip.
 pub(crate) async fn send_calls<I>(
     conn: &Connection,
     script: &str,
@@ -292,12 +293,30 @@ pub(crate) async fn send_calls<I>(
 where
     I: Iterator<Item = Cmd>,
 {
-    let replies = pipeline(conn, None, count, build()).await?;
-    if !replies.iter().any(is_noscript) {
+    let mut replies = pipeline(conn, None, count, build()).await?;
+    let missing: Vec<usize> = replies
+        .iter()
+        .enumerate()
+        .filter(|(_, reply)| is_noscript(reply))
+        .map(|(index, _)| index)
+        .collect();
+    if missing.is_empty() {
         return Ok(replies);
     }
     tracing::debug!("script not loaded, loading it");
-    pipeline(conn, Some(script), count, build()).await
+    // Only the calls that answered NOSCRIPT are sent again: on a cluster the others ran on nodes
+    // that had the script, and sending them twice would, for a read, leave the entries of the
+    // first run pending and unseen until they are claimed.
+    let again: Vec<Cmd> = build()
+        .enumerate()
+        .filter(|(index, _)| missing.contains(index))
+        .map(|(_, call)| call)
+        .collect();
+    let answers = pipeline(conn, Some(script), missing.len(), again.into_iter()).await?;
+    for (index, answer) in missing.into_iter().zip(answers) {
+        replies[index] = answer;
+    }
+    Ok(replies)
 }
 
 async fn pipeline(

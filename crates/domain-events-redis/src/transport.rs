@@ -1,8 +1,10 @@
 //! [`RedisTransport`]: the emitter's side of Redis Streams.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::connection::Connection;
 use domain_events::{BoxFuture, OutgoingEvent, PublishOutcome, Transport, TransportError, Uuid};
@@ -12,7 +14,8 @@ use crate::coalesce::{Answer, Coalescer, Sink, submit};
 use crate::config::RedisConfig;
 use crate::durability;
 use crate::error::Error;
-use crate::keys::Keys;
+use crate::keys::{Keys, partition_of};
+use crate::partitions::check_layout;
 use crate::scripts::{EMIT, EMIT_SCRIPT, calls_by_key, send_calls, ttl_ms};
 
 /// Publishes events to one Redis stream per category (`<prefix>:{<category>}`), each entry with
@@ -52,6 +55,8 @@ pub struct RedisTransport {
     conn: Connection,
     /// Publishes waiting for the call in flight (shared by clones).
     coalescer: Arc<Coalescer<RedisTransport>>,
+    /// The categories whose partition count Redis was found to agree with (shared by clones).
+    layouts: Arc<Mutex<HashSet<&'static str>>>,
 }
 
 impl RedisTransport {
@@ -69,6 +74,7 @@ impl RedisTransport {
             config,
             conn,
             coalescer: Arc::default(),
+            layouts: Arc::default(),
         })
     }
 
@@ -136,10 +142,20 @@ impl RedisTransport {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        self.check_layouts(events).await?;
+        let tags: Vec<Result<Cow<'static, str>, Error>> =
+            events.iter().map(|event| self.tag(event)).collect();
+        if let Some(Err(error)) = tags.iter().find(|tag| tag.is_err()) {
+            return Err(error.clone());
+        }
+        let tags: Vec<Cow<'static, str>> = tags.into_iter().filter_map(Result::ok).collect();
         if !self.config.idempotency_claims_enabled() {
             // Plain `XADD`s never answer NOSCRIPT, so the script is never loaded.
             let replies = send_calls(&self.conn, EMIT, events.len(), || {
-                events.iter().map(|event| self.append_call(event))
+                events
+                    .iter()
+                    .zip(&tags)
+                    .map(|(event, tag)| self.append_call(event, tag))
             })
             .await
             .map_err(|error| self.config.error(&error))?;
@@ -156,9 +172,11 @@ impl RedisTransport {
                 })
                 .collect());
         }
-        let calls = calls_by_key(events.iter().map(|event| event.category));
+        let calls = calls_by_key(tags.iter());
         let replies = send_calls(&self.conn, EMIT, calls.len(), || {
-            calls.iter().map(|indices| self.emit_call(events, indices))
+            calls
+                .iter()
+                .map(|indices| self.emit_call(events, &tags, indices))
         })
         .await
         .map_err(|error| self.config.error(&error))?;
@@ -211,20 +229,66 @@ impl RedisTransport {
             .collect())
     }
 
-    /// `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>` (no claim), written straight
-    /// into one buffer of the right size.
-    fn append_call(&self, event: &OutgoingEvent) -> Cmd {
+    /// Checks, once per category and transport, that Redis records the partition count this
+    /// transport is configured with ([`Error::PartitionsChanged`] otherwise).
+    async fn check_layouts(&self, events: &[OutgoingEvent]) -> Result<(), Error> {
+        let unchecked: Vec<&'static str> = {
+            let layouts = self.layouts.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut unchecked: Vec<&'static str> = events
+                .iter()
+                .map(|event| event.category)
+                .filter(|category| !layouts.contains(category))
+                .collect();
+            unchecked.sort_unstable();
+            unchecked.dedup();
+            unchecked
+        };
+        for category in unchecked {
+            check_layout(&self.conn, &self.config, category)
+                .await
+                .map_err(|error| self.config.error(&error))??;
+            self.layouts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(category);
+        }
+        Ok(())
+    }
+
+    /// The hash tag of the partition `event` goes to: its category, or for a partitioned one
+    /// `<category>#<p>` with `p` from the envelope's `correlationId`.
+    fn tag(&self, event: &OutgoingEvent) -> Result<Cow<'static, str>, Error> {
+        let partitions = self.config.partitions_of(event.category);
+        if partitions <= 1 {
+            return Ok(Cow::Borrowed(event.category));
+        }
+        #[derive(serde::Deserialize)]
+        struct Correlation<'a> {
+            #[serde(rename = "correlationId", borrow)]
+            correlation_id: Cow<'a, str>,
+        }
+        let correlation: Correlation<'_> = serde_json::from_str(&event.json).map_err(|error| {
+            Error::Protocol(format!(
+                "event {} ({}) has no readable correlationId: {error}",
+                event.event_id, event.event_type
+            ))
+        })?;
+        let partition = partition_of(&correlation.correlation_id, partitions);
+        Ok(Cow::Owned(Keys::tag(event.category, partition, partitions)))
+    }
+
+    /// `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>` (no claim) to the stream of
+    /// `tag`, written straight into one buffer of the right size.
+    fn append_call(&self, event: &OutgoingEvent, tag: &str) -> Cmd {
         let json = event.json.as_bytes();
         let size = json.len()
             + self.config.key_prefix_value().len()
-            + event.category.len()
+            + tag.len()
             + event.event_type.len()
             + 96;
         let mut cmd = Cmd::with_capacity(10, size);
         cmd.arg("XADD");
-        let _ = self
-            .keys
-            .write_stream(&mut cmd.writer_for_next_arg(), event.category);
+        let _ = self.keys.write_stream(&mut cmd.writer_for_next_arg(), tag);
         cmd.arg("MAXLEN")
             .arg("~")
             .arg(self.config.max_len())
@@ -237,9 +301,9 @@ impl RedisTransport {
     }
 
     /// `EVALSHA <emit> <1 + n> <stream> <claim>... <ttl> <maxlen> (<eventId> <type> <event>)...`
-    /// for the events at `indices` (one category), written straight into one buffer of the right
-    /// size (keys and eventIds included, no intermediate strings).
-    fn emit_call(&self, events: &[OutgoingEvent], indices: &[usize]) -> Cmd {
+    /// for the events at `indices` (one tag: a category, or a partition of one), written straight
+    /// into one buffer of the right size (keys and eventIds included, no intermediate strings).
+    fn emit_call(&self, events: &[OutgoingEvent], tags: &[Cow<'_, str>], indices: &[usize]) -> Cmd {
         let prefix = self.config.key_prefix_value().len();
         let size: usize = indices
             .iter()
@@ -247,7 +311,7 @@ impl RedisTransport {
                 let event = &events[i];
                 event.json.len()
                     + prefix
-                    + event.category.len()
+                    + tags[i].len()
                     + event.idempotency_key.len()
                     + event.event_type.len()
                     + 96
@@ -263,13 +327,12 @@ impl RedisTransport {
         };
         let _ = self
             .keys
-            .write_stream(&mut cmd.writer_for_next_arg(), events[first].category);
+            .write_stream(&mut cmd.writer_for_next_arg(), &tags[first]);
         for &i in indices {
-            let event = &events[i];
             let _ = self.keys.write_idem(
                 &mut cmd.writer_for_next_arg(),
-                event.category,
-                &event.idempotency_key,
+                &tags[i],
+                &events[i].idempotency_key,
             );
         }
         cmd.arg(ttl_ms(self.config.claim_ttl_value()))

@@ -23,6 +23,20 @@ pub const BULLMQ_QUEUE: &str = "DOMAIN_EVENTS";
 /// (docs/contract.md section 5.1).
 pub const BULLMQ_PREFIX: &str = "bull";
 
+/// The FNV-1a 32-bit hash of `bytes` (offset basis `0x811c9dc5`, prime `0x01000193`): the stable
+/// hash the contract uses wherever processes in different languages must agree on a number drawn
+/// from a text, such as the Redis partition of a correlation id (docs/contract.md section 4.1) and
+/// the outbox's advisory-lock keys (section 10.2).
+pub const fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u32).wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +50,13 @@ mod tests {
         assert_eq!(REDIS_KEY_PREFIX, "domain-events");
         assert_eq!(BULLMQ_QUEUE, "DOMAIN_EVENTS");
         assert_eq!(BULLMQ_PREFIX, "bull");
+    }
+
+    #[test]
+    fn fnv1a32_matches_the_reference_vectors() {
+        // The published FNV-1a test vectors; docs/contract.md section 4.1 repeats some.
+        assert_eq!(fnv1a32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
     }
 }

@@ -8,12 +8,14 @@ use domain_events::{Handlers, Pipeline, RetryPolicy};
 
 use super::{
     DEFAULT_BLOCK, DEFAULT_CLAIM_IDLE, DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH_BYTES,
-    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PREFETCH, DEFAULT_SHUTDOWN_GRACE,
-    Inner, RedisConsumer,
+    DEFAULT_MAX_DELIVERIES, DEFAULT_MAX_ENTRY_BYTES, DEFAULT_PARTITION_LEASE, DEFAULT_PREFETCH,
+    DEFAULT_SHUTDOWN_GRACE, Inner, Partitioned, RedisConsumer,
 };
 use crate::acker::Acker;
 use crate::config::RedisConfig;
 use crate::error::Error;
+use crate::keys::Keys;
+use crate::partitions::Leases;
 use crate::scripts::ttl_ms;
 
 /// Where a new consumer group starts reading a stream it is created on.
@@ -53,6 +55,7 @@ pub struct RedisConsumerBuilder {
     shutdown_grace: Duration,
     max_batch_bytes: usize,
     max_entry_bytes: usize,
+    partition_lease: Duration,
 }
 
 impl RedisConsumer {
@@ -80,6 +83,7 @@ impl RedisConsumer {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES,
+            partition_lease: DEFAULT_PARTITION_LEASE,
         }
     }
 }
@@ -189,6 +193,17 @@ impl RedisConsumerBuilder {
         self
     }
 
+    /// How long this consumer's lease of a partition lasts unless renewed (every third of it);
+    /// default [`DEFAULT_PARTITION_LEASE`]. Only partitioned categories
+    /// ([`RedisConfig::partitions`]) have leases: a partition is read by one consumer of the
+    /// group at a time, and a consumer that died has its partitions taken by the others about
+    /// this long after its last renewal. Must be longer than a stall of the process (a lease not
+    /// renewed in time lets another consumer read the partition too).
+    pub fn partition_lease(mut self, lease: Duration) -> Self {
+        self.partition_lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
     /// Checks the settings and makes the consumer. Does not connect yet; must be called inside a
     /// Tokio runtime.
     pub fn build(self) -> Result<RedisConsumer, Error> {
@@ -211,10 +226,25 @@ impl RedisConsumerBuilder {
             return Err(Error::Config("the consumer name is empty".into()));
         }
         let keys = self.config.keys();
-        let streams = categories
-            .iter()
-            .map(|category| keys.stream(category))
-            .collect();
+        let mut streams = Vec::new();
+        let mut fixed = Vec::new();
+        let mut partitioned = Vec::new();
+        for category in &categories {
+            let partitions = self.config.partitions_of(category);
+            if partitions <= 1 {
+                fixed.push(keys.stream(category));
+                streams.push(keys.stream(category));
+            } else {
+                let tags: Vec<String> = (0..partitions)
+                    .map(|p| Keys::tag(category, p, partitions))
+                    .collect();
+                streams.extend(tags.iter().map(|tag| keys.stream(tag)));
+                partitioned.push(Partitioned {
+                    category: (*category).to_owned(),
+                    tags,
+                });
+            }
+        }
         let connection = self.config.connection();
         let commands = connection.open(None)?;
         let reads = connection.open(Some(self.block + connection.response_timeout_value()))?;
@@ -229,12 +259,20 @@ impl RedisConsumerBuilder {
         let pipeline = Pipeline::builder(self.group.clone(), self.handlers)
             .retry(self.retry)
             .build();
+        let leases = Leases::new(keys.clone(), &self.group, &consumer, self.partition_lease);
         let inner = Inner {
             keys,
             group: self.group,
             consumer,
             pipeline,
             streams,
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            partitioned,
+            ownership: Mutex::default(),
+            reading: Mutex::new(Arc::new(fixed)),
+            leases,
+            lease_ttl: self.partition_lease,
+            wake: tokio::sync::Notify::new(),
             concurrency: self.concurrency,
             batch_size: self
                 .batch_size

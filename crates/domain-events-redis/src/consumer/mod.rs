@@ -10,6 +10,7 @@
 
 mod builder;
 mod in_flight;
+mod ownership;
 mod read;
 mod run;
 mod settle;
@@ -27,9 +28,11 @@ use crate::connection::Connection;
 use crate::entry::Entry;
 use crate::error::Error;
 use crate::keys::Keys;
+use crate::partitions::Leases;
 
 pub use builder::{RedisConsumerBuilder, StartFrom};
 use in_flight::InFlight;
+use ownership::{Ownership, Partitioned};
 
 /// Handlers running at once unless configured otherwise: 16.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -54,6 +57,11 @@ pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 /// How long a shutdown may take unless configured otherwise: 10 seconds.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long a consumer's lease of a partition lasts unless renewed (every third of it), unless
+/// configured otherwise: 10 seconds. The partitions of a consumer that died are taken by the
+/// others within about this time.
+pub const DEFAULT_PARTITION_LEASE: Duration = Duration::from_secs(10);
 
 /// A member of a Redis consumer group running [`Handlers`].
 ///
@@ -123,7 +131,8 @@ impl RedisConsumer {
         &self.inner.consumer
     }
 
-    /// The stream keys this consumer reads.
+    /// The stream keys this consumer may read: every category's, and for a partitioned category
+    /// every partition's (it reads those whose leases it holds).
     pub fn streams(&self) -> &[String] {
         &self.inner.streams
     }
@@ -218,7 +227,22 @@ struct Inner {
     consumer: String,
     /// The delivery rules, the counters and the shutdown signal.
     pipeline: Pipeline,
+    /// Every stream this consumer may read (all partitions of the partitioned categories).
     streams: Vec<String>,
+    /// The categories read, in the order of `streams`.
+    categories: Vec<String>,
+    /// The categories of more than one partition.
+    partitioned: Vec<Partitioned>,
+    /// The partitions whose leases this consumer holds.
+    ownership: Mutex<Ownership>,
+    /// The streams read now: every unpartitioned category's and those of the partitions held.
+    reading: Mutex<Arc<Vec<String>>>,
+    /// The lease and membership calls.
+    leases: Leases,
+    /// How long a partition lease lasts unless renewed.
+    lease_ttl: Duration,
+    /// Woken when a partition was taken (the main loop may be waiting with nothing to read).
+    wake: tokio::sync::Notify,
     concurrency: usize,
     batch_size: usize,
     prefetch: usize,

@@ -68,7 +68,7 @@ impl Inner {
         permits: &Arc<Semaphore>,
         tasks: &mut JoinSet<()>,
     ) {
-        for stream in &self.streams {
+        for stream in self.reading().iter() {
             let mut cursor = "-".to_owned();
             let mut failures = 0;
             loop {
@@ -131,7 +131,7 @@ impl Inner {
         budget: usize,
     ) -> Result<Vec<Delivery>, RedisError> {
         let mut claimed = Vec::new();
-        for stream in &self.streams {
+        for stream in self.reading().iter() {
             let left = budget.saturating_sub(claimed.len());
             if left == 0 {
                 break;
@@ -151,7 +151,7 @@ impl Inner {
     /// `XPENDING` (idle at least `min_idle`, after `start`, of `owner` if given) then `XCLAIM` of
     /// those rows not in flight here, up to `count` entries. Returns the claimed deliveries and the
     /// last pending id looked at (`None` when there was none).
-    async fn claim(
+    pub(super) async fn claim(
         &self,
         stream: &str,
         min_idle: Duration,
@@ -208,7 +208,7 @@ impl Inner {
                 .arg(&self.group)
                 .arg(&self.consumer)
                 .arg(idle_ms)
-                .arg(self.stream_budget())
+                .arg(self.stream_budget(self.reading().len()))
                 .arg(self.max_entry_bytes)
                 .arg(self.config.max_len());
             for row in &rows {
@@ -253,10 +253,18 @@ impl Inner {
         count: usize,
         block: Option<Duration>,
     ) -> Result<Vec<Delivery>, RedisError> {
-        let budget = self.stream_budget();
-        let dlqs: Vec<String> = self.streams.iter().map(|s| self.dlq_of(s)).collect();
-        let replies = send_calls(&self.reads, READ, self.streams.len(), || {
-            self.streams.iter().zip(&dlqs).map(|(stream, dlq)| {
+        let streams = self.reading();
+        if streams.is_empty() {
+            // No partition held yet (or none left for this consumer): wait for one.
+            if let Some(block) = block {
+                let _ = tokio::time::timeout(block, self.wake.notified()).await;
+            }
+            return Ok(Vec::new());
+        }
+        let budget = self.stream_budget(streams.len());
+        let dlqs: Vec<String> = streams.iter().map(|s| self.dlq_of(s)).collect();
+        let replies = send_calls(&self.reads, READ, streams.len(), || {
+            streams.iter().zip(&dlqs).map(|(stream, dlq)| {
                 let mut cmd = redis::cmd("EVALSHA");
                 cmd.arg(READ_SCRIPT.get_hash())
                     .arg(2)
@@ -279,7 +287,7 @@ impl Inner {
         let mut deliveries = Vec::new();
         let mut dead_lettered = false;
         let mut failed = None;
-        for (stream, reply) in self.streams.iter().zip(replies) {
+        for (stream, reply) in streams.iter().zip(replies) {
             let parsed = reply.and_then(|reply| {
                 parse_scripted(reply).map_err(|e| {
                     RedisError::from((redis::ErrorKind::Parse, "read script", e.to_string()))
@@ -312,7 +320,7 @@ impl Inner {
         let Some(block) = block else {
             return Ok(deliveries);
         };
-        let read = match self.block_for_new(block).await {
+        let read = match self.block_for_new(&streams, block).await {
             Ok(read) => read,
             Err(error) => return self.read_failed(error),
         };
@@ -344,12 +352,13 @@ impl Inner {
     /// within `block` and the read connection's response timeout).
     async fn block_for_new(
         &self,
+        streams: &[String],
         block: Duration,
     ) -> Result<Vec<(String, Vec<Entry>)>, RedisError> {
         let groups: Vec<&[String]> = if self.reads.is_cluster() {
-            self.streams.chunks(1).collect()
+            streams.chunks(1).collect()
         } else {
-            vec![&self.streams[..]]
+            vec![streams]
         };
         let parts = u32::try_from(groups.len()).unwrap_or(u32::MAX).max(1);
         let block_ms = u64::try_from((block / parts).as_millis())
@@ -471,8 +480,8 @@ impl Inner {
 
     /// The byte budget of one stream's read or claim: an equal part of the batch budget, at least
     /// one entry's worth.
-    fn stream_budget(&self) -> usize {
-        (self.max_batch_bytes / self.streams.len().max(1)).max(self.max_entry_bytes)
+    fn stream_budget(&self, streams: usize) -> usize {
+        (self.max_batch_bytes / streams.max(1)).max(self.max_entry_bytes)
     }
 
     /// Parses the envelopes of a batch of entries, holds the entries ([`InFlight::hold`]; those

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::in_flight::{Held, Waiting};
+use super::ownership::LeaseTask;
 use super::{Delivery, Inner, is_error_code, log_join};
 use crate::connection_config::reconnect_backoff;
 use crate::error::{Error, is_transient, waiting_for};
@@ -20,9 +21,11 @@ impl Inner {
     pub(super) async fn run(self: Arc<Self>, stop: &Shutdown) -> Result<(), Error> {
         tracing::info!(group = %self.group, consumer = %self.consumer, streams = ?self.streams,
             url = %self.config.redacted_url(), "consumer starting");
-        if !self.ensure_groups(stop).await? {
+        if !self.check_layouts(stop).await? || !self.ensure_groups(stop).await? {
             return Ok(());
         }
+        // Renews and takes partition leases until the handlers ended (after the main loop).
+        let leases = (!self.partitioned.is_empty()).then(|| LeaseTask::spawn(self.clone()));
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         self.recover_own(stop, &permits, &mut tasks).await;
@@ -64,6 +67,36 @@ impl Inner {
                     _ = permits.acquire() => {}
                 }
                 topped_up = false;
+                continue;
+            }
+            let takeovers = self.takeovers();
+            if !takeovers.is_empty() {
+                let mut failed = None;
+                for tag in takeovers {
+                    if failed.is_some() {
+                        self.retry_takeover(tag);
+                        continue;
+                    }
+                    match self.take_over(&tag).await {
+                        Ok(claimed) => {
+                            self.hold(claimed, &mut waiting).await;
+                            self.start_reading(&tag);
+                        }
+                        Err(error) => {
+                            self.retry_takeover(tag);
+                            failed = Some(error);
+                        }
+                    }
+                }
+                if let Some(error) = failed {
+                    failures += 1;
+                    if self
+                        .on_redis_error(&error, failures, "taking a partition over", stop)
+                        .await?
+                    {
+                        break;
+                    }
+                }
                 continue;
             }
             if Instant::now() >= next_claim {
@@ -121,8 +154,35 @@ impl Inner {
             }
         }
         self.shut_down(waiting, tasks).await;
+        if let Some(leases) = leases {
+            leases.stop().await;
+            self.release_all().await;
+        }
         self.leave_group().await;
         Ok(())
+    }
+
+    /// Claims every entry pending in the group on the stream of the partition `tag` just taken
+    /// (those of the consumer that held it before, dead or gone), in stream order.
+    async fn take_over(self: &Arc<Self>, tag: &str) -> Result<Vec<super::Delivery>, RedisError> {
+        let stream = self.keys.stream(tag);
+        let mut cursor = "-".to_owned();
+        let mut claimed = Vec::new();
+        loop {
+            let (mut got, last) = self
+                .claim(&stream, Duration::ZERO, None, &cursor, self.batch_size)
+                .await?;
+            claimed.append(&mut got);
+            let Some(last) = last else {
+                break;
+            };
+            cursor = format!("({last}");
+        }
+        if !claimed.is_empty() {
+            tracing::debug!(group = %self.group, consumer = %self.consumer, partition = tag,
+                entries = claimed.len(), "took a partition's pending entries over");
+        }
+        Ok(claimed)
     }
 
     /// Removes this consumer from the group of each stream where it holds no pending entry
