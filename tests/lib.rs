@@ -1,7 +1,7 @@
 //! Cross-crate tests live in `tests/`. The library holds what they share: the Redis and PostgreSQL
 //! test harnesses ([`redis_server`], [`redis_cluster`], [`postgres_server`]), the handlers and
 //! payloads of the Redis worker processes ([`redis_worker`]) and of the partition tests
-//! ([`partitioned`]), the passwords the secret-redaction tests use ([`secrets`]), a reader of the
+//! ([`partitioned`]), the protocol of the worker processes ([`worker_process`]), the passwords the secret-redaction tests use ([`secrets`]), a reader of the
 //! Prometheus text format ([`prometheus_text`]), and an in-memory OpenTelemetry span exporter
 //! ([`otel`]).
 
@@ -13,3 +13,4 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod redis_worker;
 pub mod secrets;
+pub mod worker_process;

@@ -3,11 +3,13 @@
 //! the entity and the step number) and a handler that records, in a Redis of the test's own, how
 //! often each event ran and in which order each entity's steps ran.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Child, Command};
 
 use domain_events::{EmitBatch, Envelope, EventPayload, HandlerError, Handlers, ValidationError};
 use domain_events_redis::{Error, RedisConfig};
+
+use crate::worker_process::spawn_ready;
 use redis::aio::ConnectionManager;
 
 domain_events::include_events!("schemas/partitioned");
@@ -150,26 +152,17 @@ impl Worker {
     /// Starts the worker binary `exe` (`env!("CARGO_BIN_EXE_redis-partition-worker")`) and waits
     /// until it is ready.
     pub fn spawn(exe: &str, settings: &WorkerSettings) -> Self {
-        let mut child = Command::new(exe)
-            .env("REDIS_URL", &settings.url)
-            .env("COUNTER_URL", &settings.counter_url)
-            .env("KEY_PREFIX", &settings.prefix)
-            .env("GROUP", &settings.group)
-            .env("CONSUMER", &settings.consumer)
-            .env("COUNTERS", &settings.counters)
-            .env("PARTITIONS", settings.partitions.to_string())
-            .env("LEASE_MS", settings.lease_ms.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn redis-partition-worker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("worker output");
-        assert_eq!(line.trim(), "ready", "the worker started");
-        Worker(child)
+        Worker(spawn_ready(
+            Command::new(exe)
+                .env("REDIS_URL", &settings.url)
+                .env("COUNTER_URL", &settings.counter_url)
+                .env("KEY_PREFIX", &settings.prefix)
+                .env("GROUP", &settings.group)
+                .env("CONSUMER", &settings.consumer)
+                .env("COUNTERS", &settings.counters)
+                .env("PARTITIONS", settings.partitions.to_string())
+                .env("LEASE_MS", settings.lease_ms.to_string()),
+        ))
     }
 
     /// Kills it with `SIGKILL` (a crash) and reaps it.

@@ -10,6 +10,8 @@ use domain_events_redis::{RedisConfig, RedisConsumer, RedisConsumerBuilder};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+use crate::worker_process::{env_number, env_var};
+
 /// An `image:family_completed` payload; its idempotency key is
 /// `image_family:<variation>:<index>`, so each `(variation, index)` is one event.
 pub fn family_completed(variation: &str, index: u64) -> ImageFamilyCompletedPayload {
@@ -90,26 +92,18 @@ impl WorkerSettings {
 
     /// Reads the settings from the environment; `Err` names a missing or invalid variable.
     pub fn from_env() -> Result<Self, String> {
-        fn var(name: &str) -> Result<String, String> {
-            std::env::var(name).map_err(|_| format!("{name} is not set"))
-        }
-        fn number(name: &str) -> Result<u64, String> {
-            var(name)?
-                .parse()
-                .map_err(|_| format!("{name} is not a number"))
-        }
         Ok(Self {
-            url: var("REDIS_URL")?,
-            prefix: var("KEY_PREFIX")?,
-            group: var("GROUP")?,
-            consumer: var("CONSUMER")?,
-            counters: var("COUNTERS")?,
-            concurrency: usize::try_from(number("CONCURRENCY")?)
+            url: env_var("REDIS_URL")?,
+            prefix: env_var("KEY_PREFIX")?,
+            group: env_var("GROUP")?,
+            consumer: env_var("CONSUMER")?,
+            counters: env_var("COUNTERS")?,
+            concurrency: usize::try_from(env_number("CONCURRENCY")?)
                 .map_err(|_| "CONCURRENCY too large".to_owned())?,
-            prefetch: usize::try_from(number("PREFETCH")?)
+            prefetch: usize::try_from(env_number("PREFETCH")?)
                 .map_err(|_| "PREFETCH too large".to_owned())?,
-            delay: Duration::from_millis(number("DELAY_MS")?),
-            claim_idle: Duration::from_millis(number("CLAIM_IDLE_MS")?),
+            delay: Duration::from_millis(env_number("DELAY_MS")?),
+            claim_idle: Duration::from_millis(env_number("CLAIM_IDLE_MS")?),
         })
     }
 }

@@ -3,8 +3,7 @@
 //! emitting.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use domain_events_tests::redis_server::{RedisServer, pending};
 use domain_events_tests::redis_worker::{
     WorkerSettings, counter_key, eventually, family_completed, init_tracing,
 };
+use domain_events_tests::worker_process::spawn_ready;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
@@ -25,19 +25,9 @@ struct Worker(Child);
 
 impl Worker {
     fn spawn(settings: &WorkerSettings) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_redis-consumer-worker"))
-            .envs(settings.to_env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn redis-consumer-worker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("worker output");
-        assert_eq!(line.trim(), "ready", "the worker started");
-        Worker(child)
+        Worker(spawn_ready(
+            Command::new(env!("CARGO_BIN_EXE_redis-consumer-worker")).envs(settings.to_env()),
+        ))
     }
 
     fn sigkill(&mut self) {

@@ -124,37 +124,38 @@ impl RedisTransport {
         &self,
         events: &[OutgoingEvent],
     ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {
-        let results = self.append(events).await?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_layouts(events).await?;
+        // Each event's hash tag, worked out once: the append writes to it, and `WAIT` goes to the
+        // master of its slot (a partition's, when the category is partitioned).
+        let tags = events
+            .iter()
+            .map(|event| self.tag(event))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let results = self.append(events, &tags).await?;
         Ok(
             durability::confirm(&self.conn, &self.config, results, |index| {
-                self.keys.stream(events[index].category)
+                self.keys.stream(&tags[index])
             })
             .await,
         )
     }
 
-    /// Writes `events` in one round trip: one result per event, in order, or the error that kept
-    /// the whole call from Redis.
+    /// Writes `events` in one round trip, each to the stream of its hash tag in `tags`: one
+    /// result per event, in order, or the error that kept the whole call from Redis.
     async fn append(
         &self,
         events: &[OutgoingEvent],
+        tags: &[Cow<'static, str>],
     ) -> Result<Vec<Result<PublishOutcome, Error>>, Error> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.check_layouts(events).await?;
-        let tags: Vec<Result<Cow<'static, str>, Error>> =
-            events.iter().map(|event| self.tag(event)).collect();
-        if let Some(Err(error)) = tags.iter().find(|tag| tag.is_err()) {
-            return Err(error.clone());
-        }
-        let tags: Vec<Cow<'static, str>> = tags.into_iter().filter_map(Result::ok).collect();
         if !self.config.idempotency_claims_enabled() {
             // Plain `XADD`s never answer NOSCRIPT, so the script is never loaded.
             let replies = send_calls(&self.conn, EMIT, events.len(), || {
                 events
                     .iter()
-                    .zip(&tags)
+                    .zip(tags)
                     .map(|(event, tag)| self.append_call(event, tag))
             })
             .await
@@ -176,7 +177,7 @@ impl RedisTransport {
         let replies = send_calls(&self.conn, EMIT, calls.len(), || {
             calls
                 .iter()
-                .map(|indices| self.emit_call(events, &tags, indices))
+                .map(|indices| self.emit_call(events, tags, indices))
         })
         .await
         .map_err(|error| self.config.error(&error))?;

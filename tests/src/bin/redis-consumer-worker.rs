@@ -4,23 +4,17 @@
 //! standard input closes, printing its counters and its peak resident memory
 //! (`peak_rss_kb=<VmHWM>`). Tests kill it with `SIGKILL` to simulate a crash.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use domain_events::RetryPolicy;
 use domain_events_redis::{RedisConfig, RedisConsumer};
 use domain_events_tests::redis_worker::{WorkerSettings, counting_handlers};
-use tokio::io::AsyncReadExt;
+use domain_events_tests::worker_process::{init_worker_tracing, serve};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_worker_tracing();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -54,19 +48,7 @@ async fn run() -> Result<(), String> {
         })
         .build()
         .map_err(|e| e.to_string())?;
-    let stop = consumer.shutdown_handle();
-    tokio::spawn(async move {
-        let mut sink = Vec::new();
-        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
-        stop.trigger();
-    });
-    println!("ready");
-    let _ = std::io::stdout().flush();
-    let stats = consumer.run().await.map_err(|e| e.to_string())?;
-    println!(
-        "handled={} duplicates={} received={}",
-        stats.handled, stats.duplicates, stats.received
-    );
+    serve(consumer).await?;
     println!("peak_rss_kb={}", peak_rss_kb().unwrap_or(0));
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use domain_events::{EmitBatch, Emitter};
 use domain_events_redis::{RedisConfig, RedisTransport};
 use domain_events_tests::redis_worker::family_completed;
+use domain_events_tests::worker_process::{env_number, env_var};
 use redis::AsyncCommands;
 
 #[tokio::main]
@@ -27,28 +28,18 @@ async fn main() -> ExitCode {
     }
 }
 
-fn var(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("{name} is not set"))
-}
-
-fn number(name: &str) -> Result<u64, String> {
-    var(name)?
-        .parse()
-        .map_err(|_| format!("{name} is not a number"))
-}
-
 async fn run() -> Result<(usize, usize), String> {
-    let url = var("REDIS_URL")?;
-    let variation = var("VARIATION")?;
+    let url = env_var("REDIS_URL")?;
+    let variation = env_var("VARIATION")?;
     let (count, batch_size, parties) = (
-        number("COUNT")?,
-        number("BATCH")?.max(1),
-        number("PARTIES")?,
+        env_number("COUNT")?,
+        env_number("BATCH")?.max(1),
+        env_number("PARTIES")?,
     );
-    let barrier = var("BARRIER_KEY")?;
+    let barrier = env_var("BARRIER_KEY")?;
     let config = RedisConfig::new(&url)
         .map_err(|e| e.to_string())?
-        .key_prefix(var("KEY_PREFIX")?);
+        .key_prefix(env_var("KEY_PREFIX")?);
     let emitter = Emitter::new(
         "race-test",
         RedisTransport::new(config).map_err(|e| e.to_string())?,
