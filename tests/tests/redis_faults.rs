@@ -75,7 +75,10 @@ async fn a_consumer_killed_with_sigkill_loses_nothing_and_reruns_only_what_it_ha
         concurrency: CONCURRENCY,
         prefetch: PREFETCH,
         delay: Duration::from_millis(20),
-        claim_idle: Duration::from_millis(500),
+        // Long enough that a living worker's entry in flight is not claimed by the other even on a
+        // loaded machine (a claim of it would run it twice without any kill); the survivor takes
+        // the killed worker's entries once they are this idle.
+        claim_idle: Duration::from_millis(2000),
     };
     let mut conn = server.connection().await;
     let handled_so_far = |conn: &MultiplexedConnection| {
