@@ -21,7 +21,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::payload_check::{payload_validator, problems};
-use crate::redis_args::{block_on, compact_json};
+use crate::redis_args::{block_on, compact_json, event_infos};
 use crate::{Error, RedisArgs, SchemaArgs, TransportArgs, say};
 
 /// How many close matches an unknown type's message lists at most.
@@ -87,10 +87,17 @@ pub(crate) fn run(args: &EmitArgs, out: &mut dyn Write) -> Result<ExitCode, Erro
     let event = find_event(&catalog, &args.event_type, args)?;
     let payload = payload_text(args)?;
     let outgoing = envelope(&catalog, event, &payload, args)?;
-    let config = args.redis.config()?;
+    let redis_streams = !args.transport.selects_bullmq()?;
+    let events = event_infos(&catalog, &[&event.category]);
 
     let outcome = block_on(async {
-        // Everything before is transport-agnostic.
+        // Everything before is transport-agnostic. On Redis Streams the event goes to the
+        // partition the services' producers would pick, by the count Redis records.
+        let config = if redis_streams {
+            args.redis.partitioned_config(&events).await?
+        } else {
+            args.redis.config()?
+        };
         let transport = args.transport.transport(&args.redis, config)?;
         publish(transport.as_ref(), &outgoing).await
     })??;

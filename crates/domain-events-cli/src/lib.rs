@@ -184,7 +184,11 @@ pub enum Command {
     /// Looks up `--type` in the schema folder (its latest version), checks the payload
     /// against that version's payload JSON Schema (the one `export` writes, formats
     /// included), fills the idempotency key and correlation id from the payload, and appends
-    /// the envelope to the category's stream, `<prefix>:{<category>}`.
+    /// the envelope to the category's stream, `<prefix>:{<category>}`. A category the
+    /// services split into partitions (Redis records the count at
+    /// `<prefix>:{<category>}:partitions`) gets it on the stream of the partition of its
+    /// correlation id, `<prefix>:{<category>#<p>}`, where the services' producers put it:
+    /// the count is read from Redis, there is nothing to configure.
     ///
     /// The payload is `--payload JSON` on the command line, or read with `--payload-file
     /// PATH` from a file, or from standard input with `--payload-file -`: a command line
@@ -211,7 +215,9 @@ pub enum Command {
     ///
     /// Joins consumer group `--group` on the stream of each category (`--category`, or every
     /// category of `--schemas`) and prints each event as one JSON line: its envelope, the
-    /// payload as received. An event is acknowledged, and the group's done record written,
+    /// payload as received. A partitioned category is read on every partition (the count
+    /// Redis records), shared with the group's other consumers as theirs are: one consumer
+    /// per partition at a time. An event is acknowledged, and the group's done record written,
     /// only after its line was written, as the runtime's consumers do after a handler
     /// succeeded.
     ///
@@ -237,6 +243,10 @@ pub enum Command {
     /// A consumer moves an entry it cannot handle to its group's dead-letter stream,
     /// `<prefix>:{<category>}:dlq:<group>`: at once when the entry is not a readable event,
     /// after too many deliveries when its handler kept failing.
+    ///
+    /// A partitioned category has one dead-letter stream per partition,
+    /// `<prefix>:{<category>#<p>}:dlq:<group>`; every `dlq` command covers all of them (the
+    /// count Redis records), and `--category <category>#<p>` narrows it to one partition.
     #[command(verbatim_doc_comment)]
     Dlq(DlqArgs),
 

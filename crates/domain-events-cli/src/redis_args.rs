@@ -4,7 +4,9 @@
 use std::fmt;
 use std::future::Future;
 
+use domain_events::EventInfo;
 use domain_events_redis::{DEFAULT_KEY_PREFIX, RedisConfig, redact_url};
+use domain_events_schema::Catalog;
 
 use crate::{Error, SchemaArgs};
 
@@ -37,6 +39,43 @@ impl RedisArgs {
     pub fn config(&self) -> Result<RedisConfig, Error> {
         Ok(RedisConfig::new(&self.url)?.key_prefix(self.key_prefix.clone()))
     }
+
+    /// The client configuration with the partition counts Redis records for the categories of
+    /// `events` ([`RedisConfig::with_recorded_partitions`]): the tool never chooses a count, so it
+    /// cannot disagree with the services. Call inside the Tokio runtime.
+    pub(crate) async fn partitioned_config(
+        &self,
+        events: &[EventInfo],
+    ) -> Result<RedisConfig, Error> {
+        Ok(self.config()?.with_recorded_partitions(events).await?)
+    }
+}
+
+/// Every version of the events of `categories` in `catalog`, described as the runtime describes a
+/// generated event set's ([`EventInfo`]): what the recorded partition counts are checked against.
+pub(crate) fn event_infos(catalog: &Catalog, categories: &[impl AsRef<str>]) -> Vec<EventInfo> {
+    // `EventInfo` holds `&'static str`, as generated code has them. The tool runs one command and
+    // exits, so leaking these few short strings costs nothing.
+    fn leak(text: &str) -> &'static str {
+        Box::leak(text.to_owned().into_boxed_str())
+    }
+    catalog
+        .events()
+        .filter(|event| categories.iter().any(|c| c.as_ref() == event.category))
+        .flat_map(|event| {
+            event.versions.iter().map(|version| EventInfo {
+                event_type: leak(&event.type_string),
+                category: leak(&event.category),
+                name: leak(&event.name),
+                version: version.version,
+                latest: version.latest,
+                key_template: leak(&version.key.source),
+                correlation_field: leak(&version.correlation),
+                deprecated: event.deprecated,
+                description: leak(version.description.as_deref().unwrap_or_default()),
+            })
+        })
+        .collect()
 }
 
 impl fmt::Debug for RedisArgs {

@@ -10,12 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::builder::NonEmptyStringValueParser;
-use domain_events::{ConsumerStats, HandlerError, Handlers, RawEnvelope, Shutdown};
+use domain_events::{ConsumerStats, EventInfo, HandlerError, Handlers, RawEnvelope, Shutdown};
 use domain_events_redis::{RedisConsumer, RedisTransport, StartFrom};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::payload_check::Checker;
-use crate::redis_args::{block_on, compact_json, parse_category};
+use crate::redis_args::{block_on, compact_json, event_infos, parse_category};
 use crate::{Error, RedisArgs, SchemaArgs, TransportArgs};
 
 /// The options of `domain-events tail` (its help text is on [`crate::Command::Tail`]).
@@ -98,6 +98,9 @@ pub(crate) fn run(args: &TailArgs, out: &mut dyn Write) -> Result<ExitCode, Erro
 /// schema folder; else all of them) and the folder's event schemas.
 pub(crate) struct Plan {
     pub(crate) categories: Vec<String>,
+    /// Every version of the events of those categories: what the partition counts Redis records
+    /// for them are checked against.
+    events: Vec<EventInfo>,
     checker: Arc<Checker>,
     show_sensitive: bool,
 }
@@ -122,6 +125,7 @@ impl Plan {
             given
         };
         Ok(Self {
+            events: event_infos(&catalog, &categories),
             categories,
             checker: Arc::new(Checker::new(catalog)),
             show_sensitive: args.show_sensitive,
@@ -137,6 +141,8 @@ async fn tail(
 ) -> Result<ExitCode, Error> {
     // The consumer waits for an unreachable Redis; a command-line tool had better say so at once.
     RedisTransport::new(config.clone())?.ping().await?;
+    // A partitioned category is read on every partition, as the services' consumers read it.
+    let config = config.with_recorded_partitions(&plan.events).await?;
 
     let (handlers, mut printer) = printing_handlers(plan);
     let mut builder = RedisConsumer::builder(config, args.group.clone(), handlers)
@@ -174,6 +180,7 @@ pub(crate) fn printing_handlers(plan: Plan) -> (Handlers, mpsc::Receiver<Line>) 
         categories,
         checker,
         show_sensitive,
+        events: _,
     } = plan;
     // Handlers name their categories as `&'static str`, as generated code has them. This process
     // runs one consumer and exits, so leaking a few short names costs nothing.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain_events::EventSet;
+use domain_events::{EventInfo, EventSet};
 
 use crate::connection_config::ConnectionConfig;
 use crate::durability::ReplicaWait;
@@ -257,10 +257,28 @@ impl RedisConfig {
     ///
     /// `1` is today's single stream. Errors: a count of 0 or more than [`MAX_PARTITIONS`], a
     /// category `E` does not declare, a key template without the correlation field.
-    pub fn partitions<E: EventSet>(
+    ///
+    /// A process that should follow whatever the services use (a tool, a one-off script) reads
+    /// the recorded counts instead:
+    /// [`with_recorded_partitions`](Self::with_recorded_partitions).
+    pub fn partitions<E: EventSet>(self, category: &str, partitions: u32) -> Result<Self, Error> {
+        self.partitions_checked(
+            category,
+            partitions,
+            E::EVENTS,
+            &format!("the event set {}", std::any::type_name::<E>()),
+        )
+    }
+
+    /// [`partitions`](Self::partitions) with the event set given as its events (`set` names it in
+    /// errors): for callers that know their events at run time only, like
+    /// [`with_recorded_partitions`](Self::with_recorded_partitions).
+    pub(crate) fn partitions_checked(
         mut self,
         category: &str,
         partitions: u32,
+        events: &[EventInfo],
+        set: &str,
     ) -> Result<Self, Error> {
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::Config(format!(
@@ -268,14 +286,13 @@ impl RedisConfig {
                  {MAX_PARTITIONS}"
             )));
         }
-        let mut events = E::EVENTS
+        let mut events = events
             .iter()
             .filter(|info| info.category == category)
             .peekable();
         if events.peek().is_none() {
             return Err(Error::Config(format!(
-                "category `{category}` is not declared by the event set {}",
-                std::any::type_name::<E>()
+                "category `{category}` is not declared by {set}"
             )));
         }
         for info in events {

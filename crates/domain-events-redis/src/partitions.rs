@@ -108,13 +108,7 @@ pub(crate) async fn check_layout(
             .invoke_async(&mut conn.clone())
             .await?
     };
-    let recorded = match &recorded {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()),
-        Value::SimpleString(text) => text.parse().ok(),
-        Value::Int(n) => u32::try_from(*n).ok(),
-        _ => None,
-    };
-    Ok(match recorded {
+    Ok(match count_of(&recorded) {
         Some(recorded) if recorded == configured => Ok(()),
         Some(recorded) => Err(Error::PartitionsChanged {
             category: category.to_owned(),
@@ -126,6 +120,84 @@ pub(crate) async fn check_layout(
             "`{marker}` holds no partition count"
         ))),
     })
+}
+
+/// The partition count a reply holds (a record's text, or the script's answer).
+fn count_of(reply: &Value) -> Option<u32> {
+    match reply {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()),
+        Value::SimpleString(text) => text.parse().ok(),
+        Value::Int(n) => u32::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+impl RedisConfig {
+    /// The partition count Redis records for `category` (`<prefix>:{<category>}:partitions`,
+    /// written by the first producer or consumer configured with more than one partition): 1 when
+    /// none is recorded. Only reads; the count configured here plays no part.
+    ///
+    /// For tools that work on the categories the services use, like the command-line tool: the
+    /// partitions of a category are its streams `Keys::tag(category, p, count)` for `p` in
+    /// `0..count`. Must be called inside a Tokio runtime; connects for the call.
+    pub async fn recorded_partitions(&self, category: &str) -> Result<u32, Error> {
+        let conn = Connection::in_runtime(self, "RedisConfig::recorded_partitions")?;
+        self.read_partitions(&conn, category).await
+    }
+
+    /// This configuration with, for every category of `events`, the partition count Redis
+    /// records for it ([`recorded_partitions`](Self::recorded_partitions)), checked as
+    /// [`partitions`](Self::partitions) checks a count against an event set: `events` stand for
+    /// the set (the runtime's description of every event version, as a generated `DomainEvent`'s
+    /// `EVENTS` or one built from a schema folder at run time). A producer or consumer built
+    /// from it agrees with the services on every partitioned category and never records a count
+    /// itself: a category without a record stays in one partition.
+    ///
+    /// Errors: Redis unreachable, a record that holds no count, a recorded count above
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS) or one that some event version of the category
+    /// cannot be partitioned with (its key template lacks the correlation field).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), domain_events_redis::Error> {
+    /// use domain_events::EventSet;
+    /// use domain_events_catalog::DomainEvent;
+    /// use domain_events_redis::RedisConfig;
+    ///
+    /// let config = RedisConfig::new("redis://127.0.0.1:6379")?
+    ///     .with_recorded_partitions(DomainEvent::EVENTS)
+    ///     .await?;
+    /// println!("image: {} partitions", config.partitions_of("image"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_recorded_partitions(
+        mut self,
+        events: &[domain_events::EventInfo],
+    ) -> Result<Self, Error> {
+        let conn = Connection::in_runtime(&self, "RedisConfig::with_recorded_partitions")?;
+        let mut categories: Vec<&str> = events.iter().map(|info| info.category).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        for category in categories {
+            let count = self.read_partitions(&conn, category).await?;
+            self = self.partitions_checked(category, count, events, "the events given")?;
+        }
+        Ok(self)
+    }
+
+    /// [`recorded_partitions`](Self::recorded_partitions) on `conn`.
+    async fn read_partitions(&self, conn: &Connection, category: &str) -> Result<u32, Error> {
+        let marker = self.keys().partitions(category);
+        let recorded: Value = redis::cmd("GET")
+            .arg(&marker)
+            .query_async(&mut conn.clone())
+            .await
+            .map_err(|error| self.error(&error))?;
+        match recorded {
+            Value::Nil => Ok(1),
+            recorded => count_of(&recorded)
+                .ok_or_else(|| Error::Protocol(format!("`{marker}` holds no partition count"))),
+        }
+    }
 }
 
 /// The lease and membership calls of one consumer of one group.
