@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use domain_events_redis::Status;
+use domain_events_redis::{Keys, Status};
 
 use crate::dashboard::Dashboard;
 use crate::error::ApiError;
@@ -36,11 +36,7 @@ pub(crate) fn exposition(status: &Status) -> String {
         }
     };
     let stream = |s: &domain_events_redis::StreamStatus| {
-        format!(
-            "stream=\"{}\",category=\"{}\"",
-            escape(&s.stream),
-            escape(&s.category)
-        )
+        format!("stream=\"{}\",{}", escape(&s.stream), category(&s.category))
     };
     let groups = || {
         status.streams.iter().flat_map(move |s| {
@@ -98,17 +94,25 @@ pub(crate) fn exposition(status: &Status) -> String {
             .iter()
             .map(|d| {
                 (
-                    format!(
-                        "category=\"{}\",group=\"{}\"",
-                        escape(&d.category),
-                        escape(&d.group)
-                    ),
+                    format!("{},group=\"{}\"", category(&d.category), escape(&d.group)),
                     d.length,
                 )
             })
             .collect(),
     );
     out
+}
+
+/// The labels of the category of hash tag `tag` (what [`Status`] calls a stream's category):
+/// `category`, the category's name also for a partition's stream, and `partition`, for a
+/// partition's stream only, as the Redis collector labels them.
+fn category(tag: &str) -> String {
+    match Keys::split_tag(tag) {
+        (category, Some(partition)) => {
+            format!("category=\"{}\",partition=\"{partition}\"", escape(category))
+        }
+        (category, None) => format!("category=\"{}\"", escape(category)),
+    }
 }
 
 /// A label value as the text format wants it: `\`, `"` and line feeds escaped.
@@ -122,6 +126,12 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partitions_stream_is_labelled_with_its_category_and_partition() {
+        assert_eq!(category("image#2"), r#"category="image",partition="2""#);
+        assert_eq!(category("image"), r#"category="image""#);
+    }
 
     #[test]
     fn label_values_are_escaped() {

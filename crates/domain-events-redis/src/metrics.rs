@@ -6,9 +6,11 @@
 //! (`domain_events_consumer_lag`, `..._pending`, `..._oldest_pending_idle_seconds`,
 //! `domain_events_consumers`, `domain_events_stream_length`,
 //! `domain_events_stream_entries_added_total`, `domain_events_dead_letters`) with the labels
-//! `category`, `stream` (the stream's key: a category spread over several streams, its
-//! partitions, gives a series per stream) and `group`. One collector per Redis and prefix is
-//! enough, whatever the number of consumers.
+//! `category`, `stream` (the stream's key) and `group`. A partitioned category has a series per
+//! partition: `category` is the category's name and `partition` the partition's number, a label
+//! only the streams of partitions have (`image` partition 2 is `category="image",partition="2"`,
+//! stream `<prefix>:{image#2}`). One collector per Redis and prefix is enough, whatever the
+//! number of consumers.
 //!
 //! The series of a stream or group that disappears keep their last value until the process
 //! restarts (the `metrics` facade cannot remove a series).
@@ -20,11 +22,12 @@ use domain_events::metrics::{
     COLLECTOR_ERRORS, COLLECTOR_UP, CONSUMER_LAG, CONSUMER_OLDEST_PENDING, CONSUMER_PENDING,
     CONSUMERS, DEAD_LETTERS, STREAM_ENTRIES_ADDED, STREAM_LENGTH,
 };
-use metrics::{counter, gauge};
+use metrics::{Label, counter, gauge};
 use tokio::task::JoinHandle;
 
 use crate::config::RedisConfig;
 use crate::error::Error;
+use crate::keys::Keys;
 use crate::status::{Inspector, Status};
 
 /// How often a [`Collector`] reads Redis unless told otherwise: 15 seconds, Prometheus's default
@@ -138,35 +141,41 @@ impl CollectorHandle {
 #[allow(clippy::cast_precision_loss)]
 fn set_gauges(status: &Status) {
     for stream in &status.streams {
-        let labels = [
-            ("category", stream.category.clone()),
-            ("stream", stream.stream.clone()),
-        ];
-        gauge!(STREAM_LENGTH, &labels).set(stream.length as f64);
+        let labels = series_labels(&stream.category, &stream.stream, None);
+        gauge!(STREAM_LENGTH, labels.clone()).set(stream.length as f64);
         if let Some(added) = stream.entries_added {
-            counter!(STREAM_ENTRIES_ADDED, &labels).absolute(added);
+            counter!(STREAM_ENTRIES_ADDED, labels).absolute(added);
         }
         for group in &stream.groups {
-            let labels = [
-                ("category", stream.category.clone()),
-                ("stream", stream.stream.clone()),
-                ("group", group.group.clone()),
-            ];
+            let labels = series_labels(&stream.category, &stream.stream, Some(&group.group));
             if let Some(lag) = group.lag {
-                gauge!(CONSUMER_LAG, &labels).set(lag as f64);
+                gauge!(CONSUMER_LAG, labels.clone()).set(lag as f64);
             }
-            gauge!(CONSUMER_PENDING, &labels).set(group.pending as f64);
+            gauge!(CONSUMER_PENDING, labels.clone()).set(group.pending as f64);
             let idle_ms = group.oldest_pending.as_ref().map_or(0, |p| p.idle_ms);
-            gauge!(CONSUMER_OLDEST_PENDING, &labels).set(idle_ms as f64 / 1000.0);
-            gauge!(CONSUMERS, &labels).set(group.consumers.len() as f64);
+            gauge!(CONSUMER_OLDEST_PENDING, labels.clone()).set(idle_ms as f64 / 1000.0);
+            gauge!(CONSUMERS, labels).set(group.consumers.len() as f64);
         }
     }
     for letters in &status.dead_letters {
-        let labels = [
-            ("category", letters.category.clone()),
-            ("group", letters.group.clone()),
-            ("stream", letters.stream.clone()),
-        ];
-        gauge!(DEAD_LETTERS, &labels).set(letters.length as f64);
+        let labels = series_labels(&letters.category, &letters.stream, Some(&letters.group));
+        gauge!(DEAD_LETTERS, labels).set(letters.length as f64);
     }
+}
+
+/// The labels of the series of `stream`, whose hash tag is `tag` (what [`Status`] calls its
+/// category): `category`, the category's name also for a partition's stream; `partition`, for a
+/// partition's stream only (so `sum by (category)` adds a partitioned category's partitions up);
+/// `stream`, the key; and `group` when given.
+fn series_labels(tag: &str, stream: &str, group: Option<&str>) -> Vec<Label> {
+    let (category, partition) = Keys::split_tag(tag);
+    let mut labels = vec![Label::new("category", category.to_owned())];
+    if let Some(partition) = partition {
+        labels.push(Label::new("partition", partition.to_string()));
+    }
+    labels.push(Label::new("stream", stream.to_owned()));
+    if let Some(group) = group {
+        labels.push(Label::new("group", group.to_owned()));
+    }
+    labels
 }

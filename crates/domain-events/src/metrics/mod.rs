@@ -61,7 +61,8 @@ pub struct Metric {
     pub name: &'static str,
     /// Counter, gauge or histogram.
     pub kind: Kind,
-    /// Its label names.
+    /// Its label names. `partition` is set only on the series of a partitioned category's
+    /// streams (the Redis collector's gauges).
     pub labels: &'static [&'static str],
     /// What it counts or measures (the `# HELP` text).
     pub help: &'static str,
@@ -168,8 +169,9 @@ pub const HANDLER_DURATION_BUCKETS: &[f64] = &[
 ];
 
 const EMIT_LABELS: &[&str] = &["type", "transport"];
-const STREAM_LABELS: &[&str] = &["category", "stream"];
-const GROUP_LABELS: &[&str] = &["category", "stream", "group"];
+// `partition` only on the series of a partitioned category's streams.
+const STREAM_LABELS: &[&str] = &["category", "partition", "stream"];
+const GROUP_LABELS: &[&str] = &["category", "partition", "stream", "group"];
 
 const fn metric(
     name: &'static str,
@@ -291,7 +293,7 @@ pub const ALL: &[Metric] = &[
     metric(
         DEAD_LETTERS,
         Kind::Gauge,
-        &["category", "group", "stream"],
+        &["category", "partition", "group", "stream"],
         "Dead letters of the group in the category's dead-letter stream (`stream` is its key).",
         RecordedBy::RedisCollector,
     ),
