@@ -37,7 +37,9 @@ async fn lag_pending_and_dead_letters_are_reported_per_partition() {
     for entity in 0..24 {
         let entity = format!("e{entity}");
         batch.push(CartStepPayload::new(&entity, 0)).unwrap();
-        *lengths.entry(partition_of(&entity, PARTITIONS)).or_default() += 1;
+        *lengths
+            .entry(partition_of(&entity, PARTITIONS))
+            .or_default() += 1;
     }
     for entity in 0..3 {
         batch
@@ -156,7 +158,10 @@ async fn lag_pending_and_dead_letters_are_reported_per_partition() {
         .filter(|s| s.name == names::CONSUMER_LAG && s.labels["category"] == "cart")
         .map(|s| s.value)
         .sum();
-    assert_eq!(cart_lag, (0..PARTITIONS).map(expected_lag).sum::<u64>() as f64);
+    assert_eq!(
+        cart_lag,
+        (0..PARTITIONS).map(expected_lag).sum::<u64>() as f64
+    );
     assert!(
         all.iter()
             .all(|s| !s.labels.get("category").is_some_and(|c| c.contains('#'))),

@@ -380,10 +380,10 @@ async fn find<'a>(
             holding.push((place, letter));
         }
     }
-    if holding.len() == 1 {
-        if let Some(found) = holding.pop() {
-            return Ok(found);
-        }
+    if holding.len() == 1
+        && let Some(found) = holding.pop()
+    {
+        return Ok(found);
     }
     let problem = if holding.is_empty() {
         let names: Vec<&str> = places.iter().map(Place::name).collect();

@@ -109,7 +109,10 @@ pub(crate) fn exposition(status: &Status) -> String {
 fn category(tag: &str) -> String {
     match Keys::split_tag(tag) {
         (category, Some(partition)) => {
-            format!("category=\"{}\",partition=\"{partition}\"", escape(category))
+            format!(
+                "category=\"{}\",partition=\"{partition}\"",
+                escape(category)
+            )
         }
         (category, None) => format!("category=\"{}\"", escape(category)),
     }
