@@ -378,3 +378,35 @@ fn dlq_lists_replays_deletes_and_purges_the_dead_letters_of_every_partition() {
         assert_eq!(setup.xlen(&dlq(q, "billing")), 0, "partition {q}");
     }
 }
+
+#[test]
+fn a_recorded_count_the_schema_folder_cannot_be_partitioned_with_is_refused() {
+    // `shop:order_placed` of this folder keys on `total` alone, without its correlation field.
+    let setup = Setup::new(&SHOP.replace("order_placed:{orderId}", "order_placed:{total}"));
+    let _: () = redis::cmd("SET")
+        .arg("domain-events:{shop}:partitions")
+        .arg(4)
+        .query(&mut setup.conn())
+        .expect("SET");
+    let payload = json!({"orderId": "o-1", "total": 3}).to_string();
+    let output = setup.run(&[
+        "emit",
+        "--source",
+        "cli-test",
+        "--type",
+        "shop:order_placed",
+        "--payload",
+        &payload,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("category `shop` cannot be partitioned")
+            && stderr(&output).contains("`order_placed:{total}`"),
+        "{}",
+        stderr(&output)
+    );
+    for p in 0..4 {
+        assert_eq!(setup.xlen(&format!("domain-events:{{shop#{p}}}")), 0);
+    }
+    assert_eq!(setup.xlen("domain-events:{shop}"), 0, "nothing emitted");
+}
