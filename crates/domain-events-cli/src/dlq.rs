@@ -390,9 +390,15 @@ async fn find<'a>(
         format!("does not exist in {}", named_categories(&names))
     } else {
         let names: Vec<&str> = holding.iter().map(|(place, _)| place.name()).collect();
+        let partitions = holding.iter().any(|(place, _)| place.partition.is_some());
         format!(
-            "exists in {}; say which with --category (`<category>#<partition>` for one partition)",
-            named_categories(&names)
+            "exists in {}; say which with --category{}",
+            named_categories(&names),
+            if partitions {
+                " (`<category>#<p>` names partition p)"
+            } else {
+                ""
+            }
         )
     };
     Err(Error::DeadLetter {

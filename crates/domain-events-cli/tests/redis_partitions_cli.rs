@@ -410,3 +410,56 @@ fn a_recorded_count_the_schema_folder_cannot_be_partitioned_with_is_refused() {
     }
     assert_eq!(setup.xlen("domain-events:{shop}"), 0, "nothing emitted");
 }
+
+#[test]
+fn an_id_in_two_partitions_is_refused_until_the_partition_is_named() {
+    let setup = Setup::new(SHOP);
+    emit_as_a_service(&setup, &entities("s", 2));
+    for p in [0, 2] {
+        let _: String = redis::cmd("XADD")
+            .arg(dlq(p, "twin"))
+            .arg("5-1")
+            .arg("stream")
+            .arg(stream(p))
+            .arg("event")
+            .arg("")
+            .query(&mut setup.conn())
+            .expect("XADD");
+    }
+    for action in ["delete", "replay"] {
+        let output = setup.run_partitioned(&[
+            "dlq",
+            action,
+            "--group",
+            "twin",
+            "--category",
+            "cart",
+            "--id",
+            "5-1",
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{action}");
+        assert_eq!(
+            stderr(&output),
+            "error: dead letter `5-1` of group `twin` exists in categories `cart#0`, `cart#2`; \
+             say which with --category (`<category>#<p>` names partition p)\n"
+        );
+    }
+    let deleted = json_lines(&setup.run_partitioned(&[
+        "dlq",
+        "delete",
+        "--group",
+        "twin",
+        "--category",
+        "cart#2",
+        "--id",
+        "5-1",
+    ]));
+    assert_eq!(
+        deleted,
+        [
+            json!({"category": "cart", "partition": 2, "group": "twin", "id": "5-1", "deleted": true})
+        ]
+    );
+    assert_eq!(setup.xlen(&dlq(2, "twin")), 0);
+    assert_eq!(setup.xlen(&dlq(0, "twin")), 1);
+}
