@@ -842,6 +842,7 @@ fn outgoing(key: &str, event_id: Uuid) -> OutgoingEvent {
         category: "image",
         event_id,
         idempotency_key: key.to_owned(),
+        correlation_id: "var-1".to_owned(),
         json: json.to_string().into(),
     }
 }
@@ -1061,6 +1062,7 @@ async fn a_queue_paused_by_bullmq5_with_waiting_jobs_refuses_new_jobs_until_resu
         category: "image",
         event_id: before.event_id,
         idempotency_key: before.idempotency_key.clone(),
+        correlation_id: "before".to_owned(),
         json: before_data.as_str().into(),
     };
     let transport = BullmqTransport::new(config.clone()).expect("transport");

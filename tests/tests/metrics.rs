@@ -148,6 +148,7 @@ fn outgoing(event_type: &'static str, key: &str, json: String) -> OutgoingEvent 
         category: "image",
         event_id,
         idempotency_key: key.into(),
+        correlation_id: "metrics".into(),
         json: Arc::from(json),
     }
 }

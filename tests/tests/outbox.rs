@@ -755,3 +755,49 @@ async fn the_relay_feeds_any_transport_through_its_batch_path() {
     assert_eq!(envelope.event_id, written.event_id);
     relay.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_publishes_into_the_partition_of_each_rows_correlation_id() {
+    // The relay hands the transport each row's correlation id from its column; the partition is
+    // the one the emitter would choose, so one entity's events share a stream whatever path
+    // they took.
+    let servers = servers().await;
+    let config = RedisConfig::new(&servers.redis.url())
+        .unwrap()
+        .partitions::<domain_events_catalog::DomainEvent>("image", 4)
+        .unwrap();
+    let relay = Relay::builder(
+        pool(&servers.pg, 3).await,
+        RedisTransport::new(config).unwrap(),
+    )
+    .poll_interval(Duration::from_millis(200))
+    .build()
+    .spawn();
+    let variations: Vec<String> = (0..12).map(|v| format!("var-p{v}")).collect();
+    for variation in &variations {
+        commit_families(&servers.pool, variation, 3).await;
+    }
+    eventually("every row published", WAIT, || async {
+        rows(&servers.pool, "published_at IS NULL").await == 0
+    })
+    .await;
+    let mut total = 0;
+    for p in 0..4 {
+        let envelopes = stream(&servers.redis, &format!("domain-events:{{image#{p}}}")).await;
+        let expected: HashSet<&str> = variations
+            .iter()
+            .filter(|v| domain_events_redis::partition_of(v, 4) == p)
+            .map(String::as_str)
+            .collect();
+        let found: HashSet<&str> = envelopes
+            .iter()
+            .map(|e| e.correlation_id.as_str())
+            .collect();
+        assert_eq!(found, expected, "partition {p}");
+        assert_eq!(envelopes.len(), expected.len() * 3, "partition {p}");
+        total += envelopes.len();
+    }
+    assert_eq!(total, 36);
+    assert_eq!(stream_len(&servers.redis, IMAGE_STREAM).await, 0);
+    relay.shutdown().await;
+}

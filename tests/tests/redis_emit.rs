@@ -478,6 +478,7 @@ async fn a_transport_call_retried_with_the_same_event_reports_it_published() {
         category: "image",
         event_id: domain_events::Uuid::now_v7(),
         idempotency_key: "image_family:retry:1".into(),
+        correlation_id: "retry".into(),
         json: Arc::from(r#"{"opaque":"the transport never parses the envelope"}"#),
     };
     let first = transport

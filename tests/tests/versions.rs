@@ -305,6 +305,7 @@ async fn a_memory_consumer_handles_both_versions_through_the_upcast() {
         category: "shop",
         event_id,
         idempotency_key: v3["idempotencyKey"].as_str().unwrap().into(),
+        correlation_id: v3["correlationId"].as_str().unwrap().into(),
         json: serde_json::to_string(&v3).unwrap().into(),
     };
     bus.publish(&[outgoing]).await.unwrap();

@@ -245,6 +245,7 @@ fn envelope(
         category: Box::leak(event.category.clone().into_boxed_str()),
         event_id: envelope.event_id,
         idempotency_key: envelope.idempotency_key,
+        correlation_id: envelope.correlation_id,
         json: Arc::from(json),
     })
 }

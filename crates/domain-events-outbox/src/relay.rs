@@ -420,7 +420,8 @@ impl Relay {
             }
             Err(error) => return Err(error.into()),
         }
-        let rows: Vec<(i64, Uuid, String, String, String, String)> =
+        #[allow(clippy::type_complexity)] // the row, column by column, as the SELECT names them
+        let rows: Vec<(i64, Uuid, String, String, String, String, String)> =
             sqlx::query_as(&self.sql.pending)
                 .bind(i64::try_from(self.settings.batch_size).unwrap_or(i64::MAX))
                 .fetch_all(&mut *tx)
@@ -432,12 +433,13 @@ impl Relay {
         let (sequences, events): (Vec<i64>, Vec<OutgoingEvent>) = rows
             .into_iter()
             .map(
-                |(sequence, event_id, category, event_type, key, envelope)| {
+                |(sequence, event_id, category, event_type, key, correlation_id, envelope)| {
                     let event = OutgoingEvent {
                         event_type: intern(&event_type),
                         category: intern(&category),
                         event_id,
                         idempotency_key: key,
+                        correlation_id,
                         json: Arc::from(envelope),
                     };
                     (sequence, event)
@@ -673,7 +675,8 @@ impl Sql {
                           pg_advisory_xact_lock($1, 0)"
                 .to_owned(),
             pending: format!(
-                "SELECT sequence, event_id, category, event_type, idempotency_key, envelope \
+                "SELECT sequence, event_id, category, event_type, idempotency_key, correlation_id, \
+                 envelope \
                  FROM {t} WHERE published_at IS NULL AND dead_at IS NULL \
                  ORDER BY sequence LIMIT $1"
             ),

@@ -133,7 +133,7 @@ impl RedisTransport {
         let tags = events
             .iter()
             .map(|event| self.tag(event))
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect::<Vec<_>>();
         let results = self.append(events, &tags).await?;
         Ok(
             durability::confirm(&self.conn, &self.config, results, |index| {
@@ -257,25 +257,14 @@ impl RedisTransport {
     }
 
     /// The hash tag of the partition `event` goes to: its category, or for a partitioned one
-    /// `<category>#<p>` with `p` from the envelope's `correlationId`.
-    fn tag(&self, event: &OutgoingEvent) -> Result<Cow<'static, str>, Error> {
+    /// `<category>#<p>` with `p` from the event's correlation id.
+    fn tag(&self, event: &OutgoingEvent) -> Cow<'static, str> {
         let partitions = self.config.partitions_of(event.category);
         if partitions <= 1 {
-            return Ok(Cow::Borrowed(event.category));
+            return Cow::Borrowed(event.category);
         }
-        #[derive(serde::Deserialize)]
-        struct Correlation<'a> {
-            #[serde(rename = "correlationId", borrow)]
-            correlation_id: Cow<'a, str>,
-        }
-        let correlation: Correlation<'_> = serde_json::from_str(&event.json).map_err(|error| {
-            Error::Protocol(format!(
-                "event {} ({}) has no readable correlationId: {error}",
-                event.event_id, event.event_type
-            ))
-        })?;
-        let partition = partition_of(&correlation.correlation_id, partitions);
-        Ok(Cow::Owned(Keys::tag(event.category, partition, partitions)))
+        let partition = partition_of(&event.correlation_id, partitions);
+        Cow::Owned(Keys::tag(event.category, partition, partitions))
     }
 
     /// `XADD <stream> MAXLEN ~ <maxlen> * type <type> event <event>` (no claim) to the stream of

@@ -29,6 +29,9 @@ pub struct OutgoingEvent {
     pub event_id: Uuid,
     /// The envelope's `idempotencyKey`: the key of the producer-side claim.
     pub idempotency_key: String,
+    /// The envelope's `correlationId`: transports that partition a category by it read it here,
+    /// never out of the JSON.
+    pub correlation_id: String,
     /// The whole envelope as JSON, serialized exactly once by the emitter and shared, never
     /// re-serialized by a transport.
     pub json: Arc<str>,
@@ -82,6 +85,7 @@ impl TypedEvent {
             category: self.category,
             event_id: self.event_id,
             idempotency_key: self.envelope.take_idempotency_key(),
+            correlation_id: self.envelope.take_correlation_id(),
             json,
         })
     }
@@ -108,6 +112,8 @@ pub(crate) trait ErasedEnvelope: Send + Sync + 'static {
     fn idempotency_key(&self) -> &str;
     /// Moves the key out (once the envelope is serialized and about to be dropped).
     fn take_idempotency_key(&mut self) -> String;
+    /// Moves the correlation id out, like the key.
+    fn take_correlation_id(&mut self) -> String;
     fn as_any(&self) -> &dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
@@ -123,6 +129,10 @@ impl<P: EventPayload> ErasedEnvelope for Envelope<P> {
 
     fn take_idempotency_key(&mut self) -> String {
         std::mem::take(&mut self.idempotency_key)
+    }
+
+    fn take_correlation_id(&mut self) -> String {
+        std::mem::take(&mut self.correlation_id)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -253,6 +253,7 @@ mod tests {
             category: "image",
             event_id: Uuid::now_v7(),
             idempotency_key: "image_complete:v1".to_owned(),
+            correlation_id: "v1".to_owned(),
             json: Arc::from("{}"),
         }
     }

@@ -225,6 +225,7 @@ async fn poison_events_are_counted_and_not_retried() {
         category: "funnel",
         event_id: id,
         idempotency_key: "k".into(),
+        correlation_id: "c".into(),
         json: json.into(),
     };
     bus.publish(&[event]).await.expect("published");

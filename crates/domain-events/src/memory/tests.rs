@@ -213,6 +213,7 @@ async fn claims_expire_after_their_ttl_and_are_per_category() {
             category: "x",
             event_id: a,
             idempotency_key: "k".into(),
+            correlation_id: "c".into(),
             json: json("x:a", "k", a).into(),
         },
         OutgoingEvent {
@@ -220,6 +221,7 @@ async fn claims_expire_after_their_ttl_and_are_per_category() {
             category: "y",
             event_id: b,
             idempotency_key: "k".into(),
+            correlation_id: "c".into(),
             json: json("y:a", "k", b).into(),
         },
     ];
@@ -492,6 +494,7 @@ fn outgoing(json: &str, event_id: Uuid) -> OutgoingEvent {
         event_id,
         // A key of its own, so that no publish is a duplicate.
         idempotency_key: event_id.to_string(),
+        correlation_id: "c".into(),
         json: Arc::from(json),
     }
 }
