@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::builder::NonEmptyStringValueParser;
-use domain_events_redis::{DeadLetter, DeadLetters, Keys, RedisConfig};
+use domain_events_redis::{DeadLetter, DeadLetters, Keys, MAX_PARTITIONS, RedisConfig};
 use serde_json::value::RawValue;
 
 use crate::redis_args::{block_on, categories, compact_json, parse_category};
@@ -205,7 +205,9 @@ async fn places(config: &RedisConfig, categories: &[String]) -> Result<Vec<Place
             places.push(Place {
                 category: category.to_owned(),
                 partition: Some(partition),
-                tag: name.clone(),
+                // Spelled as the layout spells it (`cart#02` is `cart#2`): any count above 1
+                // gives partition `p` its tag.
+                tag: Keys::tag(category, partition, MAX_PARTITIONS),
             });
             continue;
         }
