@@ -29,6 +29,8 @@ use super::stats::{median, round3};
 
 /// The id of the cluster part for `--only`.
 pub(super) const ID: &str = "cluster";
+/// Rounds at most, whatever `--rounds` says: the part stays near two minutes.
+const MAX_ROUNDS: usize = 3;
 /// The partition counts compared.
 const PARTITIONS: [u32; 2] = [1, 6];
 /// The scenarios: bench command and what it does.
@@ -49,6 +51,8 @@ const SCENARIOS: [(&str, &str); 2] = [
 pub struct ClusterResult {
     /// Rounds run.
     pub rounds: usize,
+    /// Wall time of the part (cluster start included), to a tenth of a second.
+    pub wall_seconds: f64,
     /// Masters of the cluster.
     pub masters: usize,
     /// One record per scenario and partition count.
@@ -123,12 +127,15 @@ pub struct Projection {
 /// The JSON lines of every run, by scenario and partition count.
 type Runs = BTreeMap<(&'static str, u32), Vec<Value>>;
 
-/// Runs the cluster part for `rounds` rounds; a failure is recorded in `failures` and ends it.
+/// Runs the cluster part for `rounds` rounds (at most [`MAX_ROUNDS`]); a failure is recorded in
+/// `failures` and ends it.
 pub(super) fn measure(
     env: &Env,
     rounds: usize,
     failures: &mut Vec<(String, String)>,
 ) -> Option<ClusterResult> {
+    let started = std::time::Instant::now();
+    let rounds = rounds.clamp(1, MAX_ROUNDS);
     let n = if env.quick { 25_000 } else { 50_000 };
     let mut runs = Runs::new();
     let measured = Server::start(&env.bench_bin, "redis_cluster").and_then(|cluster| {
@@ -174,7 +181,10 @@ pub(super) fn measure(
             return None;
         }
     }
-    Some(result(&runs, rounds))
+    let mut result = result(&runs, rounds);
+    result.wall_seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    eprintln!("bench: the cluster part took {:.0} s", result.wall_seconds);
+    Some(result)
 }
 
 /// A run's progress line: events/s and each master's CPU per event.
@@ -231,6 +241,7 @@ fn result(runs: &Runs, rounds: usize) -> ClusterResult {
         rounds,
         masters: masters_count,
         runs: records,
+        ..ClusterResult::default()
     }
 }
 
@@ -357,8 +368,8 @@ pub(super) fn section(results: &BenchResults) -> String {
     let _ = writeln!(md, "\n## Redis Cluster\n");
     let _ = writeln!(
         md,
-        "{} masters with a replica each, all on this machine; the category `image` in 1 or 6 partitions; {} round(s), medians over the rounds (see `xtask/src/bench/cluster.rs`). CPU per event: a node's `used_cpu_sys + used_cpu_user` over the timed part ÷ the run's events; shares are of the masters' CPU and commands.\n",
-        cluster.masters, cluster.rounds
+        "{} masters with a replica each, all on this machine; the category `image` in 1 or 6 partitions; {} round(s) in {:.0} s, medians over the rounds (see `xtask/src/bench/cluster.rs`). CPU per event: a node's `used_cpu_sys + used_cpu_user` over the timed part ÷ the run's events; shares are of the masters' CPU and commands.\n",
+        cluster.masters, cluster.rounds, cluster.wall_seconds
     );
     let _ = writeln!(
         md,
