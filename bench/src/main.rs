@@ -9,8 +9,12 @@
 //! The outbox scenarios (`outbox_commit`, `outbox_relay`, `outbox_emit_batch`, `outbox_latency`,
 //! in `outbox.rs`) run against a durable PostgreSQL that `postgres_server` starts.
 //!
+//! The cluster scenarios (`cluster_emit`, `cluster_consume`, in `cluster.rs`) run on the
+//! three-master Redis Cluster that `redis_cluster` starts.
+//!
 //! Helpers for the xtask: `redis_server` (a private `redis-server`, the test harness's),
-//! `postgres_server` (a private PostgreSQL with default durability, the test harness's), `fill`
+//! `postgres_server` (a private PostgreSQL with default durability, the test harness's),
+//! `redis_cluster` (a private cluster of three masters and three replicas, the test harness's), `fill`
 //! (pre-fills a stream), `sample_envelope` (the envelope `redis-benchmark` appends) and `allocs`
 //! (allocations per event on the hot paths, counted by the global allocator of this binary).
 //! `memory_consume` (emit + `MemoryConsumer`, with `--prometheus` under the `metrics` feature)
@@ -18,6 +22,7 @@
 
 mod alloc;
 mod allocs;
+mod cluster;
 mod outbox;
 mod payload;
 mod scenarios;
@@ -80,6 +85,12 @@ enum Command {
     OutboxEmitBatch(RedisArgs),
     /// Commit → stream entry latency of the outbox under writers paced at a steady rate
     OutboxLatency(LatencyArgs),
+    /// Redis Cluster: `emit_batch` of 500 from 50 tasks at once, the category in `--partitions`
+    /// streams; events/s, the CPU and commands of every node
+    ClusterEmit(ClusterArgs),
+    /// Redis Cluster: a consumer group at concurrency 50 draining a backlog, the handler only
+    /// counting, the category in `--partitions` streams; events/s, the CPU and commands of every node
+    ClusterConsume(ClusterArgs),
     /// Allocations per event on the hot paths (emit, decode, consume, memory bus)
     Allocs(RedisArgs),
     /// Appends N events to the stream (untimed helper of `consume_memory`)
@@ -89,6 +100,9 @@ enum Command {
     /// Starts a private PostgreSQL with default durability (fsync, synchronous_commit on), prints
     /// its URL, and stops it when stdin closes
     PostgresServer,
+    /// Starts a private Redis Cluster (three masters, three replicas), prints its
+    /// `redis+cluster://` URL, and stops it when stdin closes
+    RedisCluster,
     /// Prints the envelope JSON of the benchmark event (what `redis-benchmark` appends)
     SampleEnvelope,
 }
@@ -149,6 +163,24 @@ struct LatencyArgs {
     /// Seconds of the untimed warm-up at the same rate
     #[arg(long, default_value_t = 1.0)]
     warmup_seconds: f64,
+}
+
+/// Where the cluster is, how the category is split and how many events to time.
+#[derive(Debug, Clone, Args)]
+struct ClusterArgs {
+    /// The cluster URL, redis+cluster://host:port,... (use a scratch cluster: every master is
+    /// flushed first)
+    #[arg(long)]
+    url: String,
+    /// Streams of the category `image`
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    /// Events to time
+    #[arg(long, default_value_t = 50_000)]
+    n: u64,
+    /// Events of the untimed warm-up
+    #[arg(long, default_value_t = 500)]
+    warmup: u64,
 }
 
 /// How many events to time.
@@ -231,6 +263,10 @@ fn main() -> anyhow::Result<()> {
             let server = domain_events_tests::postgres_server::PostgresServer::start_durable();
             return serve(&server.url());
         }
+        Command::RedisCluster => {
+            let cluster = domain_events_tests::redis_cluster::RedisCluster::start();
+            return serve(&cluster.url());
+        }
         Command::SampleEnvelope => {
             println!("{}", scenarios::sample_envelope()?);
             return Ok(());
@@ -305,6 +341,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
+            Command::ClusterEmit(a) => {
+                println!(
+                    "{}",
+                    cluster::emit(&a.url, a.partitions, a.n, a.warmup).await?
+                );
+                return Ok(());
+            }
+            Command::ClusterConsume(a) => {
+                println!(
+                    "{}",
+                    cluster::consume(&a.url, a.partitions, a.n, a.warmup).await?
+                );
+                return Ok(());
+            }
             Command::Allocs(a) => {
                 for line in allocs::run(&a.url, a.n).await? {
                     println!("{line}");
@@ -315,7 +365,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 scenarios::fill_prefix(&a.url, &a.prefix, a.n).await?;
                 return Ok(());
             }
-            Command::RedisServer | Command::PostgresServer | Command::SampleEnvelope => {
+            Command::RedisServer
+            | Command::PostgresServer
+            | Command::RedisCluster
+            | Command::SampleEnvelope => {
                 unreachable!("handled above")
             }
         };

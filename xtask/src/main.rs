@@ -57,7 +57,7 @@ enum Task {
         #[arg(long, value_name = "N")]
         rounds: Option<usize>,
         /// Only these scenarios (comma-separated ids, e.g. emit_serial,consume_c1; `outbox` for the
-        /// outbox part)
+        /// outbox part, `cluster` for the Redis Cluster part)
         #[arg(long, value_name = "IDS", value_delimiter = ',')]
         only: Vec<String>,
         /// Skip the code generation timings

@@ -10,9 +10,11 @@
 //! 4. counts allocations per event on the hot paths (`domain-events-bench allocs`);
 //! 5. measures the outbox (`outbox.rs`) on a private PostgreSQL with default durability
 //!    (`--only outbox` runs that part alone);
-//! 6. times code generation (`Catalog::load` + `generate`) and the `cargo build` of scratch crates
+//! 6. measures batch emit and consume on a private three-master Redis Cluster, the category in 1
+//!    and in 6 partitions (`cluster.rs`; `--only cluster` runs that part alone);
+//! 7. times code generation (`Catalog::load` + `generate`) and the `cargo build` of scratch crates
 //!    that `include_events!` 30, 300 and 3,000 generated events (`--quick`: compiles 30 and 300);
-//! 7. writes `target/bench/results.json`, `target/bench/report.md` and `target/bench/ratios.svg`.
+//! 8. writes `target/bench/results.json`, `target/bench/report.md` and `target/bench/ratios.svg`.
 //!
 //! Benchmarks are not tests: nothing here fails because a goal is missed, only when a run fails.
 
@@ -24,6 +26,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 
 mod chart;
+mod cluster;
 mod codegen;
 mod limits;
 mod machine;
@@ -50,7 +53,8 @@ pub struct Options {
     pub quick: bool,
     /// Rounds per scenario (default 5, `--quick` 3).
     pub rounds: Option<usize>,
-    /// Only these scenario ids, or `outbox` for the outbox part (all when empty).
+    /// Only these scenario ids, `outbox` for the outbox part, `cluster` for the Redis Cluster part
+    /// (all when empty).
     pub only: Vec<String>,
     /// Skip the code generation timings.
     pub no_codegen: bool,
@@ -74,15 +78,18 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         .iter()
         .filter(|s| options.only.is_empty() || options.only.iter().any(|id| id == s.id))
         .collect();
-    if let Some(unknown) = options
-        .only
-        .iter()
-        .find(|id| *id != outbox::ID && !SCENARIOS.iter().any(|s| s.id == *id))
-    {
-        let known: Vec<&str> = SCENARIOS.iter().map(|s| s.id).chain([outbox::ID]).collect();
+    if let Some(unknown) = options.only.iter().find(|id| {
+        *id != outbox::ID && *id != cluster::ID && !SCENARIOS.iter().any(|s| s.id == *id)
+    }) {
+        let known: Vec<&str> = SCENARIOS
+            .iter()
+            .map(|s| s.id)
+            .chain([outbox::ID, cluster::ID])
+            .collect();
         bail!("unknown scenario `{unknown}`; known: {}", known.join(", "));
     }
     let with_outbox = options.only.is_empty() || options.only.iter().any(|id| id == outbox::ID);
+    let with_cluster = options.only.is_empty() || options.only.iter().any(|id| id == cluster::ID);
 
     let node = if scenarios.is_empty() {
         &[][..]
@@ -161,6 +168,11 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         None
     };
     drop(redis);
+    let cluster = if with_cluster {
+        cluster::measure(&env, rounds, &mut failures)
+    } else {
+        None
+    };
 
     let codegen = if options.no_codegen {
         None
@@ -206,6 +218,7 @@ pub fn run(cargo: &OsString, options: &Options) -> anyhow::Result<()> {
         allocations,
         codegen,
         outbox,
+        cluster,
         failures: failures
             .iter()
             .map(|(id, error)| Failure {
@@ -380,6 +393,7 @@ mod tests {
                 met: Some(true),
             }),
             outbox: None,
+            cluster: None,
             failures: vec![Failure {
                 id: "consume_c50".to_owned(),
                 error: error.to_owned(),

@@ -33,7 +33,7 @@ pub(super) fn report(results: &BenchResults) -> String {
         text(&machine.load_at_start),
         text(&machine.load_at_end),
     );
-    // `--only outbox` runs no scenario of the comparison.
+    // `--only outbox` or `--only cluster` runs no scenario of the comparison.
     if !results.scenarios.is_empty() {
         let _ = writeln!(
             md,
@@ -50,6 +50,7 @@ pub(super) fn report(results: &BenchResults) -> String {
     }
     md.push_str(&limits::section(results));
     md.push_str(&super::outbox::section(results));
+    md.push_str(&super::cluster::section(results));
     if !results.allocations.is_empty() {
         let _ = writeln!(md, "\n## Allocations per event\n");
         let _ = writeln!(

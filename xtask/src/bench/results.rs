@@ -31,6 +31,9 @@ pub struct BenchResults {
     /// The outbox measurements; absent when the run had none (`--only` without `outbox`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<super::outbox::OutboxResult>,
+    /// The Redis Cluster measurements; absent when the run had none (`--only` without `cluster`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster::ClusterResult>,
     /// The parts of the run that failed.
     pub failures: Vec<Failure>,
 }
