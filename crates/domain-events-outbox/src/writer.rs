@@ -171,7 +171,7 @@ impl Outbox {
     }
 
     /// One event: a statement with one value per column, which PostgreSQL runs in about half the
-    /// time of the arrays' `unnest` (docs/benchmarks.md, "The outbox").
+    /// time of the arrays' `unnest` (docs/benchmarks.md, "Where the event's time goes").
     async fn insert_one(
         &self,
         conn: &mut PgConnection,
