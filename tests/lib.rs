@@ -2,8 +2,8 @@
 //! test harnesses ([`redis_server`], [`redis_cluster`], [`postgres_server`]), the handlers and
 //! payloads of the Redis worker processes ([`redis_worker`]) and of the partition tests
 //! ([`partitioned`]), the protocol of the worker processes ([`worker_process`]), the passwords the secret-redaction tests use ([`secrets`]), a reader of the
-//! Prometheus text format ([`prometheus_text`]), and an in-memory OpenTelemetry span exporter
-//! ([`otel`]).
+//! Prometheus text format ([`prometheus_text`]), an in-memory OpenTelemetry span exporter
+//! ([`otel`]), and a private CA with a server certificate for the TLS tests ([`test_certs`]).
 
 pub mod otel;
 pub mod partitioned;
@@ -13,4 +13,5 @@ pub mod redis_cluster;
 pub mod redis_server;
 pub mod redis_worker;
 pub mod secrets;
+pub mod test_certs;
 pub mod worker_process;

@@ -22,6 +22,7 @@ pub struct PostgresServer {
     dir: TempDir,
     bin: PathBuf,
     durable: bool,
+    tls: bool,
     running: bool,
 }
 
@@ -29,16 +30,23 @@ impl PostgresServer {
     /// A server for tests: `fsync` off (a crash of the machine may lose data, which no test
     /// needs; a crash of the server loses nothing that was committed).
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
+    }
+
+    /// A server for tests (as [`start`](Self::start)) that also accepts TLS (`ssl = on`),
+    /// presenting the certificate `cert` with its key `key` (PEM files, copied into its data
+    /// folder). Clients choose TLS or not with their `sslmode`.
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        Self::start_with(false, Some((cert, key)))
     }
 
     /// A server with PostgreSQL's default durability (`fsync`, `synchronous_commit` on), for
     /// measurements.
     pub fn start_durable() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> Self {
+    fn start_with(durable: bool, tls: Option<(&Path, &Path)>) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("postgres-test-")
@@ -67,11 +75,15 @@ impl PostgresServer {
             String::from_utf8_lossy(&initdb.stdout),
             String::from_utf8_lossy(&initdb.stderr)
         );
+        if let Some((cert, key)) = tls {
+            install_tls_files(&data, cert, key);
+        }
         let mut server = PostgresServer {
             port: 0,
             dir,
             bin,
             durable,
+            tls: tls.is_some(),
             running: false,
         };
         // A free port can be taken by someone else between probing and binding: try a few.
@@ -155,6 +167,11 @@ impl PostgresServer {
         );
         if !self.durable {
             options.push_str(" -c fsync=off");
+        }
+        if self.tls {
+            // `server.crt` and `server.key` in the data folder are the defaults of
+            // `ssl_cert_file` and `ssl_key_file`.
+            options.push_str(" -c ssl=on");
         }
         let out = self.pg_ctl(&["-l", &log, "-o", &options, "-w", "-t", "30", "start"]);
         if out.status.success() {
@@ -258,7 +275,23 @@ fn run_as_postgres<'a>(program: &Path, args: impl IntoIterator<Item = &'a OsStr>
     })
 }
 
-/// Hands `dir` to the `postgres` user when we are root (initdb writes into it).
+/// Copies the server's certificate and key into its data folder as `server.crt` and `server.key`,
+/// owned by the user the server runs as, the key readable by it alone (PostgreSQL refuses a key
+/// that others can read).
+fn install_tls_files(data: &Path, cert: &Path, key: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+
+    for (from, name, mode) in [(cert, "server.crt", 0o644), (key, "server.key", 0o600)] {
+        let to = data.join(name);
+        std::fs::copy(from, &to)
+            .unwrap_or_else(|error| panic!("cannot copy {} ({error})", from.display()));
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|error| panic!("cannot set the mode of {} ({error})", to.display()));
+        give_to_postgres(&to);
+    }
+}
+
+/// Hands `dir` (or a file) to the `postgres` user when we are root (initdb writes into it).
 fn give_to_postgres(dir: &Path) {
     if !is_root() {
         return;

@@ -14,6 +14,7 @@ use domain_events_catalog::{FunnelSignupMethod, FunnelSignupPayload, SeoTextGene
 use domain_events_redis::{RedisConfig, RedisConsumer, RedisTransport};
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{family_completed, init_tracing};
+use domain_events_tests::test_certs::TestCerts;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;
@@ -653,95 +654,18 @@ async fn the_password_never_shows_in_debug_output_or_errors() {
     ));
 }
 
-/// Runs `openssl` with `args` in `dir`, failing loudly.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the TLS test needs the `openssl` command on PATH");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_urls_connect_over_tls_with_an_acl_user() {
     init_tracing();
     // A private CA and a server certificate for 127.0.0.1 / localhost.
-    let certs = tempfile::tempdir().unwrap();
-    let dir = certs.path();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=domain-events test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
+    let certs = TestCerts::new();
     let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
         .to_string();
-    let path = |name: &str| dir.join(name).display().to_string();
+    let path = |file: std::path::PathBuf| file.display().to_string();
     const PASSWORD: &str = "tls-Pa55word";
     let _server = RedisServer::start_with_args(
         false,
@@ -749,11 +673,11 @@ async fn rediss_urls_connect_over_tls_with_an_acl_user() {
             "--tls-port",
             &tls_port,
             "--tls-cert-file",
-            &path("server.crt"),
+            &path(certs.server_cert()),
             "--tls-key-file",
-            &path("server.key"),
+            &path(certs.server_key()),
             "--tls-ca-cert-file",
-            &path("ca.crt"),
+            &path(certs.ca_cert()),
             "--tls-auth-clients",
             "no",
             "--user",
@@ -766,7 +690,7 @@ async fn rediss_urls_connect_over_tls_with_an_acl_user() {
         ],
     );
     let url = format!("rediss://bob:{PASSWORD}@127.0.0.1:{tls_port}");
-    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let ca = std::fs::read(certs.ca_cert()).unwrap();
     let config = RedisConfig::new(&url)
         .unwrap()
         .key_prefix("tls")

@@ -14,6 +14,7 @@ use domain_events_tests::postgres_server::PostgresServer;
 use domain_events_tests::redis_server::RedisServer;
 use domain_events_tests::redis_worker::{eventually, family_completed};
 use domain_events_tests::secrets::{PASSWORD, assert_clean, encode};
+use domain_events_tests::test_certs::TestCerts;
 use serde_json::Value;
 use sqlx::PgPool;
 use support::{finish, stderr, stdout};
@@ -271,4 +272,81 @@ async fn a_relay_process_killed_mid_run_and_restarted_publishes_every_event_once
         }
     }
     assert_eq!(ids.len(), usize::try_from(EVENTS).unwrap());
+}
+
+/// `--postgres` with `sslmode=verify-full` and the private CA of a server with `ssl = on`: the
+/// migration runs and a relay process publishes over TLS; without the CA the server is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_reach_postgres_over_verified_tls() {
+    let certs = TestCerts::new();
+    let pg = PostgresServer::start_tls(&certs.server_cert(), &certs.server_key());
+    let redis = RedisServer::start();
+    let base = pg.url_with_password(&encode(PASSWORD));
+    let verified = format!(
+        "{base}?sslmode=verify-full&sslrootcert={}",
+        certs.ca_cert().display()
+    );
+    let command = |url: &str, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_domain-events"));
+        command
+            .arg("outbox")
+            .args(args)
+            .args(["--postgres", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    let migrated = finish(command(&verified, &["migrate"]).spawn().unwrap());
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert_clean(&stderr(&migrated), "migrate's stderr");
+
+    // This test's own connections are plain, so a TLS session is the relay's.
+    let pool = PgPool::connect(&format!("{}?sslmode=disable", pg.url()))
+        .await
+        .unwrap();
+    let relay = command(
+        &verified,
+        &[
+            "relay",
+            "--redis",
+            &redis.url(),
+            "--poll-interval-ms",
+            "200",
+        ],
+    )
+    .spawn()
+    .expect("the relay starts");
+    write_families(&pool, "var-tls", 3).await;
+    let conn = redis.connection().await;
+    eventually("the relay published over TLS", WAIT, || {
+        let mut conn = conn.clone();
+        async move {
+            let len: usize = redis::AsyncCommands::xlen(&mut conn, IMAGE_STREAM)
+                .await
+                .unwrap();
+            len == 3
+        }
+    })
+    .await;
+    let tls_sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_ssl WHERE ssl")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(tls_sessions >= 1, "the relay's sessions are not over TLS");
+    let output = terminate(relay);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_clean(&stderr(&output), "the relay's stderr");
+
+    // Without the CA the server's certificate is from an unknown issuer.
+    let refused = finish(
+        command(&format!("{base}?sslmode=verify-full"), &["status"])
+            .spawn()
+            .unwrap(),
+    );
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_clean(&err, "status's stderr");
 }
