@@ -41,7 +41,8 @@ enum Task {
     #[command(subcommand)]
     Schema(SchemaTask),
     /// Run the whole test suite: `cargo test --workspace --all-targets`, then the doc tests. Checks
-    /// first that redis-server, redis-cli, Node.js 20+ and npm are installed
+    /// first that the programs it needs are installed (redis-server, redis-cli, Node.js 20+, npm,
+    /// PostgreSQL's initdb and pg_ctl, chromium, chromedriver, openssl)
     Test {
         /// Passed to every test binary, e.g. a test name filter or `--nocapture`
         #[arg(last = true)]

@@ -2,8 +2,8 @@
 //! `redis-cli` (the Redis tests start their own servers), Node.js 20 or newer and npm (`npm ci
 //! --prefix tests/node` and the interop tests' scripts), PostgreSQL's `initdb` and `pg_ctl` (the
 //! outbox tests start their own servers; found on `PATH` or in Debian's
-//! `/usr/lib/postgresql/<version>/bin`), and Debian's `chromium` and `chromedriver` (the
-//! dashboard's browser test).
+//! `/usr/lib/postgresql/<version>/bin`), Debian's `chromium` and `chromedriver` (the
+//! dashboard's browser test), and `openssl` (the TLS tests make their certificates with it).
 
 use std::process::Command;
 
@@ -12,6 +12,8 @@ use std::process::Command;
 pub struct Tool {
     /// The program, looked up on `PATH`.
     pub program: &'static str,
+    /// The argument that makes it print its version (`--version`; `openssl` wants `version`).
+    pub version_arg: &'static str,
     /// The oldest major version that works, when it matters.
     pub min_major: Option<u32>,
     /// The Debian/Ubuntu package that installs it.
@@ -20,55 +22,70 @@ pub struct Tool {
     pub used_for: &'static str,
 }
 
-/// The programs of the suite, checked in this order with `<program> --version`.
-pub const TOOLS: [Tool; 8] = [
+/// The programs of the suite, checked in this order with `<program> <version_arg>`.
+pub const TOOLS: [Tool; 9] = [
     Tool {
         program: "redis-server",
+        version_arg: "--version",
         min_major: None,
         package: "redis-server",
         used_for: "the Redis tests start their own servers",
     },
     Tool {
         program: "redis-cli",
+        version_arg: "--version",
         min_major: None,
         package: "redis-tools",
         used_for: "Redis's command-line tools, which `cargo xtask bench` uses too",
     },
     Tool {
         program: "node",
+        version_arg: "--version",
         min_major: Some(20),
         package: "nodejs",
         used_for: "the BullMQ, CloudEvents and schema export interop tests",
     },
     Tool {
         program: "npm",
+        version_arg: "--version",
         min_major: None,
         package: "npm",
         used_for: "`npm ci --prefix tests/node`",
     },
     Tool {
         program: "initdb",
+        version_arg: "--version",
         min_major: Some(11),
         package: "postgresql",
         used_for: "the outbox tests create their own PostgreSQL servers",
     },
     Tool {
         program: "pg_ctl",
+        version_arg: "--version",
         min_major: Some(11),
         package: "postgresql",
         used_for: "the outbox tests start, crash and restart their PostgreSQL servers",
     },
     Tool {
         program: "chromium",
+        version_arg: "--version",
         min_major: None,
         package: "chromium",
         used_for: "the dashboard's browser test",
     },
     Tool {
         program: "chromedriver",
+        version_arg: "--version",
         min_major: None,
         package: "chromium-driver",
         used_for: "the dashboard's browser test drives Chromium through it",
+    },
+    Tool {
+        program: "openssl",
+        version_arg: "version",
+        min_major: None,
+        package: "openssl",
+        used_for: "the TLS tests make their certificates with it",
     },
 ];
 
@@ -105,13 +122,13 @@ pub fn major_version(output: &str) -> Option<u32> {
     })
 }
 
-/// The problems of [`TOOLS`], given `version`: what `<program> --version` printed, or `None` when
-/// it could not be run or failed.
-pub fn problems(version: impl Fn(&str) -> Option<String>) -> Vec<Problem> {
+/// The problems of [`TOOLS`], given `version`: what `<program> <version_arg>` printed, or `None`
+/// when it could not be run or failed.
+pub fn problems(version: impl Fn(&Tool) -> Option<String>) -> Vec<Problem> {
     TOOLS
         .iter()
         .filter_map(|tool| {
-            let Some(output) = version(tool.program) else {
+            let Some(output) = version(tool) else {
                 return Some(Problem::Missing(*tool));
             };
             let min = tool.min_major?;
@@ -172,12 +189,13 @@ pub fn message(problems: &[Problem]) -> String {
     text
 }
 
-/// Runs `<program> --version`: its output, or `None` when it cannot be run or fails. A program
-/// not on `PATH` is also looked for where Debian installs PostgreSQL's server programs,
+/// Runs `<program> <version_arg>`: its output, or `None` when it cannot be run or fails. A
+/// program not on `PATH` is also looked for where Debian installs PostgreSQL's server programs,
 /// `/usr/lib/postgresql/<version>/bin` (the PostgreSQL test harness looks there too).
-pub fn installed_version(program: &str) -> Option<String> {
+pub fn installed_version(tool: &Tool) -> Option<String> {
+    let program = tool.program;
     let version = |path: &std::path::Path| {
-        let output = Command::new(path).arg("--version").output().ok()?;
+        let output = Command::new(path).arg(tool.version_arg).output().ok()?;
         output
             .status
             .success()
@@ -211,11 +229,13 @@ mod tests {
         assert_eq!(major_version("vx.1 abc 1x.2"), None);
     }
 
-    fn versions(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |program| {
+    fn versions(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&Tool) -> Option<String> {
+        move |tool| {
             pairs
                 .iter()
-                .find(|(p, _)| *p == program)
+                .find(|(p, _)| *p == tool.program)
                 .map(|(_, v)| (*v).to_owned())
         }
     }
@@ -240,6 +260,10 @@ mod tests {
                 "Chromium 156.0.8078.114 built on Debian GNU/Linux 12 (bookworm)",
             ),
             ("chromedriver", "ChromeDriver 156.0.8078.114"),
+            (
+                "openssl",
+                "OpenSSL 3.0.17 1 Jul 2025 (Library: OpenSSL 3.0.17 1 Jul 2025)",
+            ),
         ]);
         assert_eq!(problems(all), []);
         assert_eq!(message(&[]), "");
@@ -251,6 +275,7 @@ mod tests {
             ("redis-cli", "redis-cli 7.0.15"),
             ("node", "v18.19.0\n"),
             ("chromium", "Chromium 156.0.8078.114"),
+            ("openssl", "OpenSSL 3.0.17"),
         ]);
         let found = problems(some);
         assert_eq!(
@@ -299,6 +324,7 @@ mod tests {
             ("pg_ctl", "pg_ctl (PostgreSQL) 15.20"),
             ("chromium", "Chromium 156.0.8078.114"),
             ("chromedriver", "ChromeDriver 156.0.8078.114"),
+            ("openssl", "OpenSSL 3.0.17"),
         ]);
         assert_eq!(
             problems(odd),
@@ -315,7 +341,7 @@ mod tests {
         assert!(
             text.ends_with(
                 "Install them (Debian/Ubuntu): apt-get install redis-server redis-tools nodejs \
-                 npm postgresql chromium chromium-driver\n"
+                 npm postgresql chromium chromium-driver openssl\n"
             ),
             "{text}"
         );
