@@ -339,27 +339,43 @@ pub async fn emit(
     if warmup > 0 {
         emit_concurrently(&emitter, WARM_BASE, warmup, warmup.div_ceil(TASKS)).await?;
     }
-    let layout = layout(&mut cluster, partitions, n).await?;
-    let before = cluster.counters().await?;
-    let cpu_before = own_cpu_seconds()?;
-    let elapsed = emit_concurrently(&emitter, 0, n, BATCH).await?;
-    let client_cpu = own_cpu_seconds()? - cpu_before;
-    let after = cluster.counters().await?;
+    let line = measure(&mut cluster, "cluster_emit", partitions, n, async || {
+        let cpu_before = own_cpu_seconds()?;
+        let elapsed = emit_concurrently(&emitter, 0, n, BATCH).await?;
+        Ok((elapsed, own_cpu_seconds()? - cpu_before))
+    })
+    .await?;
     let stats = emitter.stats();
     ensure!(
         stats.emitted == warmup + n && stats.duplicates == 0,
         "not every event was emitted once: {stats:?}"
     );
+    Ok(line)
+}
+
+/// Runs `timed` (which returns its time and this process's CPU seconds) between two readings of
+/// every node's counters, after reading which master holds which partition: the run's JSON line.
+async fn measure(
+    cluster: &mut Cluster,
+    scenario: &'static str,
+    partitions: u32,
+    n: u64,
+    timed: impl AsyncFnOnce() -> anyhow::Result<(Duration, f64)>,
+) -> anyhow::Result<serde_json::Value> {
+    let layout = layout(cluster, partitions, n).await?;
+    let before = cluster.counters().await?;
+    let (elapsed, client_cpu_seconds) = timed().await?;
+    let after = cluster.counters().await?;
     let run = Run {
-        scenario: "cluster_emit",
+        scenario,
         partitions,
         n,
         elapsed,
-        client_cpu_seconds: client_cpu,
+        client_cpu_seconds,
         before,
         after,
     };
-    Ok(run.line(&cluster, &layout))
+    Ok(run.line(cluster, &layout))
 }
 
 /// Times a fresh consumer group at concurrency 50 (from the beginning) until its handler counted
@@ -439,20 +455,10 @@ pub async fn consume(
         RedisTransport::new(config(url, PREFIX, partitions)?)?,
     );
     emit_concurrently(&emitter, 0, n, BATCH).await?;
-    let layout = layout(&mut cluster, partitions, n).await?;
-    let before = cluster.counters().await?;
-    let (elapsed, client_cpu) = drain(url, PREFIX, partitions, n).await?;
-    let after = cluster.counters().await?;
-    let run = Run {
-        scenario: "cluster_consume",
-        partitions,
-        n,
-        elapsed,
-        client_cpu_seconds: client_cpu,
-        before,
-        after,
-    };
-    Ok(run.line(&cluster, &layout))
+    measure(&mut cluster, "cluster_consume", partitions, n, async || {
+        drain(url, PREFIX, partitions, n).await
+    })
+    .await
 }
 
 #[cfg(test)]
